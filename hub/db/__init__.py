@@ -1,0 +1,109 @@
+"""PostgreSQL access. Only this package imports asyncpg.
+
+``Database`` owns the pool; the modules beside it hold the SQL of one aggregate each
+(users, venues, events, bookings ...) as plain functions taking a connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from hub.errors import ServiceUnavailable
+
+# Errors that mean "the database is not reachable", as opposed to "this statement is wrong".
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+)
+
+Connection = asyncpg.Connection
+Record = asyncpg.Record
+UniqueViolation = asyncpg.UniqueViolationError
+SerializationFailure = asyncpg.SerializationError
+
+
+async def _init_connection(con: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await con.set_type_codec(
+            name,
+            encoder=lambda value: msgspec.json.encode(value).decode(),
+            decoder=msgspec.json.decode,
+            schema="pg_catalog",
+        )
+
+
+class Database:
+    """The asyncpg pool and the few operations everything shares."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 20) -> Database:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=30,
+            max_inactive_connection_lifetime=300,
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; an unreachable server becomes ``ServiceUnavailable``."""
+        try:
+            async with self.pool.acquire(timeout=10) as con:
+                yield con
+        except UNAVAILABLE as exc:
+            raise ServiceUnavailable(f"PostgreSQL is unavailable: {type(exc).__name__}") from exc
+        except TimeoutError as exc:
+            raise ServiceUnavailable("PostgreSQL connection pool exhausted") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as con, con.transaction():
+            yield con
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.connection() as con:
+            return list(await con.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with self.connection() as con:
+            return await con.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.connection() as con:
+            return await con.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        async with self.connection() as con:
+            return await con.execute(sql, *args)
+
+    async def ping(self) -> float:
+        """Round-trip time of ``SELECT 1`` in milliseconds."""
+        started = time.perf_counter()
+        await self.fetchval("SELECT 1")
+        return (time.perf_counter() - started) * 1000
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "size": self.pool.get_size(),
+            "idle": self.pool.get_idle_size(),
+            "min": self.pool.get_min_size(),
+            "max": self.pool.get_max_size(),
+        }

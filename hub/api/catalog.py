@@ -1,0 +1,33 @@
+"""Where the app's parts are listed: HTTP endpoint modules, WebSocket routes, pages, and the
+subsystems the lifespan starts. Adding a feature means adding it here, once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute
+
+from hub.api import accounts
+from hub.api.routing import Api
+
+if TYPE_CHECKING:
+    from hub.app import Part
+
+
+def build_api() -> Api:
+    api = Api()
+    for module in (accounts,):
+        api.include(module.api)
+    return api
+
+
+def websocket_routes() -> list[BaseRoute]:
+    return []
+
+
+def page_routes() -> list[BaseRoute]:
+    return []
+
+
+def subsystem_parts() -> list[Part]:
+    return []

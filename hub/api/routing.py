@@ -1,0 +1,199 @@
+"""Declarative HTTP endpoints: one table drives routing, input checks and the OpenAPI document.
+
+A handler is declared with its body, query and response models and the role it needs. The
+wrapper enforces a fixed order that the contract requires: authentication and role first
+(401/403), then the body and query (413/415/422), then the handler. Handlers receive a
+``Call`` with everything parsed and return plain data, which is encoded once as JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hub import db, jsonenc, store
+from hub.api.inputs import parse_body, parse_query
+from hub.auth import Principal, authenticate
+from hub.context import Hub
+from hub.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
+
+PREFIX = "/api/v1"
+
+
+class Auth(enum.Enum):
+    NONE = "none"
+    OPTIONAL = "optional"
+    USER = "user"
+    ADMIN = "admin"
+
+
+@dataclass(slots=True)
+class Call:
+    """One parsed API call, handed to a handler."""
+
+    request: Request
+    hub: Hub
+    principal: Principal | None
+    body: Any
+    query: Any
+    path: dict[str, Any]
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "endpoint declared without authentication"
+        return self.principal
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+
+@dataclass(slots=True)
+class Reply:
+    """A handler result that needs a status or headers other than the endpoint's default."""
+
+    payload: Any
+    status: int
+    headers: dict[str, str] | None = None
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    auth: Auth
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    tag: str
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+
+class Api:
+    """Collects endpoints; turns them into Starlette routes and an OpenAPI document."""
+
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        auth: Auth = Auth.NONE,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+        tag: str = "",
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(
+                    method.upper(),
+                    PREFIX + path,
+                    handler,
+                    summary,
+                    auth,
+                    body,
+                    query,
+                    response,
+                    status,
+                    errors,
+                    tag,
+                )
+            )
+            return handler
+
+        return register
+
+    def include(self, other: Api) -> None:
+        self.endpoints.extend(other.endpoints)
+
+    def routes(self) -> list[Route]:
+        by_path: dict[str, list[Endpoint]] = {}
+        for endpoint in self.endpoints:
+            by_path.setdefault(endpoint.path, []).append(endpoint)
+        return [
+            Route(
+                path,
+                _dispatch(path, {e.method: e for e in group}),
+                methods=[e.method for e in group],
+            )
+            for path, group in by_path.items()
+        ]
+
+
+def _dispatch(
+    path: str, by_method: dict[str, Endpoint]
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        request.scope["evently.route"] = path
+        spec = by_method[request.method if request.method != "HEAD" else "GET"]
+        return await _run(spec, request)
+
+    return endpoint
+
+
+async def _run(spec: Endpoint, request: Request) -> Response:
+    try:
+        result = await _call(spec, request)
+    except db.UNAVAILABLE as exc:
+        raise ServiceUnavailable(f"PostgreSQL is unavailable: {type(exc).__name__}") from exc
+    except store.UNAVAILABLE as exc:
+        raise ServiceUnavailable(f"Redis is unavailable: {type(exc).__name__}") from exc
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, Reply):
+        return JSONBytes(jsonenc.dumps(result.payload), result.status, result.headers)
+    if result is None and spec.status == 204:
+        return Response(status_code=204)
+    return JSONBytes(jsonenc.dumps(result), spec.status)
+
+
+async def _call(spec: Endpoint, request: Request) -> Any:
+    hub: Hub = request.app.state.hub
+    principal = None
+    if spec.auth is not Auth.NONE:
+        principal = await authenticate(hub, request)
+        if principal is None and spec.auth is not Auth.OPTIONAL:
+            raise Unauthorized("Send a bearer token (Authorization: Bearer ...)")
+        if spec.auth is Auth.ADMIN and principal is not None and not principal.is_admin:
+            raise Forbidden("This needs an admin account")
+    path_params = _path_params(request)
+    query = parse_query(spec.query, request.query_params) if spec.query else None
+    body = await parse_body(spec.body, request) if spec.body else None
+    return await spec.handler(Call(request, hub, principal, body, query, path_params))
+
+
+def _path_params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, raw in request.path_params.items():
+        if name.endswith("_id"):
+            try:
+                params[name] = uuid.UUID(raw)
+            except ValueError:
+                # An id that cannot exist is simply not found: nothing to validate.
+                raise NotFound(f"No such {name.removesuffix('_id')}: {raw!r}") from None
+        else:
+            params[name] = raw
+    return params

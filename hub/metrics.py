@@ -1,0 +1,71 @@
+"""Every Prometheus metric the hub exports, defined in one place.
+
+Label values are bounded: routes are path templates, codes come from the error tree,
+outcomes from small enums. Never a user, seat or event id as a label.
+With several worker processes the CLI sets a multiprocess directory, and ``render``
+aggregates the files of every worker.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "evently_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "evently_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_ERRORS = Counter("evently_http_errors_total", "Error responses by problem code", ["code"])
+
+HOLDS = Counter("evently_holds_total", "Hold attempts by outcome", ["outcome"])
+BOOKINGS = Counter("evently_bookings_total", "Booking attempts by outcome", ["outcome"])
+TICKETS_SOLD = Counter("evently_tickets_sold_total", "Tickets sold")
+HOLD_LATENCY = Histogram(
+    "evently_hold_duration_seconds", "Time to place a hold", buckets=LATENCY_BUCKETS
+)
+CONFIRM_LATENCY = Histogram(
+    "evently_confirm_duration_seconds", "Time to confirm a booking", buckets=LATENCY_BUCKETS
+)
+STUCK_BOOKINGS = Counter(
+    "evently_stuck_bookings_total", "Confirming holds left behind and reconciled", ["outcome"]
+)
+EXPIRED_HOLDS = Counter("evently_expired_holds_total", "Holds released by expiry")
+
+WS_CONNECTIONS = Gauge(
+    "evently_ws_connections", "Open WebSocket connections", ["channel"], multiprocess_mode="livesum"
+)
+WS_DELIVERIES = Counter("evently_ws_deliveries_total", "Frames written to WebSocket clients")
+WS_DROPPED = Counter(
+    "evently_ws_dropped_total", "Slow WebSocket clients resynced or closed", ["action"]
+)
+
+DB_POOL = Gauge(
+    "evently_db_pool_connections", "PostgreSQL pool", ["state"], multiprocess_mode="livesum"
+)
+REDIS_ERRORS = Counter("evently_redis_errors_total", "Redis calls that failed to reach Redis")
+IS_LEADER = Gauge(
+    "evently_leader", "1 in the process holding the leader lease", multiprocess_mode="livemax"
+)
+
+
+def render(multiprocess_dir: str | None) -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    if multiprocess_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

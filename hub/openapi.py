@@ -1,0 +1,116 @@
+"""The OpenAPI 3.1 document, generated from the endpoint table."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from hub.api.routing import Api, Auth, Endpoint
+from hub.api.schemas import Problem
+
+_PARAM = re.compile(r"{([a-z_]+)}")
+
+_STATUS_TEXT = {
+    400: "Bad request",
+    401: "Not authenticated",
+    402: "Payment failed",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    410: "Gone",
+    413: "Body too large",
+    422: "Invalid input",
+    429: "Rate limited",
+    503: "Busy or unavailable",
+}
+
+
+def document(api: Api, extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+    components: dict[str, Any] = {"Problem": Problem.model_json_schema()}
+    paths: dict[str, Any] = {}
+    for endpoint in api.endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
+            endpoint, components
+        )
+    if extra_paths:
+        paths.update(extra_paths)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Evently Hub",
+            "version": "1.0.0",
+            "description": "Real-time booking hub for live events.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault(model.__name__, schema)
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": endpoint.summary,
+        "operationId": f"{endpoint.method.lower()}_{endpoint.handler.__name__}",
+        "tags": [endpoint.tag] if endpoint.tag else [],
+        "parameters": [
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
+            for name in _PARAM.findall(endpoint.path)
+        ],
+        "responses": {},
+    }
+    if endpoint.query is not None:
+        schema = endpoint.query.model_json_schema()
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            op["parameters"].append(
+                {"name": name, "in": "query", "required": name in required, "schema": prop}
+            )
+    if endpoint.body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(endpoint.body, components)}},
+        }
+    success: dict[str, Any] = {"description": "Success"}
+    if endpoint.response is not None:
+        success["content"] = {
+            "application/json": {"schema": _schema(endpoint.response, components)}
+        }
+    op["responses"][str(endpoint.status)] = success
+    codes = set(endpoint.errors)
+    if endpoint.body is not None or endpoint.query is not None:
+        codes |= {413, 422} if endpoint.body is not None else {422}
+    if endpoint.auth in (Auth.USER, Auth.ADMIN):
+        codes.add(401)
+        op["security"] = [{"bearer": []}]
+    if endpoint.auth is Auth.ADMIN:
+        codes.add(403)
+    if _PARAM.search(endpoint.path):
+        codes.add(404)
+    for code in sorted(codes):
+        op["responses"][str(code)] = {
+            "description": _STATUS_TEXT.get(code, "Error"),
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        }
+    return op
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    if name.endswith("_id"):
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string"}

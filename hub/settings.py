@@ -1,0 +1,188 @@
+"""Settings: every ``EVENTLY_*`` variable, read once into a frozen object.
+
+No other module reads ``os.environ``. A bad value fails fast at start-up with a message that
+names the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
+    # Where the embedded servers, the generated secret and other local state live.
+    home: str = ".evently"
+    # Every Redis key and channel starts with this; a test run uses its own prefix.
+    redis_prefix: str = "evently:"
+    hold_ttl_seconds: int = 600
+    hold_max_lifetime_seconds: int = 1200
+    offer_ttl_seconds: int = 300
+    pricing_interval_seconds: float = 10.0
+    payment_latency_ms: int = 0
+    payment_failure_rate: float = 0.0
+    allowed_origins: tuple[str, ...] = ()
+    rate_limits: bool = True
+    max_group_size: int = 500
+    max_discount_percent: int = 25
+    ws_max_per_ip: int = 200
+    ws_max_per_user: int = 5
+    ws_tick_ms: int = 100
+    log_format: str = "console" if sys.stderr.isatty() else "json"
+    log_level: str = "info"
+    token_ttl_seconds: int = 86400
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    redis_pool_max: int = 512
+    leader_lease_seconds: float = 5.0
+    # Set by ``evently serve`` for several workers: where prometheus-client keeps per-process files.
+    metrics_dir: str | None = None
+    # Lets the race test's control run switch off the PostgreSQL guard; never set in production.
+    unsafe_disable_db_guard: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        """True when the hub should start its own PostgreSQL and Redis."""
+        return self.database_url is None and self.redis_url is None
+
+    @classmethod
+    def from_environ(cls) -> Settings:
+        """Settings from this process's environment (the only place that reads it)."""
+        import os
+
+        return cls.from_env(os.environ)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping of environment variables.
+
+        Raises:
+            SettingsError: a value does not parse or is out of range; the message names it.
+        """
+        r = _Reader(env)
+        settings = cls(
+            database_url=r.get("DATABASE_URL", str, None),
+            redis_url=r.get("REDIS_URL", str, None),
+            secret_key=r.get("SECRET_KEY", str, None),
+            admin_email=r.get("ADMIN_EMAIL", str, None),
+            admin_password=r.get("ADMIN_PASSWORD", str, None),
+            home=r.get("HOME", str, ".evently"),
+            redis_prefix=r.get("REDIS_PREFIX", str, "evently:"),
+            hold_ttl_seconds=r.get("HOLD_TTL_SECONDS", _positive_int, 600),
+            hold_max_lifetime_seconds=r.get("HOLD_MAX_LIFETIME_SECONDS", _positive_int, 1200),
+            offer_ttl_seconds=r.get("OFFER_TTL_SECONDS", _positive_int, 300),
+            pricing_interval_seconds=r.get("PRICING_INTERVAL_SECONDS", _positive_float, 10.0),
+            payment_latency_ms=r.get("PAYMENT_LATENCY_MS", _non_negative_int, 0),
+            payment_failure_rate=r.get("PAYMENT_FAILURE_RATE", _fraction, 0.0),
+            allowed_origins=r.get("ALLOWED_ORIGINS", _csv, ()),
+            rate_limits=r.get("RATE_LIMITS", _on_off, True),
+            max_group_size=r.get("MAX_GROUP_SIZE", _positive_int, 500),
+            max_discount_percent=r.get("MAX_DISCOUNT_PERCENT", _percent, 25),
+            ws_max_per_ip=r.get("WS_MAX_PER_IP", _positive_int, 200),
+            ws_max_per_user=r.get("WS_MAX_PER_USER", _positive_int, 5),
+            ws_tick_ms=r.get("WS_TICK_MS", _positive_int, 100),
+            log_format=r.get("LOG_FORMAT", _choice("json", "console"), cls.log_format),
+            log_level=r.get("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info"),
+            token_ttl_seconds=r.get("TOKEN_TTL_SECONDS", _positive_int, 86400),
+            db_pool_min=r.get("DB_POOL_MIN", _positive_int, 2),
+            db_pool_max=r.get("DB_POOL_MAX", _positive_int, 20),
+            redis_pool_max=r.get("REDIS_POOL_MAX", _positive_int, 512),
+            leader_lease_seconds=r.get("LEADER_LEASE_SECONDS", _positive_float, 5.0),
+            metrics_dir=r.get("METRICS_DIR", str, None),
+            unsafe_disable_db_guard=r.get("UNSAFE_DISABLE_DB_GUARD", _on_off, False),
+        )
+        if (settings.database_url is None) != (settings.redis_url is None):
+            raise SettingsError(
+                "EVENTLY_DATABASE_URL and EVENTLY_REDIS_URL go together: give both or neither"
+            )
+        if settings.db_pool_min > settings.db_pool_max:
+            raise SettingsError("EVENTLY_DB_POOL_MIN must not exceed EVENTLY_DB_POOL_MAX")
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._env.get(f"EVENTLY_{name}")
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"EVENTLY_{name}={raw!r}: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _percent(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 100:
+        raise ValueError("must be between 0 and 100")
+    return value
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+
+
+def _on_off(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ValueError("must be on or off")
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return raw.lower()
+
+    return parse
