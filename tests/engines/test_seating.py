@@ -1,0 +1,318 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.seating import SeatTable, choose_best_available, contiguous_runs
+from engines.venue_layout import SectionSpec, layout_sections
+
+Seat = tuple[str, str, int, float, float, float, bool]
+
+
+def row_of(
+    xs: list[float],
+    *,
+    section: str = "S",
+    row: str = "A",
+    y: float = 5.0,
+    distances: list[float] | None = None,
+    accessible: set[int] | None = None,
+    first: int = 1,
+) -> list[Seat]:
+    """One row of seats numbered from `first`, distance defaulting to hypot(x, y)."""
+    dists = distances or [round(float(np.hypot(x, y)), 2) for x in xs]
+    acc = accessible or set()
+    return [
+        (section, row, first + i, x, y, d, first + i in acc)
+        for i, (x, d) in enumerate(zip(xs, dists, strict=True))
+    ]
+
+
+def status_of(pattern: str) -> np.ndarray:
+    """'.' free, 'h' held, 's' sold."""
+    return np.array([".hs".index(c) for c in pattern], dtype=np.uint8)
+
+
+def free_mask(pattern: str) -> np.ndarray:
+    return status_of(pattern) == 0
+
+
+def venue_table(*specs: SectionSpec, aisle_every: int = 14) -> SeatTable:
+    seats = layout_sections(list(specs), aisle_every=aisle_every)
+    return SeatTable.from_seats(
+        [(s.section, s.row, s.number, s.x, s.y, s.distance, s.accessible) for s in seats]
+    )
+
+
+# --- table and adjacency ---------------------------------------------------------------
+
+
+def test_from_seats_codes_sections_and_rows_in_order_of_appearance() -> None:
+    seats = row_of([0, 1], section="Floor", row="A") + row_of([0], section="Floor", row="B")
+    seats += row_of([0], section="Tier", row="A")
+    table = SeatTable.from_seats(seats)
+    assert table.section_names == ("Floor", "Tier")
+    assert table.section.tolist() == [0, 0, 0, 1]
+    assert table.row.tolist() == [0, 0, 1, 2]  # Tier's row A is not Floor's row A
+    assert table.number.dtype == np.int32 and table.distance.dtype == np.float64
+    assert len(table) == 4
+
+
+@pytest.mark.parametrize(
+    ("seats", "expected"),
+    [
+        # even pitch: all side by side
+        (row_of([0, 0.5, 1.0, 1.5]), [True, True, True]),
+        # an aisle (1.2 m) between seats 3 and 4 breaks adjacency
+        (row_of([0, 0.5, 1.0, 2.2, 2.7]), [True, True, False, True]),
+        # pitch is inferred per row: a 1 m pitch row with a 2.5 m aisle
+        (row_of([0, 1, 2, 4.5, 5.5]), [True, True, False, True]),
+        # numbering right to left (x decreasing) still counts
+        (row_of([2, 1.5, 1.0, 0.5]), [True, True, True]),
+        # a missing number (seat 3 removed) is a break even at normal pitch
+        (row_of([0, 0.5]) + row_of([1.0, 1.5], first=4), [True, False, True]),
+        # end of one row, start of the next
+        (row_of([0, 0.5]) + row_of([1.0, 1.5], row="B", first=3), [True, False, True]),
+        # same row label, different section
+        (row_of([0, 0.5]) + row_of([1.0, 1.5], section="T", first=3), [True, False, True]),
+        # a single seat has no neighbours
+        (row_of([0]), []),
+    ],
+)
+def test_adjacency(seats: list[Seat], expected: list[bool]) -> None:
+    assert SeatTable.from_seats(seats).adjacency().tolist() == expected
+
+
+def test_adjacency_on_generated_layout_breaks_at_aisles_and_row_ends() -> None:
+    table = venue_table(SectionSpec("S", 2, 10), aisle_every=4)
+    breaks = np.flatnonzero(~table.adjacency()).tolist()
+    # after seats 4 and 8 in each row (aisles), and after seat 10 of row A (row end)
+    assert breaks == [3, 7, 9, 13, 17]
+
+
+def test_columns_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        SeatTable(
+            section=np.zeros(2),
+            row=np.zeros(2),
+            number=np.arange(2),
+            x=np.zeros(3),
+            y=np.zeros(2),
+            distance=np.zeros(2),
+            accessible=np.zeros(2, bool),
+            section_names=("S",),
+        )
+
+
+# --- contiguous runs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("......", [(0, 3), (3, 3)]),  # aisle after seat 3
+        ("s.....", [(1, 2), (3, 3)]),
+        (".s.h..", [(0, 1), (2, 1), (4, 2)]),
+        ("ssssss", []),
+        ("..s...", [(0, 2), (3, 3)]),
+    ],
+)
+def test_contiguous_runs(pattern: str, expected: list[tuple[int, int]]) -> None:
+    table = SeatTable.from_seats(row_of([0, 0.5, 1.0, 2.2, 2.7, 3.2]))
+    assert contiguous_runs(table, free_mask(pattern)) == expected
+
+
+# --- best available ----------------------------------------------------------------------
+
+
+def test_front_row_centre_wins_on_an_empty_venue() -> None:
+    table = venue_table(SectionSpec("S", 5, 11))
+    chosen = choose_best_available(table, np.zeros(len(table), np.uint8), 3)
+    assert chosen == [4, 5, 6]  # row A, seats 5-7 around the centre seat 6
+
+
+@pytest.mark.parametrize(
+    ("distances", "pattern", "quantity", "expected"),
+    [
+        # lowest total distance wins
+        ([9, 8, 7, 6, 5, 6], "......", 2, [4, 5]),
+        # a taken seat splits the best run
+        ([9, 8, 7, 6, 5, 6], "....s.", 2, [2, 3]),
+        # all equal: the central window would strand seat 1 and seat 5, so take an end
+        ([5, 5, 5, 5, 5], ".....", 3, [0, 1, 2]),
+        # seats 2 and 3 are equally central; taking 2 would strand seats 1 and 3
+        ([5, 5, 5, 5, 5, 5], "s...s.", 1, [3]),
+        # no stranding either way: the more central seat
+        ([5, 5, 5, 5, 5, 5], "ss.s.s", 1, [2]),
+        # distance beats stranding: the closer pair strands seat 0, still chosen
+        ([9, 5, 5, 9, 9], ".....", 2, [1, 2]),
+        # one seat wanted: the closest free one
+        ([9, 8, 7, 6, 5, 6], "....s.", 1, [3]),
+    ],
+)
+def test_contiguous_choice(
+    distances: list[float], pattern: str, quantity: int, expected: list[int]
+) -> None:
+    xs = [float(i) - (len(distances) - 1) / 2 for i in range(len(distances))]
+    table = SeatTable.from_seats(row_of(xs, distances=distances))
+    assert choose_best_available(table, status_of(pattern), quantity) == expected
+
+
+def test_a_contiguous_block_further_back_beats_a_split_block_in_front() -> None:
+    front = row_of([0, 0.5, 1.0, 1.5], row="A", y=3.0)
+    back = row_of([0, 0.5, 1.0, 1.5], row="B", y=10.0)
+    table = SeatTable.from_seats(front + back)
+    assert choose_best_available(table, status_of("..s....."), 3) == [4, 5, 6]
+
+
+def test_aisle_is_not_crossed_by_a_block() -> None:
+    # front row seats 1-2 | aisle | 3-4 ; back row 4 seats unbroken
+    front = row_of([-1.6, -1.1, 1.1, 1.6], row="A", y=3.0)
+    back = row_of([-0.75, -0.25, 0.25, 0.75], row="B", y=6.0)
+    table = SeatTable.from_seats(front + back)
+    assert choose_best_available(table, np.zeros(8, np.uint8), 3) == [4, 5, 6]
+
+
+def test_fewest_blocks_when_no_run_is_long_enough() -> None:
+    # row A (front): runs of 2, 1 and 2; row B: run of 3. Need 5 -> 3 + 2, two blocks.
+    a = row_of([0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0], row="A", y=3.0)
+    b = row_of([0, 0.5, 1.0, 1.5, 2.0], row="B", y=4.0)
+    table = SeatTable.from_seats(a + b)
+    status = status_of("..s.s.." + "...ss")
+    chosen = choose_best_available(table, status, 5)
+    assert chosen == [0, 1, 7, 8, 9]
+
+
+def test_fewest_blocks_stay_in_one_section_when_it_can_hold_the_group() -> None:
+    # Near holds only a run of 3; Far holds 2 + 2 + 2 in three rows, the last far behind.
+    near = row_of([0, 0.5, 1.0, 1.5], section="Near", row="A", y=3.0)
+    far = [
+        seat
+        for row, y in (("A", 9.0), ("B", 10.0), ("C", 30.0))
+        for seat in row_of([0, 0.5], section="Far", row=row, y=y)
+    ]
+    table = SeatTable.from_seats(near + far)
+    # Both Far alone and Near + Far need three blocks for 6, so all come from Far, even
+    # though Near's longer run is physically closer than Far's back row.
+    status = status_of("...s" + "......")
+    assert choose_best_available(table, status, 6) == [4, 5, 6, 7, 8, 9]
+
+
+def _only_free(
+    table: SeatTable, seats_per_row: int, runs: list[tuple[int, int, int]]
+) -> np.ndarray:
+    """Status with every seat sold except (row index, first seat number, length) runs."""
+    status = np.full(len(table), 2, np.uint8)
+    for row, first, length in runs:
+        start = row * seats_per_row + first - 1
+        status[start : start + length] = 0
+    return status
+
+
+@pytest.mark.parametrize(
+    ("runs", "quantity", "expected_rows"),
+    [
+        # anchor: the 3 in row E; then the nearest pairs (rows D, F), not row A's
+        ([(0, 4, 2), (3, 4, 2), (4, 4, 3), (5, 4, 2)], 7, ["D", "E", "F"]),
+        # 3 + 2 is two blocks; the single seat in row D is closer but cannot finish
+        ([(0, 4, 2), (3, 5, 1), (4, 4, 3)], 5, ["A", "E"]),
+    ],
+)
+def test_blocks_are_few_then_close(
+    runs: list[tuple[int, int, int]], quantity: int, expected_rows: list[str]
+) -> None:
+    table = venue_table(SectionSpec("S", 10, 9))
+    chosen = choose_best_available(table, _only_free(table, 9, runs), quantity)
+    assert chosen is not None and len(chosen) == quantity
+    assert sorted({"ABCDEFGHIJ"[i // 9] for i in chosen}) == expected_rows
+
+
+def test_closest_blocks_are_preferred_among_equal_sizes() -> None:
+    table = venue_table(SectionSpec("S", 10, 9))
+    status = np.full(len(table), 2, np.uint8)
+    # pairs: row A seats 4-5, row B seats 4-5, row J seats 4-5
+    for row in (0, 1, 9):
+        status[row * 9 + 3 : row * 9 + 5] = 0
+    chosen = choose_best_available(table, status, 4)
+    assert chosen == [3, 4, 12, 13]
+
+
+def test_individual_seats_when_nothing_is_side_by_side() -> None:
+    table = SeatTable.from_seats(
+        row_of([0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0], distances=[1, 2, 3, 4, 5, 6, 7])
+    )
+    assert choose_best_available(table, status_of(".s.s.s."), 3) == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"accessible_only": True}, [4, 5]),
+        ({"sections": ["Tier"]}, [6, 7]),
+        (
+            {"max_price_cents": 3000, "price_cents": np.array([5000] * 4 + [2500] * 3 + [9000])},
+            [5, 6],
+        ),
+        ({}, [1, 2]),
+    ],
+)
+def test_filters(kwargs: dict[str, object], expected: list[int]) -> None:
+    floor = row_of([0, 0.5, 1.0, 1.5], section="Floor", y=3.0, distances=[4, 3, 3, 4])
+    tier = row_of(
+        [0, 0.5, 1.0, 1.5], section="Tier", y=9.0, distances=[10, 9, 8, 7], accessible={1, 2}
+    )
+    table = SeatTable.from_seats(floor + tier)
+    assert choose_best_available(table, np.zeros(8, np.uint8), 2, **kwargs) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "quantity", "kwargs"),
+    [
+        ("ss..", 3, {}),
+        ("hhhh", 1, {}),
+        ("....", 1, {"accessible_only": True}),
+        ("....", 5, {}),
+    ],
+)
+def test_none_when_too_few_eligible_seats(
+    pattern: str, quantity: int, kwargs: dict[str, object]
+) -> None:
+    table = SeatTable.from_seats(row_of([0, 0.5, 1.0, 1.5]))
+    assert choose_best_available(table, status_of(pattern), quantity, **kwargs) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "quantity", "kwargs", "message"),
+    [
+        (np.zeros(4, np.uint8), 0, {}, "quantity"),
+        (np.zeros(3, np.uint8), 1, {}, "status"),
+        (np.zeros(4, np.uint8), 1, {"sections": ["Nope"]}, "unknown sections: Nope"),
+        (np.zeros(4, np.uint8), 1, {"max_price_cents": 100}, "price_cents"),
+        (
+            np.zeros(4, np.uint8),
+            1,
+            {"max_price_cents": 100, "price_cents": np.zeros(2)},
+            "price_cents",
+        ),
+    ],
+)
+def test_bad_requests_are_refused(
+    status: np.ndarray, quantity: int, kwargs: dict[str, object], message: str
+) -> None:
+    table = SeatTable.from_seats(row_of([0, 0.5, 1.0, 1.5]))
+    with pytest.raises(ValueError, match=message):
+        choose_best_available(table, status, quantity, **kwargs)  # type: ignore[arg-type]
+
+
+def test_large_group_on_a_busy_venue_uses_few_blocks() -> None:
+    table = venue_table(SectionSpec("Floor", 40, 100), SectionSpec("Tier", 60, 150))
+    rng = np.random.default_rng(3)
+    status = np.where(rng.random(len(table)) < 0.6, 2, 0).astype(np.uint8)
+    chosen = choose_best_available(table, status, 500)
+    assert chosen is not None and len(set(chosen)) == 500
+    assert (status[chosen] == 0).all()
+    lengths = sorted((n for _, n in contiguous_runs(table, status == 0)), reverse=True)
+    minimum = int(np.searchsorted(np.cumsum(lengths), 500)) + 1
+    picked = np.zeros(len(table), bool)
+    picked[chosen] = True
+    assert len(contiguous_runs(table, picked)) == minimum
