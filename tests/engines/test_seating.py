@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engines.seating import SeatTable, choose_best_available, contiguous_runs
 from engines.venue_layout import SectionSpec, layout_sections
@@ -316,3 +318,65 @@ def test_large_group_on_a_busy_venue_uses_few_blocks() -> None:
     picked = np.zeros(len(table), bool)
     picked[chosen] = True
     assert len(contiguous_runs(table, picked)) == minimum
+
+
+# --- properties ----------------------------------------------------------------------------
+
+
+@st.composite
+def venues(draw: st.DrawFn) -> tuple[SeatTable, np.ndarray, int, bool]:
+    """Small explicit venues with uneven pitch and aisles, random status and a request."""
+    seats: list[Seat] = []
+    for section in ("Floor", "Tier")[: draw(st.integers(1, 2))]:
+        for row in "ABC"[: draw(st.integers(1, 3))]:
+            x = draw(st.sampled_from([-2.0, 0.0, 1.0]))
+            pitch = draw(st.sampled_from([0.5, 0.6]))
+            y = draw(st.floats(2.0, 30.0))
+            for number in range(1, draw(st.integers(1, 9)) + 1):
+                dist = draw(st.sampled_from([5.0, 6.0, 7.5, 9.0]))
+                seats.append((section, row, number, x, y, dist, draw(st.booleans())))
+                x += pitch * draw(st.sampled_from([1, 1, 1, 3]))  # 3 x pitch is an aisle
+    status = np.array(
+        draw(st.lists(st.sampled_from([0, 0, 1, 2]), min_size=len(seats), max_size=len(seats))),
+        dtype=np.uint8,
+    )
+    return SeatTable.from_seats(seats), status, draw(st.integers(1, 8)), draw(st.booleans())
+
+
+def _blocks(table: SeatTable, chosen: list[int]) -> int:
+    picked = np.zeros(len(table), bool)
+    picked[chosen] = True
+    return len(contiguous_runs(table, picked))
+
+
+@settings(max_examples=300, deadline=None)
+@given(venues())
+def test_choice_is_valid_contiguous_when_possible_and_uses_fewest_blocks(
+    venue: tuple[SeatTable, np.ndarray, int, bool],
+) -> None:
+    table, status, quantity, accessible_only = venue
+    eligible = (status == 0) & (table.accessible if accessible_only else True)
+    chosen = choose_best_available(table, status, quantity, accessible_only=accessible_only)
+    if eligible.sum() < quantity:
+        assert chosen is None
+        return
+    assert chosen is not None
+    assert len(chosen) == quantity == len(set(chosen))
+    assert chosen == sorted(chosen)
+    assert eligible[chosen].all()
+    # brute force: every window of `quantity` side-by-side eligible seats
+    adjacent = table.adjacency()
+    windows = [
+        start
+        for start in range(len(table) - quantity + 1)
+        if eligible[start : start + quantity].all() and adjacent[start : start + quantity - 1].all()
+    ]
+    if windows:
+        best = min(table.distance[s : s + quantity].sum() for s in windows)
+        assert chosen == list(range(chosen[0], chosen[0] + quantity))
+        assert chosen[0] in windows
+        assert table.distance[chosen].sum() == pytest.approx(best)
+    else:
+        lengths = sorted((n for _, n in contiguous_runs(table, eligible)), reverse=True)
+        fewest = int(np.searchsorted(np.cumsum(lengths), quantity)) + 1
+        assert _blocks(table, chosen) == fewest
