@@ -10,6 +10,7 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from hub.db import Database
+from hub.inventory import Inventory
 from hub.settings import Settings
 from hub.store import Store
 
@@ -23,6 +24,10 @@ class Hub:
     # Services that later subsystems attach (inventory, channels, payments, leader ...),
     # keyed by name, so the lifespan stays the one owner of every resource.
     parts: dict[str, Any] = field(default_factory=dict)
+    inventory: Inventory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inventory = Inventory(self.store.client, self.store.keys)
 
 
 @asynccontextmanager

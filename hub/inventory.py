@@ -1,0 +1,535 @@
+"""Live seat state in Redis. The Lua scripts here are the only writers of seat state.
+
+Keys of one event E (all carry the hash tag ``{E}``, see ``hub.store.Keys``):
+
+- ``seats``  string, one byte per seat in seat-index order: 0 free, 1 held, 2 sold
+- ``seq``    integer, bumped once per seat change (held, released, sold, expired)
+- ``meta``   hash ``n`` (seat count); its presence means "loaded"
+- ``holder`` hash seat index -> hold id, for every held seat
+- ``hold:H`` hash of one hold: user, kind, status (held|confirming), seats and prices
+             (comma-separated), created/expires/confirming-since in ms, extended flag
+- ``expiry`` sorted set hold id -> expiry ms (the leader's sweeper reads it)
+- ``owned``  hash user -> seats held plus owned, counted against ``max_tickets_per_user``
+- channel ``ch``: msgpack maps ``{t: "seats", seq, changes: [[index, code], ...]}`` and
+  ``{t: "reset", seq}`` after a (re)load; ``seq`` is the value after the last change.
+
+Invariants every script keeps: a failed call changes nothing and publishes nothing; a
+seat is held iff ``holder`` names a live hold that lists it; ``seq`` grows by exactly the
+number of seat changes published. Time is Redis's own clock (``TIME``), one clock for
+every hub process.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgpack
+from redis.asyncio import Redis
+
+from hub.store import Keys
+
+
+class SeatCode(enum.IntEnum):
+    FREE = 0
+    HELD = 1
+    SOLD = 2
+
+
+class HoldKind(enum.StrEnum):
+    SINGLE = "single"  # counted against max_tickets_per_user
+    GROUP = "group"  # bulk group booking: exempt from the per-user cap
+    OFFER = "offer"  # a waitlist offer made in the user's name
+
+
+class HoldStatus(enum.StrEnum):
+    HELD = "held"
+    CONFIRMING = "confirming"
+
+
+_PRELUDE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function split(s)
+  local out = {}
+  if s == nil or s == '' then return out end
+  for part in string.gmatch(s, '[^,]+') do out[#out + 1] = tonumber(part) end
+  return out
+end
+local function set_code(seats_key, idx, code)
+  redis.call('SETRANGE', seats_key, idx, string.char(code))
+end
+local function get_code(seats_key, idx)
+  local b = redis.call('GETRANGE', seats_key, idx, idx)
+  if b == '' then return -1 end
+  return string.byte(b)
+end
+local function publish(ch_key, seq_key, changes)
+  if #changes == 0 then return tonumber(redis.call('GET', seq_key) or '0') end
+  local seq = redis.call('INCRBY', seq_key, #changes)
+  redis.call('PUBLISH', ch_key, cmsgpack.pack({t = 'seats', seq = seq, changes = changes}))
+  return seq
+end
+"""
+
+# KEYS: seats seq meta holder hold expiry owned ch
+# ARGV: hold_id user kind ttl_ms limit(-1 = none) idx1 price1 idx2 price2 ...
+_HOLD = (
+    _PRELUDE
+    + """
+if redis.call('EXISTS', KEYS[3]) == 0 then return {'not_loaded'} end
+local n = tonumber(redis.call('HGET', KEYS[3], 'n'))
+local hold_id, user, kind = ARGV[1], ARGV[2], ARGV[3]
+local ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local idxs, prices, taken = {}, {}, {}
+for i = 6, #ARGV, 2 do
+  local idx = tonumber(ARGV[i])
+  if idx < 0 or idx >= n then return {'bad_seat', idx} end
+  idxs[#idxs + 1] = idx
+  prices[#prices + 1] = ARGV[i + 1]
+  if get_code(KEYS[1], idx) ~= 0 then taken[#taken + 1] = idx end
+end
+if #taken > 0 then return {'taken', taken} end
+local k = #idxs
+if limit >= 0 then
+  local current = tonumber(redis.call('HGET', KEYS[7], user) or '0')
+  if current + k > limit then return {'limit', current} end
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {'exists'} end
+local now = now_ms()
+local changes = {}
+for i = 1, k do
+  set_code(KEYS[1], idxs[i], 1)
+  redis.call('HSET', KEYS[4], idxs[i], hold_id)
+  changes[i] = {idxs[i], 1}
+end
+redis.call('HSET', KEYS[5], 'user', user, 'kind', kind, 'status', 'held',
+  'seats', table.concat(idxs, ','), 'prices', table.concat(prices, ','),
+  'created', now, 'expires', now + ttl, 'extended', 0)
+redis.call('ZADD', KEYS[6], now + ttl, hold_id)
+if kind ~= 'group' then redis.call('HINCRBY', KEYS[7], user, k) end
+local seq = publish(KEYS[8], KEYS[2], changes)
+return {'ok', seq, now + ttl}
+"""
+)
+
+# KEYS: seats seq holder hold expiry owned ch
+# ARGV: hold_id user('' = any) mode   mode: release | expire | force
+_RELEASE = (
+    _PRELUDE
+    + """
+local hold_id, user, mode = ARGV[1], ARGV[2], ARGV[3]
+local h = redis.call('HGETALL', KEYS[4])
+if #h == 0 then redis.call('ZREM', KEYS[5], hold_id) return {'missing'} end
+local hold = {}
+for i = 1, #h, 2 do hold[h[i]] = h[i + 1] end
+if user ~= '' and hold.user ~= user then return {'missing'} end
+if mode ~= 'force' and hold.status == 'confirming' then return {'confirming'} end
+if mode == 'expire' and tonumber(hold.expires) > now_ms() then return {'not_due'} end
+local idxs = split(hold.seats)
+local changes = {}
+for i = 1, #idxs do
+  if redis.call('HGET', KEYS[3], idxs[i]) == hold_id then
+    redis.call('HDEL', KEYS[3], idxs[i])
+    if get_code(KEYS[1], idxs[i]) == 1 then
+      set_code(KEYS[1], idxs[i], 0)
+      changes[#changes + 1] = {idxs[i], 0}
+    end
+  end
+end
+if hold.kind ~= 'group' then
+  local left = redis.call('HINCRBY', KEYS[6], hold.user, -#idxs)
+  if left <= 0 then redis.call('HDEL', KEYS[6], hold.user) end
+end
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[5], hold_id)
+local seq = publish(KEYS[7], KEYS[2], changes)
+return {'ok', seq, hold.user, hold.seats, hold.kind}
+"""
+)
+
+# KEYS: hold   ARGV: user
+# Marks a live hold "confirming": nothing visible changes, seq does not move, and the
+# sweeper leaves it alone. Returns its seats and quoted prices.
+_BEGIN_CONFIRM = (
+    _PRELUDE
+    + """
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return {'missing'} end
+local hold = {}
+for i = 1, #h, 2 do hold[h[i]] = h[i + 1] end
+if hold.user ~= ARGV[1] then return {'missing'} end
+if hold.status == 'confirming' then return {'confirming'} end
+local now = now_ms()
+if tonumber(hold.expires) <= now then return {'expired'} end
+redis.call('HSET', KEYS[1], 'status', 'confirming', 'confirming_since', now)
+return {'ok', hold.seats, hold.prices, hold.kind, hold.expires}
+"""
+)
+
+# KEYS: hold   ARGV: (none). Back to "held" after a failed confirmation.
+_ABORT_CONFIRM = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'confirming' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'held')
+redis.call('HDEL', KEYS[1], 'confirming_since')
+return 1
+"""
+
+# KEYS: seats seq holder hold expiry ch   ARGV: hold_id
+# The booking is committed in PostgreSQL: its seats become sold, the hold disappears.
+_FINISH_CONFIRM = (
+    _PRELUDE
+    + """
+local hold_id = ARGV[1]
+local idxs = split(redis.call('HGET', KEYS[4], 'seats'))
+local changes = {}
+for i = 1, #idxs do
+  if redis.call('HGET', KEYS[3], idxs[i]) == hold_id then redis.call('HDEL', KEYS[3], idxs[i]) end
+  if get_code(KEYS[1], idxs[i]) ~= 2 then
+    set_code(KEYS[1], idxs[i], 2)
+    changes[#changes + 1] = {idxs[i], 2}
+  end
+end
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[5], hold_id)
+return publish(KEYS[6], KEYS[2], changes)
+"""
+)
+
+# KEYS: seats seq holder ch owned   ARGV: code user('' = none) count_delta idx1 idx2 ...
+# Sets seats to a code decided by PostgreSQL (sold after a correction, free after a
+# cancellation), dropping any hold's claim on them.
+_SET_SEATS = (
+    _PRELUDE
+    + """
+local code = tonumber(ARGV[1])
+local changes = {}
+for i = 4, #ARGV do
+  local idx = tonumber(ARGV[i])
+  redis.call('HDEL', KEYS[3], idx)
+  if get_code(KEYS[1], idx) ~= code then
+    set_code(KEYS[1], idx, code)
+    changes[#changes + 1] = {idx, code}
+  end
+end
+if ARGV[2] ~= '' then
+  local left = redis.call('HINCRBY', KEYS[5], ARGV[2], tonumber(ARGV[3]))
+  if left <= 0 then redis.call('HDEL', KEYS[5], ARGV[2]) end
+end
+return publish(KEYS[4], KEYS[2], changes)
+"""
+)
+
+# KEYS: seats seq meta holder expiry owned ch
+# ARGV: n force(0|1) n_sold sold_idx... then user count pairs
+# Builds seat state from PostgreSQL's sold seats. Without force it does nothing when the
+# event is loaded already (so concurrent first uses are safe). With force it keeps the
+# live holds whose seats are not sold. seq never goes back: it restarts no lower than the
+# clock in ms, so a watcher that saw the old sequence always notices the reload.
+_LOAD = (
+    _PRELUDE
+    + """
+if ARGV[2] == '0' and redis.call('EXISTS', KEYS[3]) == 1 then return {'loaded'} end
+local n = tonumber(ARGV[1])
+local n_sold = tonumber(ARGV[3])
+local bytes = {}
+for i = 1, n do bytes[i] = 0 end
+for i = 4, 3 + n_sold do bytes[tonumber(ARGV[i]) + 1] = 2 end
+local holders = redis.call('HGETALL', KEYS[4])
+local kept = {}
+for i = 1, #holders, 2 do
+  local idx = tonumber(holders[i])
+  if idx < n and bytes[idx + 1] == 0 then bytes[idx + 1] = 1 kept[#kept + 1] = idx end
+end
+local chunk, parts = {}, {}
+for i = 1, n do
+  chunk[#chunk + 1] = bytes[i]
+  if #chunk == 4096 or i == n then
+    parts[#parts + 1] = string.char(unpack(chunk))
+    chunk = {}
+  end
+end
+redis.call('SET', KEYS[1], table.concat(parts))
+redis.call('DEL', KEYS[6])
+for i = 4 + n_sold, #ARGV, 2 do redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1]) end
+local seq = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now_ms())
+redis.call('SET', KEYS[2], seq)
+redis.call('HSET', KEYS[3], 'n', n)
+redis.call('PUBLISH', KEYS[7], cmsgpack.pack({t = 'reset', seq = seq}))
+return {'ok', seq, #kept}
+"""
+)
+
+# KEYS: seq seats   -> {seq, seats} read atomically
+_SNAPSHOT = """
+return {redis.call('GET', KEYS[1]) or false, redis.call('GET', KEYS[2]) or false}
+"""
+
+# KEYS: hold expiry   ARGV: add_ms max_lifetime_ms
+_EXTEND = (
+    _PRELUDE
+    + """
+local h = redis.call('HMGET', KEYS[1], 'status', 'extended', 'created', 'expires')
+if not h[1] then return {'missing'} end
+if h[2] == '1' then return {'already'} end
+if h[1] ~= 'held' then return {'confirming'} end
+local now = now_ms()
+if tonumber(h[4]) <= now then return {'expired'} end
+local new = math.min(tonumber(h[4]) + tonumber(ARGV[1]), tonumber(h[3]) + tonumber(ARGV[2]))
+if new <= tonumber(h[4]) then return {'max_lifetime'} end
+redis.call('HSET', KEYS[1], 'expires', new, 'extended', 1)
+redis.call('ZADD', KEYS[2], new, ARGV[3])
+return {'ok', new}
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    hold_id: uuid.UUID
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: HoldKind
+    status: HoldStatus
+    seats: tuple[int, ...]
+    prices: tuple[int, ...]
+    created_ms: int
+    expires_ms: int
+    extended: bool
+    confirming_since_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlaced:
+    seq: int
+    expires_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRefused:
+    reason: str  # taken | limit | not_loaded | bad_seat | exists
+    taken: tuple[int, ...] = ()
+    current: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    seq: int
+    user_id: uuid.UUID
+    seats: tuple[int, ...]
+    kind: HoldKind
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmStarted:
+    seats: tuple[int, ...]
+    prices: tuple[int, ...]
+    kind: HoldKind
+    expires_ms: int
+
+
+class Inventory:
+    """Typed calls to the seat-state scripts of every event."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._hold = client.register_script(_HOLD)
+        self._release = client.register_script(_RELEASE)
+        self._begin = client.register_script(_BEGIN_CONFIRM)
+        self._abort = client.register_script(_ABORT_CONFIRM)
+        self._finish = client.register_script(_FINISH_CONFIRM)
+        self._set_seats = client.register_script(_SET_SEATS)
+        self._load = client.register_script(_LOAD)
+        self._snapshot = client.register_script(_SNAPSHOT)
+        self._extend = client.register_script(_EXTEND)
+
+    def _k(self, event_id: uuid.UUID, *names: str) -> list[str]:
+        return [self.keys.event(event_id, name) for name in names]
+
+    def _hold_key(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> str:
+        return self.keys.event(event_id, f"hold:{hold_id}")
+
+    def channel(self, event_id: uuid.UUID) -> str:
+        return self.keys.event(event_id, "ch")
+
+    async def place_hold(
+        self,
+        event_id: uuid.UUID,
+        hold_id: uuid.UUID,
+        user_id: uuid.UUID,
+        kind: HoldKind,
+        seats: Sequence[int],
+        prices: Sequence[int],
+        ttl_ms: int,
+        limit: int | None,
+    ) -> HoldPlaced | HoldRefused:
+        """Hold every seat or none. ``limit`` caps the user's held plus owned seats."""
+        keys = [*self._k(event_id, "seats", "seq", "meta", "holder")]
+        keys += [self._hold_key(event_id, hold_id), *self._k(event_id, "expiry", "owned", "ch")]
+        args: list[object] = [
+            str(hold_id),
+            str(user_id),
+            kind.value,
+            ttl_ms,
+            -1 if limit is None else limit,
+        ]
+        for idx, price in zip(seats, prices, strict=True):
+            args += [idx, price]
+        result = await self._hold(keys=keys, args=args)
+        status = _s(result[0])
+        if status == "ok":
+            return HoldPlaced(seq=int(result[1]), expires_ms=int(result[2]))
+        if status == "taken":
+            return HoldRefused("taken", taken=tuple(int(i) for i in result[1]))
+        if status == "limit":
+            return HoldRefused("limit", current=int(result[1]))
+        return HoldRefused(status)
+
+    async def release(
+        self,
+        event_id: uuid.UUID,
+        hold_id: uuid.UUID,
+        *,
+        user_id: uuid.UUID | None = None,
+        mode: str = "release",
+    ) -> Released | str:
+        """Release a hold's seats. ``mode``: release (not while confirming), expire (only
+        when due), force. Returns ``Released`` or the refusal: missing, confirming, not_due."""
+        keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
+        keys += self._k(event_id, "expiry", "owned", "ch")
+        result = await self._release(keys=keys, args=[str(hold_id), str(user_id or ""), mode])
+        if _s(result[0]) != "ok":
+            return _s(result[0])
+        return Released(
+            seq=int(result[1]),
+            user_id=uuid.UUID(_s(result[2])),
+            seats=_ints(_s(result[3])),
+            kind=HoldKind(_s(result[4])),
+        )
+
+    async def begin_confirm(
+        self, event_id: uuid.UUID, hold_id: uuid.UUID, user_id: uuid.UUID
+    ) -> ConfirmStarted | str:
+        """Mark a hold confirming. Returns the hold's seats or: missing, confirming, expired."""
+        result = await self._begin(keys=[self._hold_key(event_id, hold_id)], args=[str(user_id)])
+        if _s(result[0]) != "ok":
+            return _s(result[0])
+        return ConfirmStarted(
+            seats=_ints(_s(result[1])),
+            prices=_ints(_s(result[2])),
+            kind=HoldKind(_s(result[3])),
+            expires_ms=int(result[4]),
+        )
+
+    async def abort_confirm(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> bool:
+        return bool(await self._abort(keys=[self._hold_key(event_id, hold_id)], args=[]))
+
+    async def finish_confirm(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> int:
+        """Seats of a committed booking become sold; returns the new seq."""
+        keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
+        keys += self._k(event_id, "expiry", "ch")
+        return int(await self._finish(keys=keys, args=[str(hold_id)]))
+
+    async def set_seats(
+        self,
+        event_id: uuid.UUID,
+        seats: Sequence[int],
+        code: SeatCode,
+        *,
+        user_id: uuid.UUID | None = None,
+        count_delta: int = 0,
+    ) -> int:
+        """Force seats to a state PostgreSQL decided (sold or free); returns the new seq."""
+        keys = self._k(event_id, "seats", "seq", "holder", "ch", "owned")
+        args: list[object] = [int(code), str(user_id or ""), count_delta, *seats]
+        return int(await self._set_seats(keys=keys, args=args))
+
+    async def load(
+        self,
+        event_id: uuid.UUID,
+        n_seats: int,
+        sold: Sequence[int],
+        owned: dict[uuid.UUID, int],
+        *,
+        force: bool = False,
+    ) -> bool:
+        """Build the event's seat state from PostgreSQL's facts; False if already loaded."""
+        keys = self._k(event_id, "seats", "seq", "meta", "holder", "expiry", "owned", "ch")
+        args: list[object] = [n_seats, 1 if force else 0, len(sold), *sold]
+        for user, count in owned.items():
+            args += [str(user), count]
+        result = await self._load(keys=keys, args=args)
+        return _s(result[0]) == "ok"
+
+    async def is_loaded(self, event_id: uuid.UUID) -> bool:
+        return bool(await self.client.exists(self.keys.event(event_id, "meta")))
+
+    async def snapshot(self, event_id: uuid.UUID) -> tuple[int, bytes] | None:
+        """(seq, one status byte per seat), read atomically; None when not loaded."""
+        seq, seats = await self._snapshot(keys=self._k(event_id, "seq", "seats"), args=[])
+        if seq is None or seats is None:
+            return None
+        return int(seq), bytes(seats)
+
+    async def get_hold(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> HoldRecord | None:
+        raw = await self.client.hgetall(self._hold_key(event_id, hold_id))
+        if not raw:
+            return None
+        h = {_s(k): _s(v) for k, v in raw.items()}
+        return HoldRecord(
+            hold_id=hold_id,
+            event_id=event_id,
+            user_id=uuid.UUID(h["user"]),
+            kind=HoldKind(h["kind"]),
+            status=HoldStatus(h["status"]),
+            seats=_ints(h["seats"]),
+            prices=_ints(h["prices"]),
+            created_ms=int(h["created"]),
+            expires_ms=int(h["expires"]),
+            extended=h.get("extended") == "1",
+            confirming_since_ms=int(h["confirming_since"]) if "confirming_since" in h else None,
+        )
+
+    async def extend(
+        self, event_id: uuid.UUID, hold_id: uuid.UUID, add_ms: int, max_lifetime_ms: int
+    ) -> int | str:
+        """Extend once; returns the new expiry ms or: missing, already, confirming, expired,
+        max_lifetime."""
+        keys = [self._hold_key(event_id, hold_id), self.keys.event(event_id, "expiry")]
+        result = await self._extend(keys=keys, args=[add_ms, max_lifetime_ms, str(hold_id)])
+        if _s(result[0]) != "ok":
+            return _s(result[0])
+        return int(result[1])
+
+    async def due_holds(
+        self, event_id: uuid.UUID, now_ms: int, limit: int = 500
+    ) -> list[uuid.UUID]:
+        members = await self.client.zrangebyscore(
+            self.keys.event(event_id, "expiry"), "-inf", now_ms, start=0, num=limit
+        )
+        return [uuid.UUID(_s(m)) for m in members]
+
+    async def owned_count(self, event_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        value = await self.client.hget(self.keys.event(event_id, "owned"), str(user_id))
+        return int(value or 0)
+
+    async def publish(self, event_id: uuid.UUID, message: dict[str, object]) -> None:
+        """Publish a non-seat message (price tick, offer ...) on the event's channel."""
+        await self.client.publish(self.channel(event_id), msgpack.packb(message))
+
+    async def server_time_ms(self) -> int:
+        seconds, micros = await self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ints(csv: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in csv.split(",") if part)
