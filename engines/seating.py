@@ -28,6 +28,15 @@ import numpy as np
 FREE = 0
 PITCH_SLACK = 1.5
 _EPS = 1e-6
+_COLUMNS: dict[str, type[np.generic]] = {
+    "section": np.int32,
+    "row": np.int32,
+    "number": np.int32,
+    "x": np.float64,
+    "y": np.float64,
+    "distance": np.float64,
+    "accessible": np.bool_,
+}
 
 
 def _mm_prefix(values: np.ndarray) -> np.ndarray:
@@ -51,18 +60,9 @@ class SeatTable:
     _prefix: dict[str, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        columns = {
-            "section": np.int32,
-            "row": np.int32,
-            "number": np.int32,
-            "x": np.float64,
-            "y": np.float64,
-            "distance": np.float64,
-            "accessible": np.bool_,
-        }
         n = len(self.section)
-        for name, dtype in columns.items():
-            array = np.asarray(getattr(self, name), dtype=dtype)
+        for name, dtype in _COLUMNS.items():
+            array: np.ndarray = np.asarray(getattr(self, name), dtype=dtype)
             if array.shape != (n,):
                 raise ValueError(f"column {name!r} has shape {array.shape}, expected ({n},)")
             object.__setattr__(self, name, array)
@@ -71,8 +71,7 @@ class SeatTable:
         adjacent = _side_by_side(self.section, self.row, self.number, self.x)
         adjacent.flags.writeable = False
         object.__setattr__(self, "_adjacent", adjacent)
-        prefix = {"distance": _mm_prefix(self.distance), "x": _mm_prefix(self.x)}
-        prefix["y"] = _mm_prefix(self.y)
+        prefix = {name: _mm_prefix(getattr(self, name)) for name in ("distance", "x", "y")}
         object.__setattr__(self, "_prefix", prefix)
 
     def __len__(self) -> int:
@@ -202,6 +201,7 @@ def _min_blocks(lengths: np.ndarray, q: int) -> int | None:
 def _fewest_blocks(
     table: SeatTable, eligible: np.ndarray, free: np.ndarray, q: int
 ) -> list[int] | None:
+    """Seats for q in the fewest, closest blocks; None when no two seats are side by side."""
     starts, lengths = _runs(table._adjacent, eligible)
     if lengths.size == 0 or lengths.max() < 2:
         return None
@@ -302,8 +302,9 @@ def choose_best_available(
         ValueError: on a quantity below 1, an array of the wrong length, an unknown
             section, or ``max_price_cents`` without ``price_cents``.
     """
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+    if isinstance(quantity, bool) or not isinstance(quantity, int | np.integer) or quantity < 1:
         raise ValueError(f"quantity must be an int >= 1, got {quantity!r}")
+    quantity = int(quantity)
     eligible = _eligible(table, status, sections, accessible_only, max_price_cents, price_cents)
     if int(np.count_nonzero(eligible)) < quantity:
         return None

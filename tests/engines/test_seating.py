@@ -380,3 +380,8 @@ def test_choice_is_valid_contiguous_when_possible_and_uses_fewest_blocks(
         lengths = sorted((n for _, n in contiguous_runs(table, eligible)), reverse=True)
         fewest = int(np.searchsorted(np.cumsum(lengths), quantity)) + 1
         assert _blocks(table, chosen) == fewest
+
+
+def test_numpy_integer_quantity_is_accepted() -> None:
+    table = SeatTable.from_seats(row_of([0, 0.5, 1.0, 1.5], distances=[4, 3, 3, 4]))
+    assert choose_best_available(table, np.zeros(4, np.uint8), np.int64(2)) == [1, 2]  # type: ignore[arg-type]
