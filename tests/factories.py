@@ -53,8 +53,14 @@ async def make_event(
     """Create an event through ``POST /events`` and return its JSON.
 
     Without ``venue_id`` a fresh venue with sections "Orchestra" and "Balcony" of
-    ``rows`` x ``seats_per_row`` seats each is made for it.
+    ``rows`` x ``seats_per_row`` seats each is made for it. Without ``prices`` the sections
+    named in ``DEFAULT_PRICES`` get those prices and the others their venue base price.
     """
+    if prices is None and venue_id is not None:
+        found = await client.get(f"/api/v1/venues/{venue_id}")
+        assert found.status_code == 200, found.text
+        names = {section["name"] for section in found.json()["sections"]}
+        prices = {name: price for name, price in DEFAULT_PRICES.items() if name in names}
     if venue_id is None:
         venue = await make_venue(
             client, admin, sections=default_sections(rows=rows, seats_per_row=seats_per_row)
