@@ -179,13 +179,15 @@ redis.call('HDEL', KEYS[1], 'confirming_since')
 return 1
 """
 
-# KEYS: seats seq holder hold expiry ch   ARGV: hold_id
-# The booking is committed in PostgreSQL: its seats become sold, the hold disappears.
+# KEYS: seats seq holder hold expiry ch   ARGV: hold_id seats-csv
+# The booking is committed in PostgreSQL: its seats become sold, the hold disappears. The
+# seats come from the caller (what PostgreSQL wrote), so they end sold even if the hold was
+# reconciled away meanwhile.
 _FINISH_CONFIRM = (
     _PRELUDE
     + """
 local hold_id = ARGV[1]
-local idxs = split(redis.call('HGET', KEYS[4], 'seats'))
+local idxs = split(ARGV[2])
 local changes = {}
 for i = 1, #idxs do
   if redis.call('HGET', KEYS[3], idxs[i]) == hold_id then redis.call('HDEL', KEYS[3], idxs[i]) end
@@ -429,11 +431,14 @@ class Inventory:
     async def abort_confirm(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> bool:
         return bool(await self._abort(keys=[self._hold_key(event_id, hold_id)], args=[]))
 
-    async def finish_confirm(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> int:
-        """Seats of a committed booking become sold; returns the new seq."""
+    async def finish_confirm(
+        self, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int]
+    ) -> int:
+        """The seats of a committed booking become sold and the hold goes; returns the new seq."""
         keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
         keys += self._k(event_id, "expiry", "ch")
-        return int(await self._finish(keys=keys, args=[str(hold_id)]))
+        csv = ",".join(str(int(i)) for i in seats)
+        return int(await self._finish(keys=keys, args=[str(hold_id), csv]))
 
     async def set_seats(
         self,

@@ -92,7 +92,7 @@ async def test_confirm_cycle_and_release(inventory: Inventory) -> None:
     assert await inventory.abort_confirm(event_id, hold_id)
     await inventory.begin_confirm(event_id, hold_id, user)
     seq_before = (await inventory.snapshot(event_id))[0]  # type: ignore[index]
-    seq = await inventory.finish_confirm(event_id, hold_id)
+    seq = await inventory.finish_confirm(event_id, hold_id, started.seats)
     assert seq == seq_before + 2
     assert list((await inventory.snapshot(event_id))[1]) == [0, 0, 2, 2]  # type: ignore[index]
     assert await inventory.get_hold(event_id, hold_id) is None
