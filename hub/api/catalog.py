@@ -30,4 +30,7 @@ def page_routes() -> list[BaseRoute]:
 
 
 def subsystem_parts() -> list[Part]:
-    return []
+    from hub.leader import leadership_part
+    from hub.services.expiry import expiry_loop
+
+    return [leadership_part([expiry_loop])]

@@ -1,0 +1,46 @@
+"""SQL for the leader's housekeeping: which events are live, and what PostgreSQL knows of a
+hold that a crashed process left confirming."""
+
+from __future__ import annotations
+
+import uuid
+
+from hub.db import Connection
+
+
+async def live_event_ids(con: Connection) -> list[uuid.UUID]:
+    """Events that can still have holds: scheduled, not long past their start."""
+    rows = await con.fetch(
+        "SELECT id FROM events WHERE status = 'scheduled' AND starts_at > now() - interval '1 day'"
+    )
+    return [row["id"] for row in rows]
+
+
+async def lock_hold(con: Connection, hold_id: uuid.UUID) -> None:
+    """Serialise with the confirmation of this hold (it takes the same lock in its
+    transaction), so a slow confirmation is never mistaken for a crashed one."""
+    await con.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", str(hold_id))
+
+
+async def booked_seat_indexes(con: Connection, hold_id: uuid.UUID) -> list[int] | None:
+    """Seat indexes of the active tickets booked from this hold; None if no booking exists."""
+    booking = await con.fetchval(
+        "SELECT id FROM bookings WHERE hold_id = $1 AND status = 'confirmed'", hold_id
+    )
+    if booking is None:
+        return None
+    rows = await con.fetch(
+        """SELECT s.idx FROM tickets t JOIN seats s ON s.id = t.seat_id
+           WHERE t.booking_id = $1 AND t.active ORDER BY s.idx""",
+        booking,
+    )
+    return [row["idx"] for row in rows]
+
+
+async def end_holds(con: Connection, hold_ids: list[uuid.UUID], outcome: str) -> None:
+    await con.execute(
+        "UPDATE hold_log SET outcome = $2, ended_at = now() "
+        "WHERE hold_id = ANY($1::uuid[]) AND outcome = 'held'",
+        hold_ids,
+        outcome,
+    )
