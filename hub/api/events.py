@@ -63,6 +63,14 @@ class EventsQuery(PageQuery):
     max_price: Price | None = None
     available_only: bool = False
 
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _plain_date(cls, value: Any) -> Any:
+        # "2031-03-20" is a day, not midnight of an unknown timezone.
+        if isinstance(value, str) and len(value) == 10:
+            return dt.date.fromisoformat(value)
+        return value
+
     @field_validator("date_from", "date_to", mode="after")
     @classmethod
     def _aware(cls, value: dt.datetime | dt.date | None) -> dt.datetime | dt.date | None:

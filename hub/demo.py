@@ -1,0 +1,222 @@
+"""The demo: an admin, a few users, a 2,000-seat arena and upcoming events worth browsing.
+
+Seeding is idempotent: everything is looked up by a natural key (email, venue name and
+city, event name at the venue, discount code) and created only when missing, under an
+advisory lock so two seeding processes cannot both create it. A second call adds nothing
+and returns the same summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import structlog
+
+from engines.venue_layout import row_label
+from hub.context import Hub
+from hub.db import demo as demo_db
+from hub.db import events as events_db
+from hub.db import venues as venues_db
+from hub.errors import Conflict
+from hub.services import accounts, events, venues
+
+log = structlog.get_logger(__name__)
+
+ADMIN = ("admin@evently.local", "admin-demo-pass", "Demo Admin")
+USERS = (
+    ("ada@evently.local", "Ada Lovelace"),
+    ("grace@evently.local", "Grace Hopper"),
+    ("alan@evently.local", "Alan Turing"),
+)
+USER_PASSWORD = "demo-pass-123"
+
+VENUE_NAME = "Evently Arena"
+VENUE_CITY = "Lisbon"
+AISLE_EVERY = 14  # engines.venue_layout's default aisle spacing
+
+# (name, rows, seats per row, base price in cents, front rows with accessible aisle seats)
+SECTIONS = (
+    ("Orchestra", 20, 42, 9500, 2),
+    ("Mezzanine", 12, 42, 6500, 1),
+    ("Balcony", 14, 50, 3500, 1),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoEvent:
+    name: str
+    category: str
+    days_ahead: int
+    hour: int
+    description: str
+    keywords: tuple[str, ...]
+    prices: dict[str, int]  # cents; sections left out take the venue base price
+
+
+EVENTS = (
+    DemoEvent(
+        "Midnight Echoes Live",
+        "concert",
+        4,
+        21,
+        "The synth-pop trio brings its arena tour to Lisbon, with a light show built "
+        "for the round.",
+        ("synthpop", "electronic", "live music", "tour"),
+        {"Orchestra": 12000, "Mezzanine": 8500, "Balcony": 4500},
+    ),
+    DemoEvent(
+        "Hamlet in the Round",
+        "theatre",
+        9,
+        20,
+        "Shakespeare's tragedy staged in the round by the National Theatre company, in "
+        "Portuguese with English surtitles.",
+        ("shakespeare", "drama", "classic", "surtitles"),
+        {"Orchestra": 7500, "Mezzanine": 5500, "Balcony": 3000},
+    ),
+    DemoEvent(
+        "Laugh Track: Stand-up Night",
+        "comedy",
+        14,
+        21,
+        "Five comedians, one microphone, no safety net. Late show, recommended 16+.",
+        ("stand-up", "comedy", "late show"),
+        {"Orchestra": 4500, "Mezzanine": 3500},
+    ),
+    DemoEvent(
+        "Lisbon Derby: Basketball Final",
+        "sports",
+        21,
+        19,
+        "The league final between the city's two rivals, with a half-time show.",
+        ("basketball", "final", "derby"),
+        {"Orchestra": 9000, "Mezzanine": 6000, "Balcony": 2500},
+    ),
+    DemoEvent(
+        "Future of Real-time Systems",
+        "conference",
+        30,
+        9,
+        "A one-day conference on event-driven architectures, streaming and low-latency "
+        "web apps, with talks and workshops.",
+        ("technology", "software", "talks", "workshop"),
+        {"Orchestra": 24000, "Mezzanine": 18000, "Balcony": 9900},
+    ),
+    DemoEvent(
+        "The Magic Lantern Family Show",
+        "family",
+        45,
+        15,
+        "Puppets, magic and music for children of all ages, in a matinee that ends "
+        "before tea time.",
+        ("kids", "magic", "puppets", "matinee"),
+        {"Orchestra": 3000, "Mezzanine": 2500, "Balcony": 1500},
+    ),
+    DemoEvent(
+        "Symphony Under the Stars",
+        "classical",
+        59,
+        20,
+        "The city orchestra plays Dvorak's New World Symphony and film scores.",
+        ("orchestra", "classical", "symphony", "film music"),
+        {"Orchestra": 8000, "Mezzanine": 6000, "Balcony": 3500},
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    events: int
+    first_event_id: uuid.UUID
+    logins: list[tuple[str, str, str]]
+
+
+async def seed_demo(hub: Hub, *, now: dt.datetime | None = None) -> DemoSummary:
+    """Create the demo data that is missing and describe it.
+
+    Args:
+        now: the moment event dates are counted from (defaults to the current time).
+
+    Returns:
+        How many demo events exist, the id of the soonest one, and the demo logins as
+        ``(role, email, password)``.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    async with hub.db.connection() as lock_con:
+        await demo_db.lock(lock_con)
+        try:
+            await _seed_accounts(hub)
+            venue_id = await _seed_venue(hub)
+            event_ids = [await _seed_event(hub, venue_id, spec, now) for spec in EVENTS]
+            async with hub.db.connection() as con:
+                if await demo_db.ensure_discount_code(con, "BULK10", Decimal("10"), 1000):
+                    log.info("demo_discount_code_created", code="BULK10")
+        finally:
+            await demo_db.unlock(lock_con)
+    logins = [("admin", ADMIN[0], ADMIN[1])]
+    logins += [("user", email, USER_PASSWORD) for email, _ in USERS]
+    return DemoSummary(events=len(event_ids), first_event_id=event_ids[0], logins=logins)
+
+
+async def _seed_accounts(hub: Hub) -> None:
+    email, password, name = ADMIN
+    await accounts.ensure_admin(hub, email, password, name)
+    for email, name in USERS:
+        try:
+            await accounts.register(hub, email, USER_PASSWORD, name)
+        except Conflict:
+            continue  # seeded before
+
+
+def _aisle_seats(rows: int, seats_per_row: int, front_rows: int) -> list[tuple[str, int]]:
+    """The seats at each end of every block between aisles, in the front rows."""
+    ends = {1, seats_per_row}
+    for start in range(AISLE_EVERY, seats_per_row, AISLE_EVERY):
+        ends.update((start, start + 1))
+    return [(row_label(r), n) for r in range(min(rows, front_rows)) for n in sorted(ends)]
+
+
+async def _seed_venue(hub: Hub) -> uuid.UUID:
+    async with hub.db.connection() as con:
+        found = await venues_db.by_name(con, VENUE_NAME, VENUE_CITY)
+    if found is not None:
+        venue_id: uuid.UUID = found["id"]
+        return venue_id
+    sections = [
+        venues.NewSection(name, rows, per_row, base, _aisle_seats(rows, per_row, front))
+        for name, rows, per_row, base, front in SECTIONS
+    ]
+    venue = await venues.create_venue(hub, VENUE_NAME, VENUE_CITY, sections=sections)
+    log.info("demo_venue_created", venue_id=str(venue["id"]), seats=venue["capacity"])
+    created: uuid.UUID = venue["id"]
+    return created
+
+
+async def _seed_event(
+    hub: Hub, venue_id: uuid.UUID, spec: DemoEvent, now: dt.datetime
+) -> uuid.UUID:
+    async with hub.db.connection() as con:
+        found = await events_db.by_name(con, venue_id, spec.name)
+    if found is not None:
+        existing: uuid.UUID = found["id"]
+        return existing
+    day = (now + dt.timedelta(days=spec.days_ahead)).astimezone(dt.UTC).date()
+    starts_at = dt.datetime.combine(day, dt.time(spec.hour), tzinfo=dt.UTC)
+    event = await events.create_event(
+        hub,
+        events.NewEvent(
+            name=spec.name,
+            description=spec.description,
+            category=spec.category,
+            keywords=spec.keywords,
+            venue_id=venue_id,
+            starts_at=starts_at,
+            section_prices=spec.prices,
+        ),
+        now=now,
+    )
+    created: uuid.UUID = event["id"]
+    return created
