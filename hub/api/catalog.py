@@ -32,5 +32,6 @@ def page_routes() -> list[BaseRoute]:
 def subsystem_parts() -> list[Part]:
     from hub.leader import leadership_part
     from hub.services.expiry import expiry_loop
+    from hub.services.notifications import outbox_loop
 
-    return [leadership_part([expiry_loop])]
+    return [leadership_part([expiry_loop, outbox_loop])]
