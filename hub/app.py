@@ -72,7 +72,9 @@ def default_parts() -> list[Part]:
     return subsystem_parts()
 
 
-def _lifespan(settings: Settings, parts: list[Part]) -> Callable[[Starlette], AsyncIterator[None]]:
+def _lifespan(
+    settings: Settings, parts: list[Part]
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url and settings.redis_url
@@ -97,7 +99,7 @@ def _lifespan(settings: Settings, parts: list[Part]) -> Callable[[Starlette], As
             yield
             log.info("hub_stopping")
 
-    return lifespan  # type: ignore[return-value]
+    return lifespan
 
 
 async def _connect_database(settings: Settings) -> Database:

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+_DEFAULT_LOG_FORMAT = "console" if sys.stderr.isatty() else "json"
+
 
 class SettingsError(ValueError):
     """A variable is missing or malformed."""
@@ -42,7 +44,15 @@ class Settings:
     ws_max_per_ip: int = 200
     ws_max_per_user: int = 5
     ws_tick_ms: int = 100
-    log_format: str = "console" if sys.stderr.isatty() else "json"
+    # A watcher with more than this many bytes waiting to go out is "behind": it gets
+    # nothing more until it drains, then a fresh snapshot.
+    ws_backlog_bytes: int = 256 * 1024
+    # A watcher behind for longer than this is closed with 1013.
+    ws_behind_seconds: float = 10.0
+    # How often the channel hub reconsiders gc.freeze() (DESIGN §5: full collections over
+    # thousands of connections set the p99).
+    ws_gc_freeze_seconds: float = 30.0
+    log_format: str = _DEFAULT_LOG_FORMAT
     log_level: str = "info"
     token_ttl_seconds: int = 86400
     db_pool_min: int = 2
@@ -95,7 +105,10 @@ class Settings:
             ws_max_per_ip=r.get("WS_MAX_PER_IP", _positive_int, 200),
             ws_max_per_user=r.get("WS_MAX_PER_USER", _positive_int, 5),
             ws_tick_ms=r.get("WS_TICK_MS", _positive_int, 100),
-            log_format=r.get("LOG_FORMAT", _choice("json", "console"), cls.log_format),
+            ws_backlog_bytes=r.get("WS_BACKLOG_BYTES", _positive_int, 256 * 1024),
+            ws_behind_seconds=r.get("WS_BEHIND_SECONDS", _positive_float, 10.0),
+            ws_gc_freeze_seconds=r.get("WS_GC_FREEZE_SECONDS", _positive_float, 30.0),
+            log_format=r.get("LOG_FORMAT", _choice("json", "console"), _DEFAULT_LOG_FORMAT),
             log_level=r.get("LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info"),
             token_ttl_seconds=r.get("TOKEN_TTL_SECONDS", _positive_int, 86400),
             db_pool_min=r.get("DB_POOL_MIN", _positive_int, 2),
