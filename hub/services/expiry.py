@@ -87,9 +87,11 @@ async def reconcile_stuck(
     now_ms = await hub.inventory.server_time_ms()
     settled = 0
     for event_id in event_ids:
-        hold_ids = await hub.store.client.zrange(hub.store.keys.event(event_id, "expiry"), 0, -1)
+        hold_ids: list[bytes] = await hub.store.client.zrange(
+            hub.store.keys.event(event_id, "expiry"), 0, -1
+        )
         for raw in hold_ids:
-            hold_id = uuid.UUID(bytes(raw).decode())
+            hold_id = uuid.UUID(raw.decode())
             hold = await hub.inventory.get_hold(event_id, hold_id)
             if hold is None or hold.status is not HoldStatus.CONFIRMING:
                 continue
