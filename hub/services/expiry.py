@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import structlog
 
@@ -87,8 +88,9 @@ async def reconcile_stuck(
     now_ms = await hub.inventory.server_time_ms()
     settled = 0
     for event_id in event_ids:
-        hold_ids: list[bytes] = await hub.store.client.zrange(
-            hub.store.keys.event(event_id, "expiry"), 0, -1
+        hold_ids = cast(
+            list[bytes],
+            await hub.store.client.zrange(hub.store.keys.event(event_id, "expiry"), 0, -1),
         )
         for raw in hold_ids:
             hold_id = uuid.UUID(raw.decode())
