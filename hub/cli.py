@@ -129,8 +129,15 @@ def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "factory": True,
         "loop": "uvloop",
         "http": "httptools",
-        "ws": "websockets",
+        # uvicorn's sans-I/O WebSocket protocol, reachable from the channel hub for direct
+        # frame writes (see hub/channels/peers.py for why and what it measured).
+        "ws": "hub.channels.peers:DirectProtocol",
         "ws_per_message_deflate": False,
+        # Client messages over 64 KiB close the connection with 1009.
+        "ws_max_size": 64 * 1024,
+        # Heartbeats: a ping every 20 s; no pong within 20 s closes a dead connection.
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
         "lifespan": "on",
         "log_level": "warning",
         "access_log": False,

@@ -62,6 +62,21 @@ IS_LEADER = Gauge(
 )
 
 
+def total(metric: Counter | Gauge, **labels: str) -> float:
+    """This process's sum of a metric's samples, over the label values given (all if none).
+
+    Reads the values the collector exposes, so it works for labelled and plain metrics.
+    """
+    value = 0.0
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            if all(sample.labels.get(k) == v for k, v in labels.items()):
+                value += sample.value
+    return value
+
+
 def render(multiprocess_dir: str | None) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     if multiprocess_dir:

@@ -22,7 +22,9 @@ def build_api() -> Api:
 
 
 def websocket_routes() -> list[BaseRoute]:
-    return []
+    from hub.channels import websocket_routes as channel_routes
+
+    return [*channel_routes()]
 
 
 def page_routes() -> list[BaseRoute]:
@@ -30,8 +32,9 @@ def page_routes() -> list[BaseRoute]:
 
 
 def subsystem_parts() -> list[Part]:
+    from hub.channels import channels_part
     from hub.leader import leadership_part
     from hub.services.expiry import expiry_loop
     from hub.services.notifications import outbox_loop
 
-    return [leadership_part([expiry_loop, outbox_loop])]
+    return [channels_part, leadership_part([expiry_loop, outbox_loop])]

@@ -1,0 +1,206 @@
+"""Peers: one per WebSocket connection, written to without awaiting it.
+
+Why not ``await websocket.send()`` per client: uvicorn's ``send`` first awaits
+``writable`` (set by ``resume_writing``), so one client that stops reading parks the
+broadcast loop until its buffer drains, for every other watcher (DESIGN §5 measured over a
+minute). A per-connection task and queue avoids that but halved throughput.
+
+The path chosen (uvicorn 0.54, ``websockets-sansio`` implementation): ``DirectProtocol``
+subclasses uvicorn's sans-I/O WebSocket protocol and puts itself into the ASGI scope
+(extension ``evently.direct``). An endpoint that finds it builds a ``DirectPeer``, which
+writes ready-made frame bytes straight to the connection's transport — one
+``transport.write`` per delivery, no await, no per-message framing, no task. Server
+frames are unmasked, so the same bytes serve every connection. The sans-I/O protocol keeps
+parsing incoming frames, answering pings, enforcing ``ws_max_size`` (1009) and sending
+keepalive pings; we only ever add complete frames between its own writes, on the same loop
+thread, so frames never interleave. The legacy ``websockets`` implementation would also
+work through ``broadcast()`` but costs two tasks per connection (memory at 10k idle) and is
+deprecated by uvicorn; ``wsproto`` frames every message per connection.
+
+Anywhere else (another server, no extension) ``AsgiPeer`` falls back to the ASGI ``send``
+with at most one send in flight and a byte-bounded backlog, so it too never blocks the
+broadcaster. Both expose ``buffered()`` — bytes waiting to go out — which the broadcaster
+compares with its bound to mark a congested peer "behind".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import uuid
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from hub.channels.codec import Encoded, Subprotocol
+
+EXTENSION = "evently.direct"
+# How long a close frame may wait behind a congested buffer before the socket is aborted.
+CLOSE_GRACE_SECONDS = 2.0
+
+
+class DirectProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, reachable from the app for direct writes."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the app task is created but has not run yet
+            scope["extensions"][EXTENSION] = self
+
+
+class Peer:
+    """What the broadcaster needs from a connection. Never awaits."""
+
+    __slots__ = ("behind_since", "event_id", "ip", "proto", "reco", "user_id")
+
+    def __init__(self, proto: Subprotocol, ip: str) -> None:
+        self.proto = proto
+        self.ip = ip
+        self.user_id: uuid.UUID | None = None
+        self.reco: dict[str, Any] | None = None
+        self.event_id: uuid.UUID | None = None
+        # loop time at which it fell behind; None while it keeps up
+        self.behind_since: float | None = None
+
+    @property
+    def open(self) -> bool:
+        raise NotImplementedError
+
+    def write(self, message: Encoded) -> None:
+        raise NotImplementedError
+
+    def buffered(self) -> int:
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str = "") -> None:
+        raise NotImplementedError
+
+
+class DirectPeer(Peer):
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, protocol: DirectProtocol, proto: Subprotocol, ip: str) -> None:
+        super().__init__(proto, ip)
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    @property
+    def open(self) -> bool:
+        p = self._protocol
+        return not (p.close_sent or p.disconnected or self._transport.is_closing())
+
+    def write(self, message: Encoded) -> None:
+        p = self._protocol
+        if p.close_sent or p.disconnected:
+            return
+        self._transport.write(message.frame)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Send a close frame now, end the app's receive loop, and abort the socket if
+        the peer has not completed the closing handshake within the grace period (a
+        congested buffer would otherwise keep it open for ever)."""
+        p = self._protocol
+        if p.close_sent or p.disconnected:
+            return
+        p.conn.send_close(code, reason)
+        self._transport.write(b"".join(p.conn.data_to_send()))
+        p.close_sent = True
+        p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if p.read_paused:
+            p.read_paused = False
+            self._transport.resume_reading()
+        p.close_timer = p.loop.call_later(CLOSE_GRACE_SECONDS, self._transport.abort)
+
+
+class AsgiPeer(Peer):
+    """Fallback through the ASGI ``send``: one send in flight, a bounded backlog."""
+
+    __slots__ = ("_backlog", "_closed", "_queued", "_send", "_task")
+
+    def __init__(self, send: Any, proto: Subprotocol, ip: str) -> None:
+        super().__init__(proto, ip)
+        self._send = send
+        self._backlog: collections.deque[dict[str, Any]] = collections.deque()
+        self._queued = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def open(self) -> bool:
+        return not self._closed
+
+    def write(self, message: Encoded) -> None:
+        if self._closed:
+            return
+        if message.payload or not message.frame:
+            self._push(_asgi_message(message.payload, message.text), len(message.payload))
+        else:  # joined frames: split them back into payloads
+            for payload, text in _split_frames(message.frame):
+                self._push(_asgi_message(payload, text), len(payload))
+
+    def _push(self, asgi_message: dict[str, Any], size: int) -> None:
+        self._backlog.append(asgi_message)
+        self._queued += size
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._backlog:
+                message = self._backlog.popleft()
+                self._queued -= len(message.get("bytes") or message.get("text") or "")
+                await self._send(message)
+        except Exception:
+            self._closed = True
+            self._backlog.clear()
+        finally:
+            self._task = None
+
+    def buffered(self) -> int:
+        return self._queued
+
+    def close(self, code: int, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._backlog.clear()
+        self._queued = 0
+        self._push({"type": "websocket.close", "code": code, "reason": reason}, 0)
+        self._closed = True
+
+
+def _asgi_message(payload: bytes, text: bool) -> dict[str, Any]:
+    if text:
+        return {"type": "websocket.send", "text": payload.decode()}
+    return {"type": "websocket.send", "bytes": payload}
+
+
+def _split_frames(data: bytes) -> list[tuple[bytes, bool]]:
+    out: list[tuple[bytes, bool]] = []
+    i = 0
+    while i < len(data):
+        text = data[i] & 0x0F == 1
+        n = data[i + 1] & 0x7F
+        i += 2
+        if n == 126:
+            n = int.from_bytes(data[i : i + 2], "big")
+            i += 2
+        elif n == 127:
+            n = int.from_bytes(data[i : i + 8], "big")
+            i += 8
+        out.append((data[i : i + n], text))
+        i += n
+    return out
+
+
+def make_peer(scope: dict[str, Any], send: Any, proto: Subprotocol) -> Peer:
+    """The fastest peer the server allows, for an accepted connection."""
+    client = scope.get("client")
+    ip = client[0] if client else "unknown"
+    direct = scope.get("extensions", {}).get(EXTENSION)
+    if isinstance(direct, DirectProtocol) and direct.handshake_complete:
+        return DirectPeer(direct, proto, ip)
+    return AsgiPeer(send, proto, ip)
