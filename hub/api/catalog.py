@@ -28,7 +28,9 @@ def websocket_routes() -> list[BaseRoute]:
 
 
 def page_routes() -> list[BaseRoute]:
-    return []
+    from hub.api import pages
+
+    return pages.routes()
 
 
 def subsystem_parts() -> list[Part]:
