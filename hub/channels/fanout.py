@@ -142,9 +142,13 @@ class Channels:
     def resync(self, peer: Peer) -> None:
         """A fresh snapshot for one watcher (it asked, or it has drained after falling behind)."""
         channel = self.events.get(peer.event_id) if peer.event_id else None
-        if channel is not None and channel.loading is None:
-            peer.write(self._snapshot(channel, peer.proto))
-            self.deliveries += 1
+        if channel is None or channel.loading is not None or peer.behind_since is not None:
+            return  # a loading channel sends everyone a snapshot; a behind peer gets one later
+        if peer.buffered() > self.backlog:  # asking faster than it reads
+            self._fall_behind(peer, time.monotonic())
+            return
+        peer.write(self._snapshot(channel, peer.proto))
+        self.deliveries += 1
 
     def _drop_channel(self, channel: Channel) -> None:
         if channel.loading is not None:
