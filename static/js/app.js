@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 const eventId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
 const HOLD_KEY = `evently.hold.${eventId}`;
 
-const stats = { lastSeq: null, appliedChanges: 0, messages: 0, snapshots: 0, renderMs: 0, firstDrawAt: null, seatsLoadedAt: null, lagMs: 0 };
+const stats = { lastSeq: null, appliedChanges: 0, messages: 0, snapshots: 0, renderMs: 0, firstDrawAt: null, seatsLoadedAt: null, maxRenderMs: 0, frames: 0 };
 window.__evently = { stats };
 
 const model = {
@@ -130,6 +130,8 @@ const list = new SeatList(
   model,
 );
 window.__evently.map = map;
+// Exposed for tests and debugging (pause or resume live updates from the console).
+window.__evently.list = list;
 $("zoom-in").addEventListener("click", () => map.zoomBy(1.4));
 $("zoom-out").addEventListener("click", () => map.zoomBy(1 / 1.4));
 $("zoom-fit").addEventListener("click", () => map.fit());
@@ -150,7 +152,7 @@ let summaryTimer = null;
 function scheduleSummary() {
   // Free-seat counts per section are a full scan: at most a few per second is plenty.
   if (summaryTimer) return;
-  summaryTimer = setTimeout(() => { summaryTimer = null; renderPrices(); list.refreshRows(); }, 300);
+  summaryTimer = setTimeout(() => { summaryTimer = null; renderPrices(); list.refreshRows(); }, 200);
 }
 
 function renderPrices() {
@@ -276,6 +278,8 @@ const channel = new Channel(eventId, {
     }
   },
 });
+
+window.__evently.channel = channel;
 
 function afterSeatChanges(changes) {
   // Seats the user had chosen but someone else just took: say which, and unchoose them.
@@ -500,6 +504,7 @@ Object.assign(window.__evently, { stats: new Proxy(stats, {
     if (key === "renderMs") return map.stats.renderMs;
     if (key === "firstDrawAt") return map.stats.firstDrawAt;
     if (key === "frames") return map.stats.frames;
+    if (key === "maxRenderMs") return map.stats.maxRenderMs;
     if (key === "lastSeq") return channel.lastSeq ?? target.lastSeq;
     return target[key];
   },

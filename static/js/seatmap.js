@@ -267,6 +267,7 @@ export class SeatMap {
     this.draw();
     const ms = performance.now() - t0;
     this.stats.renderMs = ms;
+    this.stats.maxRenderMs = Math.max(this.stats.maxRenderMs || 0, ms);
     this.stats.frames++;
     if (this.stats.firstDrawAt === null && this.n) this.stats.firstDrawAt = performance.now();
   }
@@ -327,7 +328,8 @@ export class SeatMap {
   drawStage() {
     const { ctx } = this;
     const b = this.bounds || { minX: -10, maxX: 10 };
-    const half = Math.min(12, Math.max(3, (b.maxX - b.minX) / 4));
+    // About a third of the hall's width: a cue for orientation, not a scale drawing.
+    const half = clamp((b.maxX - b.minX) / 3, (this.pitch || 1) * 2, 12);
     const x = -half * this.scale + this.tx, y = -2 * this.scale + this.ty;
     const w = 2 * half * this.scale, h = 1.6 * this.scale;
     ctx.fillStyle = "#2b2d31";
