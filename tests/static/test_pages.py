@@ -287,3 +287,78 @@ async def test_20k_seat_venue_renders_fast_and_keeps_up_with_200_changes_a_secon
     assert shown == expected
     await page.screenshot(path=str(artifact("seatmap-20k.png")), full_page=True)
     assert no_script_errors(page) == []
+
+
+async def test_dropped_connection_and_gaps_are_recovered_and_said(
+    http: httpx.AsyncClient, live_admin: Account, new_page: Any
+) -> None:
+    event = await make_event(http, live_admin, rows=2, seats_per_row=5)
+    user = await register(http, "Gap Watcher")
+    page = await new_page()
+    await open_event(page, event["id"])
+
+    # The socket dies under the page: it says so, comes back by itself, and says that too.
+    await page.evaluate("() => window.__evently.channel.ws.close()")
+    await page.get_by_role("alert").filter(has_text="The live connection dropped").wait_for()
+    await page.locator("#connection[data-state=open]").wait_for()
+    await page.get_by_role("status").filter(has_text="Reconnected").wait_for()
+    await page.wait_for_function("() => window.__evently.stats.snapshots >= 2")
+
+    # A delta that does not follow the last seq (a lost frame) makes the page ask for a
+    # resync instead of applying it; the hub answers with a fresh snapshot.
+    snapshots = await page.evaluate("() => window.__evently.stats.snapshots")
+    await page.evaluate(
+        """async () => {
+            const { encode } = await import("/static/js/msgpack.js");
+            const ch = window.__evently.channel;
+            ch.receive(encode({ t: "seats", from: ch.lastSeq + 5, seq: ch.lastSeq + 6,
+                                changes: [[0, 2]] }).buffer);
+        }"""
+    )
+    await page.wait_for_function(f"() => window.__evently.stats.snapshots > {snapshots}")
+    assert await statuses(page, [0]) == [0], "a delta after a gap must not be applied"
+
+    # Live changes still arrive after all that.
+    seats = (await seat_map(http, event["id"]))["seats"]
+    placed = await http.post(
+        f"/api/v1/events/{event['id']}/holds",
+        json={"seat_ids": [seats[3]["id"]]},
+        headers=user.headers,
+    )
+    assert placed.status_code == 201, placed.text
+    await page.wait_for_function("() => window.__evently.map.status[3] === 1")
+    assert no_script_errors(page) == []
+
+
+async def test_best_available_hold_counts_down_and_expiry_is_said(
+    http: httpx.AsyncClient, live_admin: Account, new_page: Any
+) -> None:
+    event = await make_event(http, live_admin, rows=2, seats_per_row=5)
+    user = await register(http, "Slow Buyer")
+    page = await new_page()
+    await page.clock.install()
+    await page.goto("/")
+    await sign_in(page, user)
+    await open_event(page, event["id"])
+
+    best = page.get_by_role("form", name="Or let us pick the best available")
+    await best.get_by_label("Number of seats").fill("2")
+    await best.get_by_label("Section").select_option("Balcony")
+    await page.get_by_role("button", name="Find and hold best seats").click()
+    await page.get_by_role("status").filter(has_text="Held 2 seats for you").wait_for()
+    held = await page.locator("#hold-seats li").all_inner_texts()
+    assert len(held) == 2 and all(text.startswith("Balcony row") for text in held)
+    assert re.fullmatch(r"\d+:\d\d", await page.locator("#hold-countdown").inner_text())
+
+    # Let the countdown run out (the page's clock only): the user is told, the hold goes.
+    await page.clock.fast_forward("20:00")
+    await page.get_by_role("alert").filter(has_text="Your hold expired").wait_for()
+    assert await page.locator("#hold").is_hidden()
+
+    # Signing out revokes the page's token and forgets it.
+    token = await page.evaluate("() => localStorage.getItem('evently.token')")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.locator("#sign-in-form").wait_for(state="visible")
+    assert await page.evaluate("() => localStorage.getItem('evently.token')") is None
+    me = await http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401
