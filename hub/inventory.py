@@ -519,6 +519,41 @@ class Inventory:
         )
         return [uuid.UUID(_s(m)) for m in members]
 
+    async def index_hold(
+        self, hold_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, ttl_s: int
+    ) -> None:
+        """Remember a hold's event and owner (``GET /holds/{id}`` names no event). The entry
+        outlives the hold, so an expired hold can be told apart from one that never was."""
+        await self.client.set(self._index_key(hold_id), f"{event_id} {user_id}", ex=ttl_s)
+
+    async def hold_ref(self, hold_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """``(event id, owner)`` of a hold placed within the index's lifetime, or None."""
+        value = await self.client.get(self._index_key(hold_id))
+        if value is None:
+            return None
+        event_id, user_id = _s(value).split(" ")
+        return uuid.UUID(event_id), uuid.UUID(user_id)
+
+    async def forget_hold(self, hold_id: uuid.UUID) -> None:
+        """Drop the index entry of a hold that ended by its owner's hand (booked, released)."""
+        await self.client.delete(self._index_key(hold_id))
+
+    def _index_key(self, hold_id: uuid.UUID) -> str:
+        # Global, not under the event's hash tag: it is written after the hold script.
+        return self.keys.global_(f"hold-event:{hold_id}")
+
+    async def holders(self, event_id: uuid.UUID, seats: Sequence[int]) -> dict[int, uuid.UUID]:
+        """The hold holding each of ``seats`` (seats held by no hold are left out)."""
+        if not seats:
+            return {}
+        values = await self.client.hmget(self.keys.event(event_id, "holder"), list(seats))
+        return {idx: uuid.UUID(_s(v)) for idx, v in zip(seats, values, strict=True) if v}
+
+    async def hold_ids(self, event_id: uuid.UUID) -> list[uuid.UUID]:
+        """Every live hold of the event (the expiry index lists each one)."""
+        members = await self.client.zrange(self.keys.event(event_id, "expiry"), 0, -1)
+        return [uuid.UUID(_s(m)) for m in members]
+
     async def owned_count(self, event_id: uuid.UUID, user_id: uuid.UUID) -> int:
         value = await self.client.hget(self.keys.event(event_id, "owned"), str(user_id))
         return int(value or 0)

@@ -22,7 +22,7 @@ from hub.context import Hub
 from hub.db import events as events_db
 from hub.db import venues as venues_db
 from hub.errors import Conflict, NotFound, ValidationError
-from hub.services import venues
+from hub.services import live_seats, venues
 
 log = structlog.get_logger(__name__)
 
@@ -73,13 +73,8 @@ async def seat_states(hub: Hub, event: Event) -> tuple[int, bytes]:
         ``(seq, states)``: a sequence number that grows with every change, and one byte per
         seat in idx order: 0 free, 1 held, 2 sold.
     """
-    # PostgreSQL knows only sales; holds live in the inventory, which takes this over.
-    async with hub.db.connection() as con:
-        sold = await events_db.sold_seat_indexes(con, event.id)
-    states = bytearray(event.capacity)
-    for idx in sold:
-        states[idx] = SOLD
-    return 0, bytes(states)
+    # The live inventory in Redis, loaded from PostgreSQL's sales on first use.
+    return await live_seats.seat_states(hub, event.id, event.capacity)
 
 
 def availability(states: bytes) -> dict[str, int]:

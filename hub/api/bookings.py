@@ -1,0 +1,158 @@
+"""Routes: book (confirm a hold, or hold and confirm at once), list, read, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, StringConstraints, model_validator
+
+from hub.api.holds import Quantity, SeatIds, SeatLineOut, Section
+from hub.api.inputs import Input
+from hub.api.routing import Api, Auth, Call, JSONBytes
+from hub.api.venues import PageQuery
+from hub.services import booking_views, bookings, cancellation, idempotency
+from hub.services.bookings import BookingRequest
+from hub.services.idempotency import Replay
+
+api = Api()
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class BookingIn(Input):
+    hold_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None
+    seat_ids: SeatIds | None = None
+    quantity: Quantity | None = None
+    section: Section | None = None
+    discount_code: Code | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> BookingIn:
+        direct = (self.seat_ids, self.quantity, self.section)
+        if self.hold_id is not None:
+            if self.event_id is not None or any(v is not None for v in direct):
+                raise ValueError("with hold_id, give no event_id, seat_ids, quantity or section")
+        elif self.event_id is None:
+            raise ValueError("give hold_id, or event_id with seat_ids or quantity")
+        elif (self.seat_ids is None) == (self.quantity is None):
+            raise ValueError("with event_id, give either seat_ids or quantity")
+        elif self.seat_ids is not None and self.section is not None:
+            raise ValueError("section goes with quantity, not with seat_ids")
+        return self
+
+
+class BookingsQuery(PageQuery):
+    user_id: uuid.UUID | None = None
+
+
+class BookingOut(BaseModel):
+    id: uuid.UUID
+    reference: str
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    seats: list[SeatLineOut]
+    subtotal: Decimal
+    discount: Decimal
+    discount_rate: Decimal
+    discount_code: str | None
+    total: Decimal
+    group_name: str | None
+    created_at: str
+
+
+class BookingPage(BaseModel):
+    items: list[BookingOut]
+    page: int
+    size: int
+    total: int
+
+
+@api.route(
+    "POST",
+    "/bookings",
+    summary="Book: confirm a hold, or hold and confirm in one call (Idempotency-Key honoured)",
+    auth=Auth.USER,
+    body=BookingIn,
+    response=BookingOut,
+    status=201,
+    errors=(401, 402, 404, 409, 410, 422, 503),
+    tag="bookings",
+)
+async def create_booking(call: Call) -> Any:
+    body: BookingIn = call.body
+    request = BookingRequest(
+        hold_id=body.hold_id,
+        event_id=body.event_id,
+        seat_ids=tuple(body.seat_ids) if body.seat_ids is not None else None,
+        quantity=body.quantity,
+        section=body.section,
+        discount_code=body.discount_code,
+    )
+    result = await bookings.create_booking(
+        call.hub,
+        call.user.user_id,
+        request,
+        idempotency_key=call.header("Idempotency-Key"),
+        request_hash=idempotency.request_hash(
+            "POST /bookings", body.model_dump(mode="json", exclude_none=True)
+        ),
+    )
+    if isinstance(result, Replay):
+        return JSONBytes(result.body, result.status, {"Idempotent-Replayed": "true"})
+    return result
+
+
+@api.route(
+    "GET",
+    "/bookings",
+    summary="The caller's bookings, newest first (admins: anyone's, user_id to filter)",
+    auth=Auth.USER,
+    query=BookingsQuery,
+    response=BookingPage,
+    errors=(401, 422),
+    tag="bookings",
+)
+async def list_bookings(call: Call) -> Any:
+    query: BookingsQuery = call.query
+    return await booking_views.list_bookings(
+        call.hub,
+        call.user.user_id,
+        call.user.is_admin,
+        for_user=query.user_id,
+        page=query.page,
+        size=query.size,
+    )
+
+
+@api.route(
+    "GET",
+    "/bookings/{booking_id}",
+    summary="One booking (its owner or an admin)",
+    auth=Auth.USER,
+    response=BookingOut,
+    errors=(401, 404),
+    tag="bookings",
+)
+async def get_booking(call: Call) -> Any:
+    return await booking_views.get_booking(
+        call.hub, call.user.user_id, call.user.is_admin, call.path["booking_id"]
+    )
+
+
+@api.route(
+    "POST",
+    "/bookings/{booking_id}/cancel",
+    summary="Cancel a booking and refund it (owner or admin; not after the event starts)",
+    auth=Auth.USER,
+    response=BookingOut,
+    errors=(401, 404, 409),
+    tag="bookings",
+)
+async def cancel_booking(call: Call) -> Any:
+    return await cancellation.cancel_booking(
+        call.hub, call.user.user_id, call.user.is_admin, call.path["booking_id"]
+    )

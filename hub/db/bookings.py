@@ -1,0 +1,195 @@
+"""SQL for bookings, their tickets and payments, and discount-code use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from hub.db import Connection, Record
+
+BOOKING_COLUMNS = (
+    "b.id, b.reference, b.event_id, b.user_id, b.hold_id, b.status, b.subtotal_cents, "
+    "b.discount_cents, b.discount_bp, b.discount_code, b.total_cents, b.group_name, "
+    "b.refund_cents, b.created_at, b.cancelled_at"
+)
+ACTIVE_TICKET_GUARD = "tickets_one_active_per_seat"
+
+
+async def insert_booking(
+    con: Connection,
+    *,
+    reference: str,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID,
+    hold_id: uuid.UUID | None,
+    subtotal_cents: int,
+    discount_cents: int,
+    discount_bp: int,
+    discount_code: str | None,
+    total_cents: int,
+    group_name: str | None,
+) -> Record:
+    row = await con.fetchrow(
+        f"""INSERT INTO bookings AS b (reference, event_id, user_id, hold_id, subtotal_cents,
+                   discount_cents, discount_bp, discount_code, total_cents, group_name)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            RETURNING {BOOKING_COLUMNS}""",
+        reference,
+        event_id,
+        user_id,
+        hold_id,
+        subtotal_cents,
+        discount_cents,
+        discount_bp,
+        discount_code,
+        total_cents,
+        group_name,
+    )
+    assert row is not None
+    return row
+
+
+async def insert_tickets(
+    con: Connection,
+    booking_id: uuid.UUID,
+    event_id: uuid.UUID,
+    seat_ids: Sequence[uuid.UUID],
+    prices: Sequence[int],
+) -> None:
+    """One active ticket per seat; the partial unique index refuses a seat sold already."""
+    await con.execute(
+        """INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+           SELECT $1, $2, seat, price FROM unnest($3::uuid[], $4::bigint[]) AS x(seat, price)""",
+        booking_id,
+        event_id,
+        list(seat_ids),
+        list(prices),
+    )
+
+
+async def insert_payment(
+    con: Connection,
+    *,
+    booking_id: uuid.UUID,
+    user_id: uuid.UUID,
+    kind: str,
+    amount_cents: int,
+    provider: str,
+    provider_ref: str,
+) -> None:
+    await con.execute(
+        """INSERT INTO payments (booking_id, user_id, kind, amount_cents, provider, provider_ref)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        booking_id,
+        user_id,
+        kind,
+        amount_cents,
+        provider,
+        provider_ref,
+    )
+
+
+async def charge_of(con: Connection, booking_id: uuid.UUID) -> Record | None:
+    return await con.fetchrow(
+        "SELECT provider, provider_ref, amount_cents FROM payments "
+        "WHERE booking_id = $1 AND kind = 'charge' ORDER BY created_at LIMIT 1",
+        booking_id,
+    )
+
+
+async def active_seat_ids(
+    con: Connection, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Which of these seats have an active ticket."""
+    rows = await con.fetch(
+        "SELECT seat_id FROM tickets WHERE event_id = $1 AND active AND seat_id = ANY($2::uuid[])",
+        event_id,
+        list(seat_ids),
+    )
+    return [row["seat_id"] for row in rows]
+
+
+async def by_id(
+    con: Connection, booking_id: uuid.UUID, *, for_update: bool = False
+) -> Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await con.fetchrow(
+        f"SELECT {BOOKING_COLUMNS} FROM bookings b WHERE b.id = $1{lock}", booking_id
+    )
+
+
+async def page(
+    con: Connection, user_id: uuid.UUID | None, limit: int, offset: int
+) -> tuple[list[Record], int]:
+    """Bookings newest first (of one user, or everyone's), and how many there are in all."""
+    where, args = ("WHERE b.user_id = $3", [user_id]) if user_id is not None else ("", [])
+    rows = await con.fetch(
+        f"SELECT {BOOKING_COLUMNS}, count(*) OVER () AS total FROM bookings b {where} "
+        "ORDER BY b.created_at DESC, b.id LIMIT $1 OFFSET $2",
+        limit,
+        offset,
+        *args,
+    )
+    if rows:
+        return list(rows), rows[0]["total"]
+    total: int = await con.fetchval(
+        f"SELECT count(*) FROM bookings b {where.replace('$3', '$1')}", *args
+    )
+    return [], total
+
+
+async def seats_of(con: Connection, booking_ids: Sequence[uuid.UUID]) -> list[Record]:
+    """The seats of the bookings with the price paid, each booking's seats in idx order."""
+    return list(
+        await con.fetch(
+            """SELECT t.booking_id, s.id, s.idx, s.section, s.row_label, s.number, t.price_cents
+                 FROM tickets t JOIN seats s ON s.id = t.seat_id
+                WHERE t.booking_id = ANY($1::uuid[])
+                ORDER BY t.booking_id, s.idx""",
+            list(booking_ids),
+        )
+    )
+
+
+async def cancel(con: Connection, booking_id: uuid.UUID, refund_cents: int) -> Record:
+    """Mark the booking cancelled and its tickets inactive; run in a transaction."""
+    await con.execute("UPDATE tickets SET active = false WHERE booking_id = $1", booking_id)
+    row = await con.fetchrow(
+        f"""UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), refund_cents = $2
+             WHERE b.id = $1 RETURNING {BOOKING_COLUMNS}""",
+        booking_id,
+        refund_cents,
+    )
+    assert row is not None
+    return row
+
+
+async def discount_code(con: Connection, code: str) -> Record | None:
+    return await con.fetchrow(
+        "SELECT code, percent, max_uses, uses, valid_from, valid_until, event_id, active "
+        "FROM discount_codes WHERE upper(code) = upper($1)",
+        code,
+    )
+
+
+async def use_discount_code(
+    con: Connection, code: str, event_id: uuid.UUID, now: dt.datetime
+) -> Record | None:
+    """Count one use of a code that is valid for the event now; None when it is not."""
+    return await con.fetchrow(
+        """UPDATE discount_codes SET uses = uses + 1
+            WHERE code = $1 AND active AND uses < max_uses
+              AND (valid_from IS NULL OR valid_from <= $3)
+              AND (valid_until IS NULL OR valid_until > $3)
+              AND (event_id IS NULL OR event_id = $2)
+            RETURNING code, percent""",
+        code,
+        event_id,
+        now,
+    )
+
+
+async def drop_active_ticket_guard(con: Connection) -> None:
+    """Test-only (the race test's control run): remove the last guard against double sales."""
+    await con.execute(f"DROP INDEX IF EXISTS {ACTIVE_TICKET_GUARD}")

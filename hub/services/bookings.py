@@ -1,0 +1,402 @@
+"""Confirming bookings: a hold becomes a booking (DESIGN.md §3, "Confirm").
+
+Order, and why: mark the hold confirming (the sweeper leaves it alone, nobody else can
+confirm it) → charge the card → one PostgreSQL transaction writes the booking, its
+tickets, the payment, the discount-code use, the hold log and the idempotency record →
+the seats become sold in Redis and the hold disappears. Until the commit any failure puts
+the hold back (and refunds a charge). The partial unique index on active tickets is the
+last guard: if it fires, Redis was wrong, so the seats are corrected from PostgreSQL and
+the caller gets 409 ``seat_unavailable`` — never a double sale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from engines.discounts import PriceBreakdown, price_group
+from hub.context import Hub
+from hub.db import Connection, UniqueViolation, lifecycle
+from hub.db import bookings as bookings_db
+from hub.db import holds as holds_db
+from hub.errors import (
+    Conflict,
+    HoldExpired,
+    PaymentFailed,
+    SeatUnavailable,
+    ValidationError,
+)
+from hub.inventory import ConfirmStarted, SeatCode
+from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
+from hub.payments import PaymentDeclined, provider_of
+from hub.services import booking_views, events, holds, idempotency, live_seats, notifications
+from hub.services.idempotency import Claim, Replay
+from hub.services.live_seats import Layout
+
+log = structlog.get_logger(__name__)
+
+_REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out loud
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    """``{hold_id}`` or ``{event_id, seat_ids}`` / ``{event_id, quantity, section?}``."""
+
+    hold_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None
+    seat_ids: tuple[uuid.UUID, ...] | None = None
+    quantity: int | None = None
+    section: str | None = None
+    discount_code: str | None = None
+
+
+def new_reference() -> str:
+    """A short human booking code, e.g. ``EVT-7K3Q9PXA`` (40 random bits)."""
+    return "EVT-" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
+
+
+async def create_booking(
+    hub: Hub,
+    user_id: uuid.UUID,
+    request: BookingRequest,
+    *,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> dict[str, Any] | Replay:
+    """Book: confirm a hold, or hold and confirm in one call; honours an idempotency key.
+
+    Args:
+        idempotency_key: the ``Idempotency-Key`` header, if sent.
+        request_hash: digest of the request body (see ``idempotency.request_hash``).
+
+    Returns:
+        The booking view, or the ``Replay`` of the first response to the same key.
+
+    Raises:
+        NotFound: no such hold or event, or a hold of someone else.
+        HoldExpired: the hold expired before it was confirmed.
+        Conflict: the event is cancelled or started, the hold is being confirmed, or the
+            same key is still in flight.
+        SeatUnavailable, SoldOut, LimitExceeded, Busy: as for holds.
+        PaymentFailed: the card was declined; the hold is as it was.
+        ValidationError: an invalid discount code (naming ``discount_code``).
+        IdempotencyConflict: the key was used with another body.
+    """
+    claim: Claim | None = None
+    if idempotency_key is not None:
+        found = await idempotency.claim(
+            hub, user_id, idempotency.check_key(idempotency_key), request_hash
+        )
+        if isinstance(found, Replay):
+            return found
+        claim = found
+    try:
+        if request.hold_id is not None:
+            return await confirm_hold(
+                hub, user_id, request.hold_id, discount_code=request.discount_code, claim=claim
+            )
+        assert request.event_id is not None
+        return await book_now(hub, user_id, request, claim=claim)
+    except BaseException:
+        if claim is not None:
+            await idempotency.give_back(hub, claim)
+        raise
+
+
+async def confirm_hold(
+    hub: Hub,
+    user_id: uuid.UUID,
+    hold_id: uuid.UUID,
+    *,
+    discount_code: str | None = None,
+    claim: Claim | None = None,
+) -> dict[str, Any]:
+    """Turn the caller's hold into a confirmed booking (see ``create_booking`` for errors)."""
+    record = await holds.find_hold(hub, user_id, hold_id)
+    event = await events.load_event(hub, record.event_id)
+    holds.check_bookable(event)
+    layout = await live_seats.layout_of(hub, event.venue_id)
+    return await confirm(hub, user_id, event, layout, hold_id, discount_code, claim)
+
+
+async def book_now(
+    hub: Hub, user_id: uuid.UUID, request: BookingRequest, *, claim: Claim | None = None
+) -> dict[str, Any]:
+    """Hold and confirm in one call; the hold is released again when confirming fails."""
+    assert request.event_id is not None
+    if hub.settings.unsafe_disable_db_guard and request.seat_ids is not None:
+        from hub.services import unguarded  # test-only path, see that module
+
+        return await unguarded.book_unguarded(hub, user_id, request.event_id, request.seat_ids)
+    if request.discount_code is not None:
+        event = await events.load_event(hub, request.event_id)
+        await _code_rate_bp(hub, request.discount_code, event)
+    placed = await holds.hold_seats(
+        hub,
+        user_id,
+        request.event_id,
+        seat_ids=request.seat_ids,
+        quantity=request.quantity,
+        section=request.section,
+    )
+    try:
+        return await confirm(
+            hub, user_id, placed.event, placed.layout, placed.hold_id, request.discount_code, claim
+        )
+    except BaseException:
+        await asyncio.shield(_drop_hold(hub, placed.event.id, placed.hold_id, user_id))
+        raise
+
+
+async def _drop_hold(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID, user: uuid.UUID) -> None:
+    released = await hub.inventory.release(event_id, hold_id, user_id=user)
+    if not isinstance(released, str):
+        await holds.log_outcome(hub, hold_id, event_id, user, len(released.seats), "released")
+
+
+async def confirm(
+    hub: Hub,
+    user_id: uuid.UUID,
+    event: events.Event,
+    layout: Layout,
+    hold_id: uuid.UUID,
+    discount_code: str | None,
+    claim: Claim | None,
+    *,
+    group_name: str | None = None,
+    group_bp: int = 0,
+) -> dict[str, Any]:
+    """Confirm one of the user's holds on ``event`` (see ``create_booking`` for errors)."""
+    started = time.perf_counter()
+    code_bp = await _code_rate_bp(hub, discount_code, event) if discount_code else 0
+    begun = await hub.inventory.begin_confirm(event.id, hold_id, user_id)
+    if begun == "expired":
+        await holds.find_hold(hub, user_id, hold_id)  # releases it and raises HoldExpired
+        raise HoldExpired("The hold has expired; hold the seats again")
+    if begun == "confirming":
+        raise Conflict("This hold is being confirmed already")
+    if not isinstance(begun, ConfirmStarted):  # swept away at its expiry just now
+        raise HoldExpired("The hold has expired; hold the seats again")
+    price = price_group(
+        begun.prices,
+        group_bp=group_bp,
+        code_bp=code_bp,
+        cap_bp=hub.settings.max_discount_percent * 100,
+    )
+    reference = new_reference()
+    provider = provider_of(hub)
+    charge_ref: str | None = None
+    try:
+        try:
+            charge_ref = await provider.charge(price.total_cents, user_id, reference)
+        except PaymentDeclined as exc:
+            BOOKINGS.labels(outcome="payment_failed").inc()
+            raise PaymentFailed("The payment was declined; your seats are still held") from exc
+        view = await _write(
+            hub,
+            user_id,
+            event,
+            layout,
+            hold_id,
+            begun,
+            price,
+            discount_code,
+            reference,
+            provider.name,
+            charge_ref,
+            claim,
+            group_name,
+        )
+    except BaseException as exc:
+        await asyncio.shield(
+            _undo(hub, user_id, event, hold_id, begun, price, reference, charge_ref, exc)
+        )
+        raise
+    await _finish(hub, event.id, hold_id, begun.seats)
+    BOOKINGS.labels(outcome="confirmed").inc()
+    TICKETS_SOLD.inc(len(begun.seats))
+    CONFIRM_LATENCY.observe(time.perf_counter() - started)
+    log.info(
+        "booking_confirmed",
+        booking_id=str(view["id"]),
+        event_id=str(event.id),
+        seats=len(begun.seats),
+        total_cents=price.total_cents,
+    )
+    return view
+
+
+async def _write(
+    hub: Hub,
+    user_id: uuid.UUID,
+    event: events.Event,
+    layout: Layout,
+    hold_id: uuid.UUID,
+    begun: ConfirmStarted,
+    price: PriceBreakdown,
+    discount_code: str | None,
+    reference: str,
+    provider: str,
+    charge_ref: str,
+    claim: Claim | None,
+    group_name: str | None,
+) -> dict[str, Any]:
+    """The one transaction of a confirmation; returns the booking view it recorded."""
+    seat_ids = [layout.seats[i].id for i in begun.seats]
+    for _ in range(3):
+        try:
+            async with hub.db.transaction() as con:
+                # The leader's reconciler takes this lock before judging a confirming hold.
+                await lifecycle.lock_hold(con, hold_id)
+                code = await _use_code(con, discount_code, event) if discount_code else None
+                row = await bookings_db.insert_booking(
+                    con,
+                    reference=reference,
+                    event_id=event.id,
+                    user_id=user_id,
+                    hold_id=hold_id,
+                    subtotal_cents=price.subtotal_cents,
+                    discount_cents=price.discount_cents,
+                    discount_bp=price.rate_bp,
+                    discount_code=code,
+                    total_cents=price.total_cents,
+                    group_name=group_name,
+                )
+                await bookings_db.insert_tickets(con, row["id"], event.id, seat_ids, begun.prices)
+                await bookings_db.insert_payment(
+                    con,
+                    booking_id=row["id"],
+                    user_id=user_id,
+                    kind="charge",
+                    amount_cents=price.total_cents,
+                    provider=provider,
+                    provider_ref=charge_ref,
+                )
+                await holds_db.log_outcome(con, hold_id, event.id, user_id, len(seat_ids), "booked")
+                view = booking_views.booking_view(
+                    row, holds.seat_lines(layout, begun.seats, begun.prices)
+                )
+                await notifications.notify(
+                    con,
+                    notifications.Kind.BOOKING_CONFIRMED,
+                    user_id,
+                    {"booking_id": str(row["id"]), "reference": row["reference"]},
+                )
+                if claim is not None:
+                    await claim.record(con, 201, view)
+                return view
+        except UniqueViolation as exc:
+            if exc.constraint_name == "bookings_reference_key":
+                reference = new_reference()
+                continue
+            if exc.constraint_name == bookings_db.ACTIVE_TICKET_GUARD:
+                raise await _guard_fired(hub, event, layout, seat_ids) from exc
+            if exc.constraint_name == "bookings_hold_key":
+                raise Conflict("This hold was booked already") from exc
+            raise
+    raise Conflict("Could not allocate a booking reference; try again")
+
+
+async def _guard_fired(
+    hub: Hub, event: events.Event, layout: Layout, seat_ids: Sequence[uuid.UUID]
+) -> SeatUnavailable:
+    """PostgreSQL refused a seat Redis called held by us: find which, say so."""
+    async with hub.db.connection() as con:
+        sold = await bookings_db.active_seat_ids(con, event.id, seat_ids)
+    BOOKINGS.labels(outcome="guard_refused").inc()
+    log.warning("booking_guard_fired", event_id=str(event.id), seats=len(sold))
+    return SeatUnavailable(
+        f"{len(sold)} of the seats were sold already",
+        seats=sorted(sold, key=lambda s: layout.idx_of[s]),
+    )
+
+
+async def _undo(
+    hub: Hub,
+    user_id: uuid.UUID,
+    event: events.Event,
+    hold_id: uuid.UUID,
+    begun: ConfirmStarted,
+    price: PriceBreakdown,
+    reference: str,
+    charge_ref: str | None,
+    exc: BaseException,
+) -> None:
+    """Nothing was committed: refund any charge, put the hold back (or correct Redis)."""
+    try:
+        if charge_ref is not None:
+            await provider_of(hub).refund(price.total_cents, user_id, reference, charge_ref)
+        if isinstance(exc, SeatUnavailable):
+            # Redis was wrong about these seats: PostgreSQL sold them. Mark them sold first
+            # (so they are never shown free), then drop the rest of the hold.
+            layout = await live_seats.layout_of(hub, event.venue_id)
+            sold = [layout.idx_of[uuid.UUID(str(s))] for s in exc.extra.get("seats", [])]
+            await hub.inventory.set_seats(event.id, sold, SeatCode.SOLD)
+            released = await hub.inventory.release(event.id, hold_id, mode="force")
+            if not isinstance(released, str):
+                await holds.log_outcome(
+                    hub, hold_id, event.id, user_id, len(released.seats), "released"
+                )
+        else:
+            await hub.inventory.abort_confirm(event.id, hold_id)
+    except Exception as cleanup:  # the leader reconciles a stuck confirming hold
+        log.error("booking_undo_failed", hold_id=str(hold_id), error=repr(cleanup))
+    if not isinstance(exc, PaymentFailed | SeatUnavailable):
+        BOOKINGS.labels(outcome="failed").inc()
+
+
+async def _finish(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int]) -> None:
+    """Committed: the seats become sold in Redis (given explicitly, so they end sold even if
+    the hold was reconciled away meanwhile). A failure here leaves the hold confirming,
+    which the leader settles from PostgreSQL; the booking stands either way."""
+    try:
+        await hub.inventory.finish_confirm(event_id, hold_id, seats)
+        await hub.inventory.forget_hold(hold_id)
+    except Exception as exc:
+        log.error("booking_finish_failed", hold_id=str(hold_id), error=repr(exc))
+
+
+def _invalid_code(reason: str) -> ValidationError:
+    return ValidationError.field("discount_code", reason)
+
+
+async def _code_rate_bp(hub: Hub, code: str, event: events.Event) -> int:
+    """The code's rate in basis points if it is valid for the event now.
+
+    Raises:
+        ValidationError: unknown, disabled, not yet or no longer valid, used up, or for
+            another event (naming ``discount_code``).
+    """
+    async with hub.db.connection() as con:
+        row = await bookings_db.discount_code(con, code)
+    now = dt.datetime.now(dt.UTC)
+    if row is None or not row["active"]:
+        raise _invalid_code("no such discount code")
+    if row["uses"] >= row["max_uses"]:
+        raise _invalid_code("this code has been used up")
+    if (row["valid_from"] and row["valid_from"] > now) or (
+        row["valid_until"] and row["valid_until"] <= now
+    ):
+        raise _invalid_code("this code is not valid now")
+    if row["event_id"] is not None and row["event_id"] != event.id:
+        raise _invalid_code("this code is for another event")
+    return int(row["percent"] * 100)
+
+
+async def _use_code(con: Connection, code: str, event: events.Event) -> str:
+    """Count a use of the code in the booking's transaction; refuse it if it went bad."""
+    row = await bookings_db.discount_code(con, code)
+    used = row and await bookings_db.use_discount_code(
+        con, row["code"], event.id, dt.datetime.now(dt.UTC)
+    )
+    if not used:
+        raise _invalid_code("this code is no longer valid")
+    return str(used["code"])

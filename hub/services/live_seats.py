@@ -1,0 +1,131 @@
+"""Live seat state: loading an event into the inventory from PostgreSQL, reading it, and each
+venue's static layout for best-available choices.
+
+An event is loaded on first use (and again after Redis lost it) from its active tickets:
+sold seats and, per user, the tickets they own outside group bookings. No sold seat is ever
+shown free: a booking that commits while we read is caught by a second read made after
+the load, which can only mark seats sold (never free, which could undo a newer sale).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import structlog
+
+from engines.seating import SeatTable
+from hub.context import Hub
+from hub.db import inventory as inventory_db
+from hub.inventory import HoldKind, SeatCode
+from hub.services import venues
+from hub.services.venues import Seat, VenueSeats
+
+log = structlog.get_logger(__name__)
+
+_LAYOUT_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """A venue's seats (static once written): rows, the seating table and id <-> idx maps."""
+
+    venue_id: uuid.UUID
+    seats: tuple[Seat, ...]  # by idx
+    table: SeatTable
+    idx_of: dict[uuid.UUID, int]
+
+    def __len__(self) -> int:
+        return len(self.seats)
+
+
+# Per process: venue id -> layout, least recently used out. Venue seats never change.
+_LAYOUTS: OrderedDict[uuid.UUID, Layout] = OrderedDict()
+
+
+async def layout_of(hub: Hub, venue_id: uuid.UUID) -> Layout:
+    """The venue's layout, from the in-process cache when possible.
+
+    Raises:
+        NotFound: no such venue.
+    """
+    found = _LAYOUTS.get(venue_id)
+    if found is not None:
+        _LAYOUTS.move_to_end(venue_id)
+        return found
+    layout = _build_layout(await venues.venue_seats(hub, venue_id))
+    _LAYOUTS[venue_id] = layout
+    while len(_LAYOUTS) > _LAYOUT_CACHE_SIZE:
+        _LAYOUTS.popitem(last=False)
+    return layout
+
+
+def _build_layout(seats: VenueSeats) -> Layout:
+    table = SeatTable.from_seats(
+        [(s.section, s.row, s.number, s.x, s.y, s.distance, s.accessible) for s in seats.seats]
+    )
+    return Layout(seats.venue_id, seats.seats, table, dict(seats.index_of))
+
+
+async def ensure_loaded(hub: Hub, event_id: uuid.UUID, n_seats: int) -> None:
+    """Load the event's seat state from PostgreSQL unless Redis has it already."""
+    if not await hub.inventory.is_loaded(event_id):
+        await load(hub, event_id, n_seats, force=False)
+
+
+async def load(hub: Hub, event_id: uuid.UUID, n_seats: int, *, force: bool) -> bool:
+    """Build the event's seat state from PostgreSQL's active tickets.
+
+    Args:
+        n_seats: the venue's seat count.
+        force: rebuild even when loaded; live holds on seats still free are kept, and
+            counted against their users' limits again.
+
+    Returns:
+        True when this call (re)built the state, False when another got there first.
+    """
+    inventory = hub.inventory
+    async with hub.db.connection() as con:
+        sold, owned = await inventory_db.sold_and_owned(con, event_id)
+    if force:
+        for hold_id in await inventory.hold_ids(event_id):
+            hold = await inventory.get_hold(event_id, hold_id)
+            if hold is not None and hold.kind is not HoldKind.GROUP:
+                owned[hold.user_id] = owned.get(hold.user_id, 0) + len(hold.seats)
+    if not await inventory.load(event_id, n_seats, sold, owned, force=force):
+        return False
+    # A booking that committed after our read may have marked its seats sold before the
+    # load overwrote them: read again, now that the load is done, and only add sales.
+    snapshot = await inventory.snapshot(event_id)
+    async with hub.db.connection() as con:
+        sold_now, _ = await inventory_db.sold_and_owned(con, event_id)
+    if snapshot is not None:
+        missed = [idx for idx in sold_now if snapshot[1][idx] != SeatCode.SOLD]
+        if missed:
+            await inventory.set_seats(event_id, missed, SeatCode.SOLD)
+    log.info("inventory_loaded", event_id=str(event_id), sold=len(sold), forced=force)
+    return True
+
+
+async def seat_states(hub: Hub, event_id: uuid.UUID, n_seats: int) -> tuple[int, bytes]:
+    """``(seq, one byte per seat: 0 free, 1 held, 2 sold)``, loading the event if needed."""
+    for _ in range(3):
+        await ensure_loaded(hub, event_id, n_seats)
+        snapshot = await hub.inventory.snapshot(event_id)
+        if snapshot is not None and await hub.inventory.is_loaded(event_id):
+            return snapshot
+    raise RuntimeError(f"seat state of event {event_id} keeps vanishing from Redis")
+
+
+async def rebuild(hub: Hub, event_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Force a reload of every scheduled event (or of the one given), keeping live holds.
+
+    Returns:
+        The ids of the events rebuilt.
+    """
+    async with hub.db.connection() as con:
+        events = await inventory_db.scheduled_events(con, event_id)
+    for eid, n_seats in events:
+        await load(hub, eid, n_seats, force=True)
+    return [eid for eid, _ in events]
