@@ -186,7 +186,7 @@ function renderLegend() {
     legendItem(STATE_COLOURS.mine, "Held by you"),
     legendItem(STATE_COLOURS.held, "Held by someone"),
     legendItem(STATE_COLOURS.sold, "Sold"),
-    legendItem("#6b7280", "Square: wheelchair accessible", true),
+    legendItem("#6b7280", "Square (larger when zoomed out): wheelchair accessible", true),
   );
   $("legend").replaceChildren(...items);
 }

@@ -300,7 +300,11 @@ export class SeatMap {
       else b = BUCKET_BAND0 + bandOf[section[i]];
       const p = buckets[b];
       // Accessible seats are squares (a shape, so colour is not the only cue).
-      if (accessible[i] || !round) {
+      if (accessible[i] && !round) {
+        // Zoomed out every seat is a square: make accessible ones larger to stand out.
+        const a = r * 1.7;
+        p.rect(x - a, y - a, 2 * a, 2 * a);
+      } else if (accessible[i] || !round) {
         p.rect(x - r, y - r, 2 * r, 2 * r);
         if (accessible[i] && r >= 4) rings.rect(x - r * 0.35, y - r * 0.35, r * 0.7, r * 0.7);
       } else {
