@@ -1,4 +1,4 @@
-"""The ``evently`` command: serve, migrate, seed-demo.
+"""The ``evently`` command: serve, migrate, seed-demo, rebuild-inventory.
 
 ``serve`` with no server URLs starts embedded PostgreSQL and Redis under the hub's home
 folder, migrates, seeds the demo once, runs uvicorn, and on SIGINT/SIGTERM stops all it
@@ -14,6 +14,7 @@ import secrets
 import shutil
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="apply pending migrations")
     mig.set_defaults(command=migrate_command)
+
+    rebuild = sub.add_parser(
+        "rebuild-inventory",
+        help="rebuild live seat state in Redis from PostgreSQL (keeps live holds)",
+    )
+    rebuild.add_argument("--event", type=uuid.UUID, default=None, help="only this event")
+    rebuild.set_defaults(command=rebuild_command)
 
     seed = sub.add_parser("seed-demo", help="seed the demo venue, events and users (idempotent)")
     seed.set_defaults(command=seed_command)
@@ -199,6 +207,23 @@ def seed_command(args: argparse.Namespace, settings: Settings) -> int:
     summary = _run(_seed(settings))
     print(f"demo ready: {summary.events} events, first {summary.first_event_id}")
     return 0
+
+
+def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
+    if not (settings.database_url and settings.redis_url):
+        print("evently: EVENTLY_DATABASE_URL and EVENTLY_REDIS_URL are required", file=sys.stderr)
+        return 2
+    rebuilt = _run(_rebuild(settings, args.event))
+    print(f"rebuilt live seat state of {len(rebuilt)} event(s)")
+    return 0
+
+
+async def _rebuild(settings: Settings, event_id: uuid.UUID | None) -> list[uuid.UUID]:
+    from hub.context import open_hub
+    from hub.services import live_seats
+
+    async with open_hub(settings) as hub:
+        return await live_seats.rebuild(hub, event_id)
 
 
 async def _seed(settings: Settings) -> Any:

@@ -286,9 +286,7 @@ async def test_discount_codes(
         assert refused.status_code == 422
         assert refused.json()["errors"][0]["field"] == "discount_code"
     expired = f"OLD{uuid.uuid4().hex[:6].upper()}"
-    await _add_code(
-        hub, expired, 5, 10, valid_until=dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    )
+    await _add_code(hub, expired, 5, 10, valid_until=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
     refused = await book(client, user, hold_id=held["hold_id"], discount_code=expired)
     assert refused.status_code == 422
     assert (await book(client, user, hold_id=held["hold_id"])).status_code == 201

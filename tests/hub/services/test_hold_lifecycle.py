@@ -1,0 +1,144 @@
+"""Holds over time and Redis trouble: a stale holder loses to a fresh buyer, and seat
+state lost from Redis is rebuilt from PostgreSQL with every sold seat still sold."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.app import create_app
+from hub.context import Hub
+from hub.inventory import HoldKind
+from hub.services import live_seats
+from hub.settings import Settings
+from tests.conftest import Account
+from tests.factories import make_event
+from tests.hub.api.booking_helpers import API, book, hold, hold_ok, ids_in, seat_map, statuses
+
+
+@pytest.fixture(scope="module")
+async def short_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A second hub on the same servers whose holds last one second (no leader loops)."""
+    app = create_app(settings.replace(hold_ttl_seconds=1), parts=[])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://short") as client:
+            yield client
+
+
+async def test_stale_holder_loses_to_a_fresh_buyer(
+    client: httpx.AsyncClient,
+    short_client: httpx.AsyncClient,
+    admin: Account,
+    user: Account,
+    other_user: Account,
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=4)
+    seat = ids_in(await seat_map(client, event["id"]), "Orchestra")[0]
+    stale = await hold_ok(short_client, user, event["id"], seat_ids=[seat])
+    await asyncio.sleep(1.3)  # A stalls past the hold's expiry
+    fresh = await hold_ok(short_client, other_user, event["id"], seat_ids=[seat])
+    booked = await book(short_client, other_user, hold_id=fresh["hold_id"])
+    assert booked.status_code == 201, booked.text
+    refused = await book(short_client, user, hold_id=stale["hold_id"])
+    assert refused.status_code == 410 and refused.json()["code"] == "hold_expired"
+    assert statuses(await seat_map(client, event["id"]))[seat] == "sold"
+    tickets = await short_client.get(f"{API}/bookings", headers=user.headers)
+    assert tickets.json()["total"] == 0
+
+
+async def test_expired_hold_cannot_be_confirmed_even_unopposed(
+    short_client: httpx.AsyncClient, client: httpx.AsyncClient, admin: Account, user: Account
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=2)
+    held = await hold_ok(short_client, user, event["id"], quantity=1)
+    await asyncio.sleep(1.3)
+    refused = await book(short_client, user, hold_id=held["hold_id"])
+    assert refused.status_code == 410
+    again = await client.get(f"{API}/holds/{held['hold_id']}", headers=user.headers)
+    assert again.status_code == 410
+    assert statuses(await seat_map(client, event["id"]))[held["seats"][0]["id"]] == "free"
+
+
+async def _forget_event(hub: Hub, event_id: str) -> int:
+    """What a Redis restart does to one event: every key of it is gone."""
+    pattern = hub.store.keys.event(event_id, "*")
+    keys = [k async for k in hub.store.client.scan_iter(match=pattern, count=1000)]
+    if keys:
+        await hub.store.client.delete(*keys)
+    return len(keys)
+
+
+async def test_redis_lost_state_is_rebuilt_with_sold_seats_sold(
+    client: httpx.AsyncClient, hub: Hub, admin: Account, user: Account, other_user: Account
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=5, max_tickets_per_user=2)
+    booking = (await book(client, user, event_id=event["id"], quantity=2)).json()
+    held = await hold_ok(client, other_user, event["id"], quantity=1)
+    assert await _forget_event(hub, event["id"]) > 0
+    assert not await hub.inventory.is_loaded(uuid.UUID(event["id"]))
+    after = statuses(await seat_map(client, event["id"]))  # first use loads from PostgreSQL
+    assert all(after[s["id"]] == "sold" for s in booking["seats"])
+    assert after[held["seats"][0]["id"]] == "free"  # holds may be lost; users re-hold
+    assert sum(1 for s in after.values() if s == "sold") == 2
+    # What the user owns still counts against the limit.
+    limited = await hold(client, user, event["id"], quantity=1)
+    assert limited.status_code == 422 and limited.json()["code"] == "limit_exceeded"
+    # A hold placed before the event is touched again loads it too.
+    await _forget_event(hub, event["id"])
+    sold_seat = booking["seats"][0]["id"]
+    refused = await hold(client, other_user, event["id"], seat_ids=[sold_seat])
+    assert refused.status_code == 409 and refused.json()["seats"] == [sold_seat]
+
+
+async def test_forced_rebuild_keeps_live_holds_and_their_counts(
+    client: httpx.AsyncClient, hub: Hub, admin: Account, user: Account
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=5, max_tickets_per_user=3)
+    await book(client, user, event_id=event["id"], quantity=1)
+    held = await hold_ok(client, user, event["id"], quantity=2)
+    event_id = uuid.UUID(event["id"])
+    assert event_id in await live_seats.rebuild(hub)
+    after = statuses(await seat_map(client, event["id"]))
+    assert [after[s["id"]] for s in held["seats"]] == ["held", "held"]
+    assert await hub.inventory.owned_count(event_id, uuid.UUID(user.id)) == 3
+    hold_record = await hub.inventory.get_hold(event_id, uuid.UUID(held["hold_id"]))
+    assert hold_record is not None and hold_record.kind is HoldKind.SINGLE
+    assert (await book(client, user, hold_id=held["hold_id"])).status_code == 201
+
+
+async def test_rebuild_inventory_command(
+    client: httpx.AsyncClient, hub: Hub, settings: Settings, admin: Account, user: Account
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=3)
+    booking: dict[str, Any] = (await book(client, user, event_id=event["id"], quantity=1)).json()
+    await _forget_event(hub, event["id"])
+    env = {
+        **os.environ,
+        "EVENTLY_DATABASE_URL": settings.database_url or "",
+        "EVENTLY_REDIS_URL": settings.redis_url or "",
+        "EVENTLY_REDIS_PREFIX": settings.redis_prefix,
+        "EVENTLY_LOG_LEVEL": "warning",
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "hub.cli", "rebuild-inventory", "--event", event["id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 event(s)" in done.stdout
+    assert await hub.inventory.is_loaded(uuid.UUID(event["id"]))
+    snapshot = await hub.inventory.snapshot(uuid.UUID(event["id"]))
+    assert snapshot is not None and list(snapshot[1]).count(2) == 1
+    assert statuses(await seat_map(client, event["id"]))[booking["seats"][0]["id"]] == "sold"
