@@ -1,0 +1,466 @@
+"""The surge report: figures from the raw records, printed, as JSON and as one HTML file.
+
+How each figure is measured (all times ``time.monotonic()`` in the client processes,
+relative to the phase start the parent gave every process):
+
+- throughput: successful requests per second, bucketed by the second their answer came;
+  ``*_per_s`` is the mean over the phase (start to last answer); ``peak_*_per_s`` the best
+  mean over a sliding window of ``PEAK_WINDOW`` seconds.
+- latency: request sent to response read, per kind, over the 2xx answers (``*_any`` over
+  every answer, conflicts included); p50/p95/p99/max in ms. "At peak" figures are over the
+  requests sent inside the peak holds window.
+- conflict rate: holds answered 409 ``seat_unavailable`` / ``sold_out`` over hold attempts.
+- fan-out: for each seat change a buyer caused and was told about (hold 201 -> held, booking
+  201 -> sold, release/cancel -> free) and for each probe watcher, the first receipt at that
+  watcher of a ``seats`` message carrying that seat with that code, received after the
+  buyer SENT its request (nothing can be published before) and at most ``MATCH_WINDOW``
+  seconds after its answer. Fan-out = receipt time - time the buyer got its answer. The
+  change is published inside the Redis script, before the hub has answered, so a value
+  can be negative; it counts the broadcaster's per-tick conflation delay. A change that was
+  conflated away (held and sold within one tick) or only arrived in a snapshot is not
+  matched; the match rate is reported. Each message's ``seq`` continuity is checked by the
+  reference mirror of every watcher (gaps, resyncs and snapshots are counted).
+- ceiling ratio: hub peak holds/s over ceiling peak holds/s (same window length).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadtest.audit import Audit
+from loadtest.buyers import CANCEL, CEILING_HOLD, CONFIRM, HOLD, KIND_NAMES, RELEASE
+
+PEAK_WINDOW = 3
+MATCH_WINDOW = 2.0
+TARGETS = {"ratio": 0.5, "p99_hold_ms": 100.0, "p99_confirm_ms": 200.0}
+
+
+def _merge(results: dict[int, Any]) -> dict[str, Any]:
+    start = min(r["start_at"] for r in results.values())
+    kind = np.concatenate([np.frombuffer(r["kind"], dtype=np.int8) for r in results.values()])
+    t0 = np.concatenate([np.frombuffer(r["t0"], dtype=np.float64) for r in results.values()])
+    lat = np.concatenate([np.frombuffer(r["latency"], dtype=np.float64) for r in results.values()])
+    status = np.concatenate([np.frombuffer(r["status"], dtype=np.int16) for r in results.values()])
+    errors: Counter[str] = Counter()
+    for r in results.values():
+        errors.update(r["errors"])
+    stopped = [r["stopped_at"] for r in results.values() if r.get("stopped_at")]
+    return {
+        "start": start,
+        "duration": (min(stopped) - start) if stopped else None,
+        "kind": kind,
+        "t0": t0 - start,
+        "lat": lat,
+        "status": status,
+        "errors": dict(errors.most_common()),
+    }
+
+
+def percentiles(values_s: np.ndarray) -> dict[str, float | int]:
+    """p50/p95/p99/max in ms of durations given in seconds."""
+    if len(values_s) == 0:
+        return {"n": 0}
+    ms = values_s * 1000.0
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {
+        "n": len(ms),
+        "p50": round(float(p50), 2),
+        "p95": round(float(p95), 2),
+        "p99": round(float(p99), 2),
+        "max": round(float(ms.max()), 2),
+    }
+
+
+def _per_second(t: np.ndarray, seconds: int) -> list[int]:
+    counts = np.bincount(np.clip(t.astype(np.int64), 0, seconds - 1), minlength=seconds)
+    return [int(c) for c in counts[:seconds]]
+
+
+def _peak(series: Sequence[int]) -> tuple[float, int]:
+    """Best mean over PEAK_WINDOW consecutive seconds, and where that window starts."""
+    if not series:
+        return 0.0, 0
+    width = min(PEAK_WINDOW, len(series))
+    sums = np.convolve(np.asarray(series, dtype=np.float64), np.ones(width), mode="valid")
+    at = int(np.argmax(sums))
+    return float(sums[at] / width), at
+
+
+def _series_percentile(
+    t: np.ndarray, lat: np.ndarray, seconds: int, q: float
+) -> list[float | None]:
+    out: list[float | None] = []
+    bucket = t.astype(np.int64)
+    for s in range(seconds):
+        chosen = lat[bucket == s]
+        out.append(round(float(np.percentile(chosen, q) * 1000), 2) if len(chosen) else None)
+    return out
+
+
+def fanout(results: dict[int, Any], start: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Join buyers' seat changes with the probe watchers' receipts (see the module doc).
+
+    Returns:
+        (latencies in s, answer times of the matched changes relative to start, figures).
+    """
+    ch = [r["changes"] for r in results.values()]
+    idx = np.concatenate([np.frombuffer(c[0], dtype=np.int32) for c in ch]).astype(np.int64)
+    code = np.concatenate([np.frombuffer(c[1], dtype=np.int8) for c in ch]).astype(np.int64)
+    t0 = np.concatenate([np.frombuffer(c[2], dtype=np.float64) for c in ch]) - start
+    t1 = np.concatenate([np.frombuffer(c[3], dtype=np.float64) for c in ch]) - start
+    key = idx * 4 + code
+    lats: list[np.ndarray] = []
+    when: list[np.ndarray] = []
+    probes = [p for r in results.values() for p in r.get("probes", [])]
+    attempted = matched = 0
+    for p_idx, p_code, p_t, _snapshots in probes:
+        pk = np.frombuffer(p_idx, dtype=np.int32).astype(np.int64) * 4 + np.frombuffer(
+            p_code, dtype=np.int8
+        )
+        pt = np.frombuffer(p_t, dtype=np.float64) - start
+        # Composite sort key: seat/code first, then time (times < 10,000 s, µs precision).
+        composite = pk * 1e4 + pt
+        order = np.argsort(composite, kind="stable")
+        composite, pk, pt = composite[order], pk[order], pt[order]
+        at = np.searchsorted(composite, key * 1e4 + t0, side="left")
+        ok = at < len(composite)
+        at_ok = np.where(ok, at, 0)
+        if len(composite):
+            ok &= (pk[at_ok] == key) & (pt[at_ok] <= t1 + MATCH_WINDOW)
+        else:
+            ok[:] = False
+        attempted += len(key)
+        matched += int(ok.sum())
+        lats.append(pt[at_ok][ok] - t1[ok])
+        when.append(t1[ok])
+    latency = np.concatenate(lats) if lats else np.array([])
+    answered = np.concatenate(when) if when else np.array([])
+    figures = {
+        "probes": len(probes),
+        "changes": len(key),
+        "matched": matched,
+        "match_rate": round(matched / attempted, 4) if attempted else None,
+        "negative_share": round(float((latency < 0).mean()), 4) if len(latency) else None,
+        "probe_snapshots": sum(p[3] for p in probes),
+    }
+    return latency, answered, figures
+
+
+def _surge(results: dict[int, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    m = _merge(results)
+    kind, t0, lat, status = m["kind"], m["t0"], m["lat"], m["status"]
+    ok = (status >= 200) & (status < 300)
+    t1 = t0 + lat
+    duration = m["duration"] or (float(t1.max()) if len(t1) else 0.0)
+    seconds = max(1, int(np.ceil(duration)))
+    holds_ok = ok & (kind == HOLD)
+    confirms_ok = ok & (kind == CONFIRM)
+    hold_attempts = kind == HOLD
+    conflicts = hold_attempts & (status == 409)
+    hold_series = _per_second(t1[holds_ok], seconds)
+    booking_series = _per_second(t1[confirms_ok], seconds)
+    peak_holds, peak_at = _peak(hold_series)
+    peak_bookings, _ = _peak(booking_series)
+    in_peak = (t0 >= peak_at) & (t0 < peak_at + PEAK_WINDOW)
+    latency: dict[str, Any] = {}
+    for k in (HOLD, CONFIRM, RELEASE, CANCEL):
+        latency[KIND_NAMES[k]] = percentiles(lat[ok & (kind == k)])
+        latency[f"{KIND_NAMES[k]}_any"] = percentiles(lat[(kind == k) & (status > 0)])
+    fan_lat, fan_t, fan_figures = fanout(results, m["start"])
+    latency["fanout"] = percentiles(fan_lat)
+    watchers: Counter[str] = Counter()
+    closed: Counter[str] = Counter()
+    for r in results.values():
+        w = dict(r["watchers"])
+        closed.update(w.pop("closed"))
+        watchers.update(w)
+    abandoned = sum(row.get("abandoned", 0) for row in rows)
+    return {
+        "duration_s": round(duration, 2),
+        "requests": len(kind),
+        "holds": int(holds_ok.sum()),
+        "hold_attempts": int(hold_attempts.sum()),
+        "bookings": int(confirms_ok.sum()),
+        "releases": int((ok & (kind == RELEASE)).sum()),
+        "cancellations": int((ok & (kind == CANCEL)).sum()),
+        "abandoned_holds": abandoned,
+        "tickets_booked": sum(len(b[0]) for r in results.values() for b in r["bookings"].values()),
+        "holds_per_s": round(int(holds_ok.sum()) / duration, 1) if duration else 0.0,
+        "bookings_per_s": round(int(confirms_ok.sum()) / duration, 1) if duration else 0.0,
+        "peak_holds_per_s": round(peak_holds, 1),
+        "peak_bookings_per_s": round(peak_bookings, 1),
+        "peak_window_s": [peak_at, peak_at + PEAK_WINDOW],
+        "conflicts": int(conflicts.sum()),
+        "conflict_rate": round(int(conflicts.sum()) / int(hold_attempts.sum()), 4)
+        if hold_attempts.any()
+        else 0.0,
+        "errors": int((~ok & ~conflicts).sum()),
+        "errors_by_code": m["errors"],
+        "latency_ms": latency,
+        "at_peak_ms": {
+            "hold": percentiles(lat[in_peak & ok & (kind == HOLD)]),
+            "confirm": percentiles(lat[in_peak & ok & (kind == CONFIRM)]),
+        },
+        "fanout": {**fan_figures, "method": __doc__.split("- fan-out:")[1].split("- ceiling")[0]},
+        "watchers": {**dict(watchers), "closed": dict(closed)},
+        "series": {
+            "second": list(range(1, seconds + 1)),
+            "holds": hold_series,
+            "bookings": booking_series,
+            "conflicts": _per_second(t1[conflicts], seconds),
+            "errors": _per_second(t1[~ok & ~conflicts], seconds),
+            "hold_p50_ms": _series_percentile(t0[holds_ok], lat[holds_ok], seconds, 50),
+            "hold_p99_ms": _series_percentile(t0[holds_ok], lat[holds_ok], seconds, 99),
+            "confirm_p50_ms": _series_percentile(t0[confirms_ok], lat[confirms_ok], seconds, 50),
+            "confirm_p99_ms": _series_percentile(t0[confirms_ok], lat[confirms_ok], seconds, 99),
+            "fanout_p50_ms": _series_percentile(fan_t, fan_lat, seconds, 50),
+            "fanout_p99_ms": _series_percentile(fan_t, fan_lat, seconds, 99),
+            "client_cpu": [row["client_cpu"] for row in rows],
+            "hub_cpu": [row["hub_cpu"] for row in rows],
+        },
+    }
+
+
+def _ceiling(results: dict[int, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    m = _merge(results)
+    kind, t0, lat, status = m["kind"], m["t0"], m["lat"], m["status"]
+    ok = (status >= 200) & (status < 300) & (kind == CEILING_HOLD)
+    t1 = t0 + lat
+    duration = m["duration"] or (float(t1.max()) if len(t1) else 0.0)
+    seconds = max(1, int(np.ceil(duration)))
+    series = _per_second(t1[ok], seconds)
+    peak, _ = _peak(series)
+    return {
+        "duration_s": round(duration, 2),
+        "holds": int(ok.sum()),
+        "holds_per_s": round(int(ok.sum()) / duration, 1) if duration else 0.0,
+        "peak_holds_per_s": round(peak, 1),
+        "latency_ms": {"hold": percentiles(lat[ok])},
+        "errors_by_code": m["errors"],
+        "series": {
+            "second": list(range(1, seconds + 1)),
+            "holds": series,
+            "client_cpu": [row["client_cpu"] for row in rows],
+        },
+    }
+
+
+def build(
+    meta: dict[str, Any],
+    surge: dict[int, Any],
+    surge_rows: list[dict[str, Any]],
+    ceiling: dict[int, Any] | None,
+    ceiling_rows: list[dict[str, Any]],
+    audit: Audit,
+) -> dict[str, Any]:
+    """Every figure of the run as one JSON-able dict."""
+    s = _surge(surge, surge_rows)
+    c = _ceiling(ceiling, ceiling_rows) if ceiling else None
+    ratio = (
+        round(s["peak_holds_per_s"] / c["peak_holds_per_s"], 3)
+        if c and c["peak_holds_per_s"]
+        else None
+    )
+    hold_p99 = s["at_peak_ms"]["hold"].get("p99")
+    confirm_p99 = s["at_peak_ms"]["confirm"].get("p99")
+    targets = {
+        "zero_double_sales": audit.figures.get("double_sold_seats", 1) == 0 and audit.ok,
+        "sold_out": audit.figures.get("sold_api") == meta["seats"],
+        "ratio_ge_0_5": ratio is not None and ratio >= TARGETS["ratio"],
+        "p99_hold_le_100ms": hold_p99 is not None and hold_p99 <= TARGETS["p99_hold_ms"],
+        "p99_confirm_le_200ms": confirm_p99 is not None
+        and confirm_p99 <= TARGETS["p99_confirm_ms"],
+    }
+    return {
+        "meta": meta,
+        "surge": s,
+        "ceiling": c,
+        "ratio": ratio,
+        "targets": targets,
+        "audit": audit.as_json(),
+        "method": __doc__,
+    }
+
+
+def summary(r: dict[str, Any]) -> str:
+    s, c, meta = r["surge"], r["ceiling"], r["meta"]
+    lat = s["latency_ms"]
+
+    def pct(d: dict[str, Any]) -> str:
+        if not d.get("n"):
+            return "n/a"
+        return f"p50 {d['p50']:.1f}  p95 {d['p95']:.1f}  p99 {d['p99']:.1f}  max {d['max']:.1f} ms"
+
+    setup = meta["ready"]
+    register = max(v["register_s"] for v in setup.values())
+    lines = [
+        "",
+        f"surge: {meta['args']['buyers']} buyers, {meta['args']['watchers']} watchers, "
+        f"{meta['seats']} seats, {s['duration_s']:.1f}s"
+        + (f" (sold out at ~{meta['sold_out_at_s']:.0f}s)" if meta.get("sold_out_at_s") else ""),
+        f"  accounts signed up in {register:.1f}s (set-up {meta['setup_s']:.1f}s)",
+        f"  holds      {s['holds']:7d}  {s['holds_per_s']:8.1f}/s  "
+        f"peak {s['peak_holds_per_s']:.1f}/s",
+        f"  bookings   {s['bookings']:7d}  {s['bookings_per_s']:8.1f}/s  "
+        f"peak {s['peak_bookings_per_s']:.1f}/s  ({s['tickets_booked']} tickets)",
+        f"  releases {s['releases']}, cancellations {s['cancellations']}, "
+        f"abandoned holds {s['abandoned_holds']}",
+        f"  conflicts  {s['conflicts']} ({s['conflict_rate']:.1%} of holds)  errors {s['errors']}",
+    ]
+    for code, n in s["errors_by_code"].items():
+        lines.append(f"    {n:6d}  {code}")
+    lines += [
+        f"  hold       {pct(lat['hold'])}",
+        f"  confirm    {pct(lat['confirm'])}",
+        f"  at peak    hold p99 {s['at_peak_ms']['hold'].get('p99', 'n/a')} ms, "
+        f"confirm p99 {s['at_peak_ms']['confirm'].get('p99', 'n/a')} ms "
+        f"(window {s['peak_window_s'][0]}-{s['peak_window_s'][1]}s)",
+        f"  fan-out    {pct(lat['fanout'])}  (matched {s['fanout']['matched']} of "
+        f"{s['fanout']['changes']} changes x {s['fanout']['probes']} probes)",
+        f"  watchers   {s['watchers'].get('connected', 0)} connected, "
+        f"gaps {s['watchers'].get('gaps', 0)}, closed {s['watchers'].get('closed')}",
+    ]
+    if c:
+        lines.append(
+            f"ceiling: {c['holds']} holds, {c['holds_per_s']:.1f}/s, "
+            f"peak {c['peak_holds_per_s']:.1f}/s;  hold {pct(c['latency_ms']['hold'])}"
+        )
+        lines.append(f"hub/ceiling hold throughput (peak {PEAK_WINDOW}s windows): {r['ratio']:.1%}")
+    lines.append(
+        "targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets"].items())
+    )
+    return "\n".join(lines)
+
+
+def write_json(r: dict[str, Any], path: str) -> None:
+    Path(path).write_text(json.dumps(r, indent=2, default=str))
+
+
+# --- HTML -----------------------------------------------------------------------------
+
+_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+
+def svg_chart(
+    title: str, x: Sequence[float], series: dict[str, Sequence[float | None]], unit: str
+) -> str:
+    """A self-contained SVG line chart (no scripts, no network)."""
+    width, height, left, bottom, top, right = 720, 260, 56, 30, 28, 130
+    values = [v for s in series.values() for v in s if v is not None]
+    ymax = max(values) if values else 1.0
+    ymax = ymax * 1.1 if ymax > 0 else 1.0
+    xmax = max(x) if len(x) else 1.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def px(xv: float) -> float:
+        return left + plot_w * (xv / xmax if xmax else 0)
+
+    def py(yv: float) -> float:
+        return top + plot_h * (1 - yv / ymax)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        f'<text x="{left}" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" '
+        f'y2="{top + plot_h}" stroke="#333"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333"/>',
+    ]
+    for i in range(5):
+        yv = ymax * i / 4
+        parts.append(
+            f'<text x="{left - 6}" y="{py(yv) + 4:.1f}" font-size="10" text-anchor="end">'
+            f"{yv:.0f}</text>"
+            f'<line x1="{left}" y1="{py(yv):.1f}" x2="{left + plot_w}" y2="{py(yv):.1f}" '
+            'stroke="#eee"/>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2}" y="{height - 4}" font-size="10" text-anchor="middle">'
+        f"seconds  ({html.escape(unit)})</text>"
+    )
+    for n, (name, ys) in enumerate(series.items()):
+        colour = _COLOURS[n % len(_COLOURS)]
+        points = " ".join(
+            f"{px(xv):.1f},{py(yv):.1f}" for xv, yv in zip(x, ys, strict=False) if yv is not None
+        )
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{points}"/>'
+        )
+        ly = top + 14 * n + 8
+        parts.append(
+            f'<rect x="{left + plot_w + 10}" y="{ly - 8}" width="10" height="3" fill="{colour}"/>'
+            f'<text x="{left + plot_w + 24}" y="{ly}" font-size="11">{html.escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def write_html(r: dict[str, Any], path: str) -> None:
+    s, c = r["surge"], r["ceiling"]
+    ser = s["series"]
+    x = ser["second"]
+    charts = [
+        svg_chart(
+            "Surge throughput",
+            x,
+            {k: ser[k] for k in ("holds", "bookings", "conflicts", "errors")},
+            "per second",
+        ),
+        svg_chart(
+            "Surge latency",
+            x,
+            {k: ser[k] for k in ("hold_p50_ms", "hold_p99_ms", "confirm_p50_ms", "confirm_p99_ms")},
+            "ms, by second sent",
+        ),
+        svg_chart(
+            "Fan-out (state change answered -> receipt at watchers)",
+            x,
+            {k: ser[k] for k in ("fanout_p50_ms", "fanout_p99_ms")},
+            "ms",
+        ),
+    ]
+    cpu = ser["client_cpu"]
+    if cpu:
+        cx = list(range(1, len(cpu) + 1))
+        cpu_series: dict[str, Sequence[float | None]] = {
+            f"client {i}": [row[i] if i < len(row) else None for row in cpu]
+            for i in range(len(cpu[0]))
+        }
+        if any(v is not None for v in ser["hub_cpu"]):
+            cpu_series["hub workers"] = ser["hub_cpu"]
+        charts.append(svg_chart("CPU during the surge", cx, cpu_series, "% of one core"))
+    if c:
+        charts.append(
+            svg_chart(
+                "Ceiling vs hub holds",
+                c["series"]["second"],
+                {"ceiling holds/s": c["series"]["holds"], "hub holds/s": ser["holds"]},
+                "per second",
+            )
+        )
+    figures = json.dumps({k: v for k, v in r.items() if k != "method"}, indent=1, default=str)
+    audit = r["audit"]
+    verdict = "audit: ok" if audit["ok"] else "audit: FAILED"
+    reasons = "".join(f"<li>{html.escape(x)}</li>" for x in audit["reasons"])
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Evently surge report</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}} .ok{{color:#070}} .bad{{color:#b00}}</style>
+</head><body>
+<h1>Evently surge report</h1>
+<p>{html.escape(r["meta"]["date"])} — <code>{html.escape(r["meta"]["command"])}</code></p>
+<h2 class="{"ok" if audit["ok"] else "bad"}">{verdict}</h2><ul>{reasons}</ul>
+<h2>Summary</h2><pre>{html.escape(summary(r))}</pre>
+<h2>Charts</h2>{"".join(f"<div>{chart}</div>" for chart in charts)}
+<h2>Method</h2><pre>{html.escape(r["method"] or "")}</pre>
+<h2>All figures</h2><pre>{html.escape(figures)}</pre>
+</body></html>
+"""
+    Path(path).write_text(body)
