@@ -77,7 +77,8 @@ async def running_hub(servers: TestServers, home: Path, *, unsafe: bool) -> Asyn
         "EVENTLY_LOG_LEVEL": "error",
         "EVENTLY_LOG_FORMAT": "json",
         "EVENTLY_PAYMENT_LATENCY_MS": "5",  # widen the window between check and write
-        "EVENTLY_DB_POOL_MAX": "30",
+        "EVENTLY_DB_POOL_MAX": "10",
+        "EVENTLY_DB_POOL_MIN": "1",
         "EVENTLY_UNSAFE_DISABLE_DB_GUARD": "on" if unsafe else "off",
     }
     command = [sys.executable, "-m", "hub.cli", "serve", "--workers", "2", "--port", str(port)]
