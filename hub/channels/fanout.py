@@ -100,6 +100,8 @@ class Channels:
             self._on_link,
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self._frozen_at = 0.0
+        self._frozen_at_watchers = 0
 
     async def start(self) -> None:
         await self.subscriber.start()
@@ -345,27 +347,33 @@ class Channels:
     # -- housekeeping ---------------------------------------------------------------
 
     async def _keep_house(self) -> None:
-        last_freeze = time.monotonic()
+        last_gc = time.monotonic()
         while True:
             await asyncio.sleep(min(self.tick, 0.1))
             try:
                 self._check_behind(time.monotonic())
             except Exception:
                 log.exception("channel_housekeeping_failed")
-            if time.monotonic() - last_freeze >= self.gc_freeze_seconds:
-                last_freeze = time.monotonic()
+            if time.monotonic() - last_gc >= 1.0:
+                last_gc = time.monotonic()
                 self._tune_gc()
 
     def _tune_gc(self) -> None:
         """Keep many long-lived connections out of full collections, which paused
-        180-390 ms over 5-10k connections (DESIGN §5). Frozen objects are never collected,
-        so cycles of connections closed meanwhile wait until the crowd is gone: then
-        unfreeze and let the collector have them while a pass is cheap."""
+        180-390 ms over 5-10k connections (DESIGN §5): freeze as soon as the crowd grew by
+        a tenth, and every ``ws_gc_freeze_seconds`` while it lasts. Frozen objects are never
+        collected, so cycles of connections closed meanwhile wait until the crowd is gone:
+        then unfreeze and let the collector have them while a pass is cheap."""
         watchers = sum(len(channel.peers) for channel in self.events.values())
+        now = time.monotonic()
         if watchers >= FREEZE_ABOVE_WATCHERS:
-            gc.freeze()
-        elif gc.get_freeze_count():
+            grown = watchers > self._frozen_at_watchers * 1.1
+            if grown or now - self._frozen_at >= self.gc_freeze_seconds:
+                gc.freeze()
+                self._frozen_at, self._frozen_at_watchers = now, watchers
+        elif gc.get_freeze_count() and self._frozen_at_watchers:
             gc.unfreeze()
+            self._frozen_at_watchers = 0
 
     def _check_behind(self, now: float) -> None:
         low = self.backlog // 4

@@ -1,0 +1,379 @@
+"""``python -m loadtest fanout``: watchers on one event, seat changes at a fixed rate.
+
+Layout on a 2-core box: the hub (or the bare baseline server) is pinned to CPU 0; the
+watcher processes, the change driver and this orchestrator share CPU 1. Changes go through
+the real inventory scripts (a one-seat hold or release per change); the driver stamps each
+change's seq with the wall clock right after Redis answered, watchers stamp each receipt:
+latency = receipt - change, per change and per watcher (conflated changes included).
+The same watchers then repeat the run against ``loadtest.bare`` and the ratio is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import random
+import resource
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import psutil
+import redis.asyncio as aioredis
+
+from hub.inventory import HoldKind, Inventory
+from hub.store import Keys
+from loadtest.watchers import watcher_process
+
+DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/evently_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--watchers", type=int, default=5000)
+    p.add_argument("--rate", type=float, default=200.0, help="seat changes per second")
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--subprotocol", choices=("msgpack", "json"), default="msgpack")
+    p.add_argument("--seats", type=int, default=10_000)
+    p.add_argument("--tick-ms", type=int, default=100)
+    p.add_argument("--clients", type=int, default=4, help="watcher processes")
+    p.add_argument("--url", help="target a running hub (ws://host:port) instead of starting one")
+    p.add_argument("--no-bare", action="store_true", help="skip the websockets.broadcast run")
+    p.add_argument("--idle", action="store_true", help="connect, stay idle, report hub memory")
+    p.add_argument("--database-url", default=os.environ.get("EVENTLY_DATABASE_URL", DEFAULT_DB))
+    p.add_argument("--redis-url", default=os.environ.get("EVENTLY_REDIS_URL", DEFAULT_REDIS))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _raise_nofile() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _ensure_database(url: str) -> None:
+    import asyncpg
+
+    from hub.db.migrate import migrate
+
+    base, _, name = url.rpartition("/")
+    admin = await asyncpg.connect(f"{base}/postgres")
+    if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    await migrate(url)
+
+
+def _start_hub(args: argparse.Namespace, prefix: str, port: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        EVENTLY_DATABASE_URL=args.database_url,
+        EVENTLY_REDIS_URL=args.redis_url,
+        EVENTLY_SECRET_KEY="bench-secret-key-that-is-long-enough-for-hs256",
+        EVENTLY_REDIS_PREFIX=prefix,
+        EVENTLY_WS_MAX_PER_IP="1000000",
+        EVENTLY_WS_TICK_MS=str(args.tick_ms),
+        EVENTLY_LOG_LEVEL="warning",
+        EVENTLY_RATE_LIMITS="off",
+    )
+    code = (
+        "import os, uvicorn; os.sched_setaffinity(0, {0}); "
+        "from hub.cli import uvicorn_options; "
+        f"uvicorn.run('hub.asgi:create', **uvicorn_options('127.0.0.1', {port}, 1))"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+def _start_bare(args: argparse.Namespace, prefix: str, event_id: uuid.UUID, port: int) -> Any:
+    env = dict(os.environ, BARE_CPUS="0")
+    cmd = [sys.executable, "-m", "loadtest.bare", args.redis_url, prefix, str(event_id)]
+    return subprocess.Popen([*cmd, str(port), str(args.tick_ms)], env=env, stdout=subprocess.PIPE)
+
+
+async def _wait_port(port: int, proc: subprocess.Popen[bytes] | None) -> None:
+    for _ in range(400):
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("the server process died")
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the server did not start")
+
+
+async def _drive(
+    inventory: Inventory, event_id: uuid.UUID, n_seats: int, rate: float, duration: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seat changes at ``rate``/s for ``duration`` s; returns (seq, wall time) per change."""
+    held: dict[int, uuid.UUID] = {}
+    free = list(range(n_seats))
+    random.shuffle(free)
+    seqs: list[int] = []
+    stamps: list[float] = []
+    user = uuid.uuid4()
+    start = time.monotonic()
+    k = 0
+    while (now := time.monotonic()) - start < duration:
+        due = start + k / rate
+        if due > now:
+            await asyncio.sleep(due - now)
+        k += 1
+        if held and (len(held) > n_seats // 2 or random.random() < 0.5):
+            seat, hold_id = held.popitem()
+            released = await inventory.release(event_id, hold_id, mode="force")
+            assert not isinstance(released, str)
+            seq = released.seq
+            free.append(seat)
+        else:
+            seat = free.pop()
+            hold_id = uuid.uuid4()
+            placed = await inventory.place_hold(
+                event_id, hold_id, user, HoldKind.GROUP, [seat], [100], 600_000, None
+            )
+            seq = placed.seq  # type: ignore[union-attr]
+            held[seat] = hold_id
+        stamps.append(time.time())
+        seqs.append(seq)
+    return np.array(seqs, dtype=np.int64), np.array(stamps)
+
+
+class Sampler:
+    """CPU% and peak RSS of a process, sampled while a run goes on."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.rss = 0
+        self.cpu: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        self.proc.cpu_percent(None)
+        while True:
+            await asyncio.sleep(1.0)
+            self.cpu.append(self.proc.cpu_percent(None))
+            self.rss = max(self.rss, self.proc.memory_info().rss)
+
+    def __enter__(self) -> Sampler:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def _one_run(
+    args: argparse.Namespace,
+    label: str,
+    port: int,
+    server_pid: int,
+    inventory: Inventory,
+    event_id: uuid.UUID,
+) -> dict[str, Any]:
+    path = f"/ws/events/{event_id}"
+    ctx = mp.get_context("spawn")
+    per = [
+        args.watchers // args.clients + (1 if i < args.watchers % args.clients else 0)
+        for i in range(args.clients)
+    ]
+    pipes, procs = [], []
+    first = 0
+    for count in per:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=watcher_process,
+            args=(("127.0.0.1", port, path, count, first, args.subprotocol, child, {1}),),
+        )
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+        first += count
+    failed = 0
+    for pipe in pipes:
+        _, n_failed, example = await asyncio.to_thread(pipe.recv)
+        failed += n_failed
+        if n_failed:
+            print(f"  {label}: {n_failed} watchers failed to connect, e.g. {example}")
+    server = psutil.Process(server_pid)
+    rss_connected = server.memory_info().rss
+    clients_cpu = [psutil.Process(p.pid) for p in procs]
+    for c in clients_cpu:
+        c.cpu_percent(None)
+    if args.idle:
+        await asyncio.sleep(args.duration)
+        seqs, stamps = np.array([], dtype=np.int64), np.array([])
+        sampler_rss, sampler_cpu = server.memory_info().rss, [server.cpu_percent(None)]
+    else:
+        with Sampler(server_pid) as sampler:
+            seqs, stamps = await _drive(inventory, event_id, args.seats, args.rate, args.duration)
+            await asyncio.sleep(1.0 + args.tick_ms / 1000)  # let the last tick arrive
+        sampler_rss, sampler_cpu = sampler.rss, sampler.cpu
+    client_cpu = sum(c.cpu_percent(None) for c in clients_cpu)
+    records = []
+    for pipe in pipes:
+        pipe.send("stop")
+        records.append((await asyncio.to_thread(pipe.recv))[1])
+    for proc in procs:
+        proc.join(10)
+    return _report(
+        label,
+        args,
+        seqs,
+        stamps,
+        records,
+        failed,
+        sampler_rss,
+        sampler_cpu,
+        rss_connected,
+        client_cpu,
+    )
+
+
+def _report(
+    label: str,
+    args: argparse.Namespace,
+    seqs: np.ndarray,
+    stamps: np.ndarray,
+    records: list[dict[str, Any]],
+    failed: int,
+    rss: int,
+    cpu: list[float],
+    rss_connected: int,
+    client_cpu: float,
+) -> dict[str, Any]:
+    conn = np.concatenate([np.frombuffer(r["conn"], dtype=np.int32) for r in records])
+    frm = np.concatenate([np.frombuffer(r["from"], dtype=np.int64) for r in records])
+    seq = np.concatenate([np.frombuffer(r["seq"], dtype=np.int64) for r in records])
+    at = np.concatenate([np.frombuffer(r["at"], dtype=np.float64) for r in records])
+    frames = sum(r["frames"] for r in records)
+    gaps = sum(r["gaps"] for r in records)
+    out: dict[str, Any] = {
+        "label": label,
+        "watchers": args.watchers,
+        "failed": failed,
+        "gaps": gaps,
+        "hub_rss_mb": max(rss, rss_connected) / 2**20,
+        "rss_connected_mb": rss_connected / 2**20,
+        "hub_cpu": float(np.mean(cpu)) if cpu else 0.0,
+        "client_cpu": client_cpu,
+    }
+    if len(seqs):
+        # every change k has seq seqs[k]; a message (from, seq] covers the changes with
+        # seqs in that range, each delivered at the message's receipt time.
+        order = np.argsort(seqs)
+        seqs, stamps = seqs[order], stamps[order]
+        lo = np.searchsorted(seqs, frm, side="right")
+        hi = np.searchsorted(seqs, seq, side="right")
+        counts = hi - lo
+        # each covered change's position in ``seqs``: lo of its message + its offset
+        starts = np.repeat(lo, counts)
+        offsets = np.arange(counts.sum()) - np.repeat(counts.cumsum() - counts, counts)
+        idx = starts + offsets
+        latency = (np.repeat(at, counts) - stamps[idx]) * 1000
+        if os.environ.get("FANOUT_DEBUG"):
+            when = stamps[idx] - stamps[0]
+            for second in range(int(args.duration) + 1):
+                sel = latency[(when >= second) & (when < second + 1)]
+                if len(sel):
+                    print(
+                        f"  t={second}s n={len(sel)} p50={np.percentile(sel, 50):.0f}"
+                        f" p99={np.percentile(sel, 99):.0f}"
+                    )
+        received = np.zeros(args.watchers, dtype=np.int64)
+        np.add.at(received, conn, counts)
+        span = float(at.max() - at.min()) if len(at) else 1.0
+        out.update(
+            changes=len(seqs),
+            complete=int((received >= len(seqs)).sum()),
+            deliveries_per_s=frames / max(args.duration, 1e-9),
+            change_deliveries=int(counts.sum()),
+            p50=float(np.percentile(latency, 50)) if len(latency) else float("nan"),
+            p95=float(np.percentile(latency, 95)) if len(latency) else float("nan"),
+            p99=float(np.percentile(latency, 99)) if len(latency) else float("nan"),
+            max=float(latency.max()) if len(latency) else float("nan"),
+            span=span,
+        )
+    return out
+
+
+def _print(r: dict[str, Any]) -> None:
+    print(f"[{r['label']}] watchers={r['watchers']} failed={r['failed']} gaps={r['gaps']}")
+    if "changes" in r:
+        print(
+            f"  changes={r['changes']} watchers_with_every_change={r['complete']}"
+            f" frames/s={r['deliveries_per_s']:.0f}"
+            f" latency ms p50={r['p50']:.1f} p95={r['p95']:.1f} p99={r['p99']:.1f}"
+            f" max={r['max']:.1f}"
+        )
+    print(
+        f"  server cpu={r['hub_cpu']:.0f}% rss={r['hub_rss_mb']:.0f} MiB"
+        f" (connected, idle: {r['rss_connected_mb']:.0f} MiB) client cpu={r['client_cpu']:.0f}%"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    _raise_nofile()
+    os.sched_setaffinity(0, {1})
+    prefix = f"evently:bench:{uuid.uuid4().hex[:8]}:"
+    client = aioredis.Redis.from_url(args.redis_url)
+    inventory = Inventory(client, Keys(prefix))
+    event_id = uuid.uuid4()
+    await inventory.load(event_id, args.seats, [], {})
+    results = []
+    hub_proc = None
+    try:
+        if args.url:
+            host_port = args.url.split("//", 1)[1]
+            port = int(host_port.rsplit(":", 1)[1])
+            pid = next(
+                c.pid
+                for c in psutil.net_connections("tcp")
+                if c.laddr and c.laddr.port == port and c.status == "LISTEN"
+            )
+        else:
+            await _ensure_database(args.database_url)
+            port = _free_port()
+            hub_proc = _start_hub(args, prefix, port)
+            await _wait_port(port, hub_proc)
+            pid = hub_proc.pid
+        results.append(await _one_run(args, "hub", port, pid, inventory, event_id))
+        _print(results[-1])
+    finally:
+        if hub_proc is not None:
+            hub_proc.terminate()
+            hub_proc.wait(10)
+    if not args.no_bare and not args.idle and args.subprotocol == "msgpack":
+        port = _free_port()
+        event_id = uuid.uuid4()  # a fresh event: the same starting state as the hub's run
+        await inventory.load(event_id, args.seats, [], {})
+        bare = _start_bare(args, prefix, event_id, port)
+        try:
+            await _wait_port(port, bare)
+            results.append(
+                await _one_run(
+                    args, "bare websockets.broadcast", port, bare.pid, inventory, event_id
+                )
+            )
+            _print(results[-1])
+        finally:
+            bare.terminate()
+            bare.wait(10)
+        hub_r, bare_r = results
+        if "deliveries_per_s" in hub_r:
+            ratio = hub_r["deliveries_per_s"] / max(bare_r["deliveries_per_s"], 1e-9)
+            print(f"ratio hub/bare frames/s = {ratio:.2f}")
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+    return 0

@@ -1,0 +1,177 @@
+"""Light watcher processes for the fan-out benchmark: many raw WebSocket clients per process.
+
+The reference client (``loadtest.client``) is the readable one; this one exists so that a
+few client processes can keep up with thousands of connections: an ``asyncio.Protocol``
+per connection, a hand-written handshake and frame parser (server frames are unmasked),
+no task per connection. Each ``seats`` message is recorded as ``(conn, from, seq,
+receipt time)``; continuity (``from`` equals the previous ``seq``) is checked as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+import time
+from array import array
+from typing import Any
+
+import msgpack
+
+_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+_PONG_MASK = b"\x00\x00\x00\x00"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.conn = array("i")
+        self.from_seq = array("q")
+        self.seq = array("q")
+        self.at = array("d")
+        self.frames = 0
+        self.gaps = 0
+        self.snapshots = 0
+        self.closed = 0
+
+
+class Watcher(asyncio.Protocol):
+    def __init__(self, index: int, rec: Recorder, request: bytes, ready: asyncio.Future[None]):
+        self.index = index
+        self.rec = rec
+        self.request = request
+        self.ready = ready
+        self.buf = bytearray()
+        self.open = False
+        self.last: int | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.rec.closed += 1
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before the snapshot"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.open:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buf[:20]:
+                if not self.ready.done():
+                    self.ready.set_exception(ConnectionError(bytes(buf[:40]).decode()))
+                return
+            del buf[: end + 4]
+            self.open = True
+        i, n = 0, len(buf)
+        now = time.time()
+        while n - i >= 2:
+            b0, b1 = buf[i], buf[i + 1] & 0x7F
+            head = 2
+            if b1 == 126:
+                if n - i < 4:
+                    break
+                b1 = (buf[i + 2] << 8) | buf[i + 3]
+                head = 4
+            elif b1 == 127:
+                if n - i < 10:
+                    break
+                b1 = struct.unpack_from("!Q", buf, i + 2)[0]
+                head = 10
+            if n - i < head + b1:
+                break
+            payload = bytes(buf[i + head : i + head + b1])
+            i += head + b1
+            self._frame(b0 & 0x0F, payload, now)
+        del buf[:i]
+
+    def _frame(self, opcode: int, payload: bytes, now: float) -> None:
+        rec = self.rec
+        if opcode == 9:  # ping: answer with a masked pong
+            assert self.transport is not None and len(payload) < 126
+            self.transport.write(bytes((0x8A, 0x80 | len(payload))) + _PONG_MASK + payload)
+            return
+        if opcode == 8:
+            return
+        rec.frames += 1
+        message: dict[str, Any] = json.loads(payload) if opcode == 1 else msgpack.unpackb(payload)
+        kind = message["t"]
+        if kind == "seats":
+            if self.last is None or message["from"] != self.last:
+                rec.gaps += 1
+            self.last = message["seq"]
+            rec.conn.append(self.index)
+            rec.from_seq.append(message["from"])
+            rec.seq.append(message["seq"])
+            rec.at.append(now)
+        elif kind == "snapshot":
+            rec.snapshots += 1
+            self.last = message["seq"]
+            if not self.ready.done():
+                self.ready.set_result(None)
+
+
+async def run_watchers(
+    host: str, port: int, path: str, count: int, first_index: int, subprotocol: str, conn: Any
+) -> None:
+    """Open ``count`` watchers, report ready, record until told to stop, send the records."""
+    loop = asyncio.get_running_loop()
+    rec = Recorder()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {_KEY.decode()}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: evently.v1.{subprotocol}\r\n\r\n"
+    ).encode()
+    gate = asyncio.Semaphore(64)
+    transports: list[asyncio.BaseTransport] = []
+
+    async def one(index: int) -> None:
+        async with gate:
+            ready: asyncio.Future[None] = loop.create_future()
+            transport, _ = await loop.create_connection(
+                lambda: Watcher(index, rec, request, ready), host, port
+            )
+            transports.append(transport)
+            await asyncio.wait_for(ready, 60)
+
+    results = await asyncio.gather(
+        *(one(first_index + k) for k in range(count)), return_exceptions=True
+    )
+    failed = [r for r in results if isinstance(r, BaseException)]
+    conn.send(("ready", len(failed), repr(failed[0]) if failed else ""))
+    started = time.process_time()
+    await loop.run_in_executor(None, conn.recv)  # "stop"
+    cpu = time.process_time() - started
+    conn.send(
+        (
+            "records",
+            {
+                "conn": rec.conn.tobytes(),
+                "from": rec.from_seq.tobytes(),
+                "seq": rec.seq.tobytes(),
+                "at": rec.at.tobytes(),
+                "frames": rec.frames,
+                "gaps": rec.gaps,
+                "snapshots": rec.snapshots,
+                "closed": rec.closed,
+                "cpu_seconds": cpu,
+            },
+        )
+    )
+    for transport in transports:
+        transport.abort()
+
+
+def watcher_process(args: tuple[Any, ...]) -> None:
+    """Entry point of one client process (pinned to the given CPUs)."""
+    host, port, path, count, first_index, subprotocol, conn, cpus = args
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    import uvloop
+
+    uvloop.run(run_watchers(host, port, path, count, first_index, subprotocol, conn))
