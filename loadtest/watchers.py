@@ -128,7 +128,7 @@ async def run_watchers(
         f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: evently.v1.{subprotocol}\r\n\r\n"
     ).encode()
     gate = asyncio.Semaphore(64)
-    transports: list[asyncio.BaseTransport] = []
+    transports: list[asyncio.Transport] = []
 
     async def one(index: int) -> None:
         async with gate:
@@ -136,7 +136,7 @@ async def run_watchers(
             transport, _ = await loop.create_connection(
                 lambda: Watcher(index, rec, request, ready), host, port
             )
-            transports.append(transport)
+            transports.append(transport)  # type: ignore[arg-type]
             await asyncio.wait_for(ready, 60)
 
     results = await asyncio.gather(
