@@ -321,6 +321,7 @@ class HoldRefused:
 @dataclass(frozen=True, slots=True)
 class Released:
     seq: int
+    hold_id: uuid.UUID
     user_id: uuid.UUID
     seats: tuple[int, ...]
     kind: HoldKind
@@ -409,6 +410,7 @@ class Inventory:
             return _s(result[0])
         return Released(
             seq=int(result[1]),
+            hold_id=hold_id,
             user_id=uuid.UUID(_s(result[2])),
             seats=_ints(_s(result[3])),
             kind=HoldKind(_s(result[4])),

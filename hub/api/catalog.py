@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute
 
-from hub.api import accounts, bookings, events, holds, venues
+from hub.api import accounts, bookings, events, holds, venues, waitlist
 from hub.api.routing import Api
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def build_api() -> Api:
     api = Api()
-    for module in (accounts, venues, events, holds, bookings):
+    for module in (accounts, venues, events, holds, bookings, waitlist):
         api.include(module.api)
     return api
 

@@ -13,7 +13,7 @@ from hub.api.inputs import Input
 from hub.api.routing import Api, Auth, Call, JSONBytes
 from hub.api.schemas import EventOut, EventPage, SeatMapOut
 from hub.api.venues import Name, PageQuery, Price, SectionName
-from hub.services import events
+from hub.services import cancellation, events
 
 api = Api()
 
@@ -178,3 +178,16 @@ async def get_event(call: Call) -> Any:
 )
 async def event_seats(call: Call) -> Any:
     return JSONBytes(await events.seat_map(call.hub, call.path["event_id"]))
+
+
+@api.route(
+    "POST",
+    "/events/{event_id}/cancel",
+    summary="Cancel the event: bookings refunded, holds released, waitlist closed, all told",
+    auth=Auth.ADMIN,
+    response=EventOut,
+    errors=(404, 409),
+    tag="events",
+)
+async def cancel_event(call: Call) -> Any:
+    return await cancellation.cancel_event(call.hub, call.path["event_id"])

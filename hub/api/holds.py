@@ -98,3 +98,16 @@ async def get_hold(call: Call) -> Any:
 )
 async def release_hold(call: Call) -> Any:
     await holds.release_hold(call.hub, call.user.user_id, call.path["hold_id"])
+
+
+@api.route(
+    "POST",
+    "/holds/{hold_id}/extend",
+    summary="Extend one of the caller's holds, once, within the maximum lifetime",
+    auth=Auth.USER,
+    response=HoldOut,
+    errors=(401, 404, 409, 410),
+    tag="holds",
+)
+async def extend_hold(call: Call) -> Any:
+    return await holds.extend_hold(call.hub, call.user.user_id, call.path["hold_id"])

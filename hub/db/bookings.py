@@ -193,3 +193,26 @@ async def use_discount_code(
 async def drop_active_ticket_guard(con: Connection) -> None:
     """Test-only (the race test's control run): remove the last guard against double sales."""
     await con.execute(f"DROP INDEX IF EXISTS {ACTIVE_TICKET_GUARD}")
+
+
+async def confirmed_of_event(
+    con: Connection, event_id: uuid.UUID, *, for_update: bool = False
+) -> list[Record]:
+    lock = " FOR UPDATE" if for_update else ""
+    return list(
+        await con.fetch(
+            f"SELECT {BOOKING_COLUMNS} FROM bookings b WHERE b.event_id = $1 "
+            f"AND b.status = 'confirmed' ORDER BY b.created_at{lock}",
+            event_id,
+        )
+    )
+
+
+async def event_status_for_booking(con: Connection, event_id: uuid.UUID) -> str | None:
+    """The event's status, with a key-share lock held to the end of the transaction: an
+    event cancellation (which locks the row for update) waits for this booking, or this
+    booking sees the event cancelled. Key-share locks do not block one another."""
+    status: str | None = await con.fetchval(
+        "SELECT status FROM events WHERE id = $1 FOR KEY SHARE", event_id
+    )
+    return status

@@ -35,12 +35,3 @@ async def booked_seat_indexes(con: Connection, hold_id: uuid.UUID) -> list[int] 
         booking,
     )
     return [row["idx"] for row in rows]
-
-
-async def end_holds(con: Connection, hold_ids: list[uuid.UUID], outcome: str) -> None:
-    await con.execute(
-        "UPDATE hold_log SET outcome = $2, ended_at = now() "
-        "WHERE hold_id = ANY($1::uuid[]) AND outcome = 'held'",
-        hold_ids,
-        outcome,
-    )

@@ -27,6 +27,7 @@ from hub.context import Hub
 from hub.db import Connection, UniqueViolation, lifecycle
 from hub.db import bookings as bookings_db
 from hub.db import holds as holds_db
+from hub.db import waitlist as waitlist_db
 from hub.errors import (
     Conflict,
     HoldExpired,
@@ -34,7 +35,7 @@ from hub.errors import (
     SeatUnavailable,
     ValidationError,
 )
-from hub.inventory import ConfirmStarted, SeatCode
+from hub.inventory import ConfirmStarted, HoldKind, SeatCode
 from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
 from hub.payments import PaymentDeclined, provider_of
 from hub.services import booking_views, events, holds, idempotency, live_seats, notifications
@@ -256,6 +257,8 @@ async def _write(
             async with hub.db.transaction() as con:
                 # The leader's reconciler takes this lock before judging a confirming hold.
                 await lifecycle.lock_hold(con, hold_id)
+                if await bookings_db.event_status_for_booking(con, event.id) != "scheduled":
+                    raise Conflict("The event has been cancelled")
                 code = await _use_code(con, discount_code, event) if discount_code else None
                 row = await bookings_db.insert_booking(
                     con,
@@ -281,6 +284,8 @@ async def _write(
                     provider_ref=charge_ref,
                 )
                 await holds_db.log_outcome(con, hold_id, event.id, user_id, len(seat_ids), "booked")
+                if begun.kind is HoldKind.OFFER:
+                    await waitlist_db.mark_booked(con, hold_id)
                 view = booking_views.booking_view(
                     row, holds.seat_lines(layout, begun.seats, begun.prices)
                 )

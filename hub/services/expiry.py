@@ -1,11 +1,12 @@
 """The leader's hold housekeeping: release expired holds, settle confirmations left behind.
 
-Expiry never relies on keyspace notifications: every event's ``expiry`` sorted set is read
-each tick (one pipelined round trip for all live events), and due holds are released by
-the same script users call, in "expire" mode, which refuses holds that are confirming or
-no longer due. A hold left "confirming" longer than ``STUCK_AFTER_MS`` belonged to a
-process that died mid-booking: PostgreSQL decides its fate (tickets there → sold; none →
-released), under the advisory lock the confirmation itself holds.
+Expiry never relies on keyspace notifications: every live event's ``expiry`` sorted set is
+read each tick (one pipelined round trip for all of them), and due holds are released
+through ``holds.expire_hold`` — the script's "expire" mode refuses holds that are being
+confirmed or are no longer due — which also hands the freed seats to the waitlist. A hold
+left "confirming" longer than ``STUCK_AFTER_MS`` belonged to a process that died
+mid-booking: PostgreSQL decides its fate (tickets there → sold; none → released), under
+the advisory lock the confirmation itself holds while it writes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import cast
 
 import structlog
@@ -22,17 +22,14 @@ from hub import metrics
 from hub.context import Hub
 from hub.db import lifecycle
 from hub.inventory import HoldStatus, Released
+from hub.services import holds, waitlist
 
 log = structlog.get_logger(__name__)
 
 SWEEP_INTERVAL_S = 0.25
 RECONCILE_INTERVAL_S = 5.0
 STUCK_AFTER_MS = 60_000
-EVENTS_REFRESH_S = 5.0
-
-# Called with (hub, event_id, released) after seats come free, e.g. to offer them to the
-# waitlist. Registered by the waitlist service.
-FreedHook = Callable[[Hub, uuid.UUID, Released], Awaitable[None]]
+EVENTS_REFRESH_S = 2.0
 
 
 class _LiveEvents:
@@ -58,27 +55,13 @@ async def sweep_expired(hub: Hub, event_ids: list[uuid.UUID]) -> int:
     async with hub.store.client.pipeline(transaction=False) as pipe:
         for event_id in event_ids:
             pipe.zrangebyscore(hub.store.keys.event(event_id, "expiry"), "-inf", now_ms, 0, 500)
-        due_lists = await pipe.execute()
-    released_ids: list[uuid.UUID] = []
+        due_lists = cast(list[list[bytes]], await pipe.execute())
+    released = 0
     for event_id, due in zip(event_ids, due_lists, strict=True):
         for raw in due:
-            hold_id = uuid.UUID(raw.decode())
-            outcome = await hub.inventory.release(event_id, hold_id, mode="expire")
-            if isinstance(outcome, Released):
-                released_ids.append(hold_id)
-                metrics.EXPIRED_HOLDS.inc()
-                log.info(
-                    "hold_expired",
-                    event_id=str(event_id),
-                    hold_id=str(hold_id),
-                    seats=len(outcome.seats),
-                )
-                for hook in freed_hooks(hub):
-                    await hook(hub, event_id, outcome)
-    if released_ids:
-        async with hub.db.connection() as con:
-            await lifecycle.end_holds(con, released_ids, "expired")
-    return len(released_ids)
+            if await holds.expire_hold(hub, event_id, uuid.UUID(raw.decode())) is not None:
+                released += 1
+    return released
 
 
 async def reconcile_stuck(
@@ -88,12 +71,7 @@ async def reconcile_stuck(
     now_ms = await hub.inventory.server_time_ms()
     settled = 0
     for event_id in event_ids:
-        hold_ids = cast(
-            list[bytes],
-            await hub.store.client.zrange(hub.store.keys.event(event_id, "expiry"), 0, -1),
-        )
-        for raw in hold_ids:
-            hold_id = uuid.UUID(raw.decode())
+        for hold_id in await hub.inventory.hold_ids(event_id):
             hold = await hub.inventory.get_hold(event_id, hold_id)
             if hold is None or hold.status is not HoldStatus.CONFIRMING:
                 continue
@@ -106,6 +84,7 @@ async def reconcile_stuck(
 
 async def settle(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> str:
     """Decide a confirming hold by PostgreSQL's record: "sold" or "released"."""
+    released: Released | str | None = None
     async with hub.db.transaction() as con:
         await lifecycle.lock_hold(con, hold_id)
         seats = await lifecycle.booked_seat_indexes(con, hold_id)
@@ -114,21 +93,18 @@ async def settle(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> str:
             outcome = "sold"
         else:
             released = await hub.inventory.release(event_id, hold_id, mode="force")
-            await lifecycle.end_holds(con, [hold_id], "released")
-            if isinstance(released, Released):
-                for hook in freed_hooks(hub):
-                    await hook(hub, event_id, released)
             outcome = "released"
+    await hub.inventory.forget_hold(hold_id)
     metrics.STUCK_BOOKINGS.labels(outcome).inc()
     log.warning(
         "stuck_booking_settled", event_id=str(event_id), hold_id=str(hold_id), outcome=outcome
     )
+    if isinstance(released, Released):
+        await holds.log_outcome(
+            hub, hold_id, event_id, released.user_id, len(released.seats), "released"
+        )
+        await waitlist.seats_freed(hub, event_id, released)
     return outcome
-
-
-def freed_hooks(hub: Hub) -> list[FreedHook]:
-    hooks: list[FreedHook] = hub.parts.setdefault("freed_hooks", [])
-    return hooks
 
 
 async def expiry_loop(hub: Hub) -> None:

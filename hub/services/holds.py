@@ -108,8 +108,11 @@ async def hold_seats(
     quantity: int | None = None,
     section: str | None = None,
     kind: HoldKind = HoldKind.SINGLE,
+    ttl_seconds: int | None = None,
 ) -> Placed:
-    """Place a hold and return it (see ``place_hold`` for the errors)."""
+    """Place a hold and return it (see ``place_hold`` for the errors).
+
+    ``ttl_seconds`` overrides the hold lifetime (waitlist offers have their own)."""
     started = time.perf_counter()
     event = await events.load_event(hub, event_id)
     check_bookable(event)
@@ -119,7 +122,7 @@ async def hold_seats(
     if named is None and section is not None and section not in layout.table.section_names:
         raise ValidationError.field("section", f"no such section: {section!r}")
     limit = event.max_tickets_per_user if kind is not HoldKind.GROUP else None
-    ttl_ms = hub.settings.hold_ttl_seconds * 1000
+    ttl_ms = (ttl_seconds or hub.settings.hold_ttl_seconds) * 1000
     hold_id = uuid.uuid4()
     for _ in range(_ATTEMPTS):
         idxs = named if named is not None else await _choose(hub, event, layout, quantity, section)
@@ -208,13 +211,22 @@ async def _expire_holders(hub: Hub, event_id: uuid.UUID, seats: Sequence[int]) -
 
 
 async def _expire(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> bool:
+    return await expire_hold(hub, event_id, hold_id) is not None
+
+
+async def expire_hold(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> Released | None:
+    """Release a hold that is past its expiry (not one being confirmed); the freed seats go
+    to the waitlist. Returns what was released, or None if it was not due or gone."""
+    from hub.services import waitlist  # waitlist places holds: imported late, no cycle
+
     released = await hub.inventory.release(event_id, hold_id, mode="expire")
     if not isinstance(released, Released):
-        return False
+        return None
     EXPIRED_HOLDS.inc()
     await log_outcome(hub, hold_id, event_id, released.user_id, len(released.seats), "expired")
     log.info("hold_expired", hold_id=str(hold_id), event_id=str(event_id))
-    return True
+    await waitlist.seats_freed(hub, event_id, released)
+    return released
 
 
 async def find_hold(hub: Hub, user_id: uuid.UUID, hold_id: uuid.UUID) -> HoldRecord:
@@ -272,6 +284,41 @@ async def release_hold(hub: Hub, user_id: uuid.UUID, hold_id: uuid.UUID) -> None
     await hub.inventory.forget_hold(hold_id)
     await log_outcome(hub, hold_id, event_id, user_id, len(released.seats), "released")
     log.info("hold_released", hold_id=str(hold_id), event_id=str(event_id))
+    from hub.services import waitlist  # waitlist places holds: imported late, no cycle
+
+    await waitlist.seats_freed(hub, event_id, released)
+
+
+async def extend_hold(hub: Hub, user_id: uuid.UUID, hold_id: uuid.UUID) -> dict[str, Any]:
+    """Extend the caller's hold by one hold lifetime, once, within the maximum lifetime.
+
+    Returns:
+        The hold view with its new ``expires_at``.
+
+    Raises:
+        NotFound: no such hold, or not the caller's.
+        HoldExpired: it expired.
+        Conflict: extended already, being confirmed, or at its maximum lifetime.
+    """
+    record = await find_hold(hub, user_id, hold_id)
+    outcome = await hub.inventory.extend(
+        record.event_id,
+        hold_id,
+        hub.settings.hold_ttl_seconds * 1000,
+        hub.settings.hold_max_lifetime_seconds * 1000,
+    )
+    if outcome == "already":
+        raise Conflict("A hold can be extended only once")
+    if outcome == "max_lifetime":
+        raise Conflict("The hold is at its maximum lifetime")
+    if outcome == "confirming":
+        raise Conflict("The hold is being confirmed")
+    if isinstance(outcome, str):
+        raise HoldExpired("The hold has expired; hold the seats again")
+    event = await events.load_event(hub, record.event_id)
+    layout = await live_seats.layout_of(hub, event.venue_id)
+    log.info("hold_extended", hold_id=str(hold_id), event_id=str(record.event_id))
+    return hold_view(record.event_id, hold_id, layout, record.seats, record.prices, outcome)
 
 
 async def _log_placed(
