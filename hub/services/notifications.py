@@ -100,4 +100,3 @@ def _plain(payload: dict[str, Any]) -> dict[str, Any]:
         else str(value)
         for key, value in payload.items()
     }
-
