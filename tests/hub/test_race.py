@@ -14,7 +14,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from hub.inventory import Inventory
 from hub.store import Store
 from tests.conftest import SECRET, Account
 from tests.factories import make_event
+from tests.live import free_port
 from tests.servers import TestServers, database_url_for, run_token
 
 pytestmark = pytest.mark.slow
@@ -41,11 +41,6 @@ pytestmark = pytest.mark.slow
 CLIENTS = 220
 EXPECTED = {200, 201, 204, 402, 404, 409, 410, 422, 503}
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -65,7 +60,7 @@ async def running_hub(servers: TestServers, home: Path, *, unsafe: bool) -> Asyn
     await admin.close()
     database_url = database_url_for(servers.admin_database_url, name)
     prefix = f"evently:race{run_token()}:"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "EVENTLY_DATABASE_URL": database_url,

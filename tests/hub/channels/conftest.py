@@ -2,68 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-import uvicorn
 
-from hub.app import create_app
-from hub.cli import uvicorn_options
 from hub.context import Hub
 from hub.inventory import HoldKind
 from hub.settings import Settings
+from tests.live import WsServer, free_port, serve
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_config(app: Any, port: int) -> uvicorn.Config:
-    options = uvicorn_options("127.0.0.1", port, 1)
-    for key in ("workers", "factory"):
-        options.pop(key)
-    options["lifespan"] = "off"  # the fixture runs the app's lifespan itself
-    return uvicorn.Config(app, **options)
-
-
-@dataclass
-class WsServer:
-    hub: Hub
-    settings: Settings
-    port: int
-
-    def url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def event_url(self, event_id: uuid.UUID) -> str:
-        return self.url(f"/ws/events/{event_id}")
-
-
-@contextlib.asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[WsServer]:
-    """An app with its lifespan, served by uvicorn on a free port of 127.0.0.1."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        port = free_port()
-        server = uvicorn.Server(server_config(app, port))
-        task = asyncio.get_running_loop().create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        try:
-            yield WsServer(app.state.hub, settings, port)
-        finally:
-            server.should_exit = True
-            await task
+__all__ = ["WsServer", "free_port", "serve"]
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -23,6 +20,7 @@ from hub.settings import Settings
 from hub.store import Keys
 from loadtest.client import WatchClient
 from tests.hub.channels.conftest import free_port, hold, loaded_event, serve
+from tests.live import hub_process
 
 pytestmark = pytest.mark.slow
 
@@ -31,50 +29,11 @@ REDIS_SERVER = (
 )
 
 
-def _hub_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        EVENTLY_DATABASE_URL=str(settings.database_url),
-        EVENTLY_REDIS_URL=str(settings.redis_url),
-        EVENTLY_SECRET_KEY=str(settings.secret_key),
-        EVENTLY_REDIS_PREFIX=settings.redis_prefix,
-        EVENTLY_LOG_LEVEL="warning",
-        EVENTLY_LOG_FORMAT="json",
-    )
-    return env
-
-
-@contextlib.asynccontextmanager
-async def hub_process(settings: Settings) -> AsyncIterator[int]:
-    """A hub in its own uvicorn process (the CLI's options), on a free port."""
-    port = free_port()
-    code = (
-        "import uvicorn; from hub.cli import uvicorn_options; "
-        f"uvicorn.run('hub.asgi:create', **uvicorn_options('127.0.0.1', {port}, 1))"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], env=_hub_env(settings))  # noqa: ASYNC220
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(200):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code < 500:
-                        break
-                assert proc.poll() is None, "the hub process died"
-                await asyncio.sleep(0.05)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def test_a_hold_through_one_process_reaches_watchers_on_another(
     settings: Settings, hub: object
 ) -> None:
-    async with hub_process(settings) as port_a, hub_process(settings) as port_b:
+    async with hub_process(settings) as a, hub_process(settings) as b:
+        port_a, port_b = a.port, b.port
         event_id = await loaded_event(hub)  # type: ignore[arg-type]
         on_a = await WatchClient.open(f"ws://127.0.0.1:{port_a}/ws/events/{event_id}")
         on_b = await WatchClient.open(
