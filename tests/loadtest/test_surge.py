@@ -1,0 +1,73 @@
+"""A short, bounded surge end to end: it starts its own hub, sells, audits, measures the ceiling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.servers import TestServers
+
+pytestmark = pytest.mark.slow
+
+
+def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Path) -> None:
+    out = tmp_path / "surge.json"
+    html = tmp_path / "surge.html"
+    cmd = [sys.executable, "-m", "loadtest", "surge", "--start-hub", "--hub-servers", "local"]
+    cmd += ["--pg-url", servers.admin_database_url, "--redis-url", servers.redis_url]
+    cmd += ["--workers", "2", "--seats", "200", "--buyers", "20", "--watchers", "10"]
+    cmd += ["--duration", "5", "--processes", "1", "--think-ms", "50"]
+    cmd += ["--json", str(out), "--html", str(html)]
+    log = tmp_path / "surge.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        started = _descendants_while_running(proc, timeout=150)
+    stdout = log.read_text()
+    assert proc.returncode == 0, stdout[-4000:]
+    assert "audit: ok" in stdout
+    report = json.loads(out.read_text())
+    assert {"meta", "surge", "ceiling", "ratio", "targets", "audit"} <= report.keys()
+    surge = report["surge"]
+    assert surge["holds"] > 0 and surge["bookings"] > 0
+    for key in ("holds_per_s", "bookings_per_s", "conflict_rate", "errors_by_code", "series"):
+        assert key in surge
+    for kind in ("hold", "confirm", "fanout"):
+        assert {"p50", "p95", "p99"} <= surge["latency_ms"][kind].keys(), kind
+    assert report["audit"]["ok"] is True
+    assert report["audit"]["figures"]["double_sold_seats"] == 0
+    assert report["ceiling"]["holds_per_s"] > 0 and report["ratio"] > 0
+    assert "<svg" in html.read_text()
+    # Everything it started is gone: the hub and its workers, the ceiling, the clients.
+    assert started, "expected the run to start processes"
+    assert not [p.pid for p in started if _alive(p)]
+
+
+def _descendants_while_running(proc: subprocess.Popen[str], timeout: float) -> list[psutil.Process]:
+    """Every descendant seen while ``proc`` runs (sampled), then wait for it to end."""
+    seen: dict[int, psutil.Process] = {}
+    deadline = time.monotonic() + timeout
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the surge did not end in time")
+        try:
+            for child in parent.children(recursive=True):
+                seen.setdefault(child.pid, child)
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    return list(seen.values())
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
