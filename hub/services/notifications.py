@@ -38,7 +38,7 @@ class LogSender:
     """Writes each notification as a structured log line."""
 
     async def send(self, email: str | None, kind: str, payload: dict[str, Any]) -> None:
-        log.info("notification_sent", kind=kind, to=email, **payload)
+        log.info("notification_sent", kind=kind, to=email, payload=payload)
 
 
 async def notify(con: Connection, kind: Kind, user_id: uuid.UUID, payload: dict[str, Any]) -> None:
