@@ -1,21 +1,16 @@
 """Browser-test fixtures: a real hub over HTTP and WebSocket, and Debian's headless Chromium.
 
-The hub runs as ``evently serve`` in a subprocess on a free port, on this test run's
-PostgreSQL database and Redis prefix, so the pages talk to it exactly as in production
-(uvicorn, the channel's raw transport writes, the leader loops). It is stopped by PID.
+The hub runs in its own uvicorn process (``tests.live.hub_process``, the CLI's options) on
+a free port, on this test run's PostgreSQL database and Redis prefix, so the pages talk
+to it as in production (uvicorn, the channel's transport writes, the leader loops). It
+is stopped by PID when the session ends.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,7 @@ import pytest
 
 from hub.settings import Settings
 from tests.conftest import Account
+from tests.live import hub_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,78 +42,19 @@ ADMIN_PASSWORD = "browser admin password 1"
 class LiveHub:
     base_url: str
     admin_email: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")
-def live_hub(settings: Settings) -> Iterator[LiveHub]:
-    """``evently serve`` on a free port with this run's database, Redis prefix and secret."""
-    assert settings.database_url and settings.redis_url and settings.secret_key
-    port = _free_port()
-    home = Path(tempfile.mkdtemp(prefix="evently-browser-"))
+async def live_hub(settings: Settings) -> AsyncIterator[LiveHub]:
+    """A hub process on this run's database, Redis prefix and secret, with an admin."""
     admin_email = f"browser-admin-{uuid.uuid4().hex[:8]}@example.com"
-    env = {
-        **os.environ,
-        "EVENTLY_DATABASE_URL": settings.database_url,
-        "EVENTLY_REDIS_URL": settings.redis_url,
-        "EVENTLY_SECRET_KEY": settings.secret_key,
-        "EVENTLY_REDIS_PREFIX": settings.redis_prefix,
-        "EVENTLY_HOME": str(home),
-        "EVENTLY_RATE_LIMITS": "off",
-        "EVENTLY_ADMIN_EMAIL": admin_email,
-        "EVENTLY_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "EVENTLY_LOG_LEVEL": "warning",
-        "EVENTLY_LOG_FORMAT": "json",
-    }
-    log_path = home / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    hub = LiveHub(f"http://127.0.0.1:{port}", admin_email, process, log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"evently serve exited with {process.returncode}:\n{hub.log_tail()}")
-            try:
-                if httpx.get(f"{hub.base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"evently serve did not become ready:\n{hub.log_tail()}")
-            time.sleep(0.2)
-        yield hub
-    finally:
-        _stop(process)
+    async with hub_process(
+        settings,
+        rate_limits="off",
+        admin_email=admin_email,
+        admin_password=ADMIN_PASSWORD,
+    ) as process:
+        yield LiveHub(process.base, admin_email)
 
 
 @pytest.fixture
