@@ -33,11 +33,16 @@ MAX_LISTED = 10  # seats or bookings named per reason
 
 @dataclass(frozen=True, slots=True)
 class SeenBooking:
-    """A booking as a buyer saw it: the 201's id and seats, and whether it cancelled it."""
+    """A booking as a buyer saw it: the 201's id and seats, and whether it cancelled it.
+
+    ``cancelled`` is None when a cancel was sent but its outcome is unknown (no answer, or a
+    5xx): then either state passes, as long as it is a whole one (confirmed with every
+    ticket active, or cancelled with none).
+    """
 
     booking_id: str
     seat_ids: tuple[str, ...]
-    cancelled: bool = False
+    cancelled: bool | None = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,12 @@ def check(api_status: Mapping[str, str], pg: PgState, seen: Iterable[SeenBooking
         status, seats, active = found
         if sorted(seats) != sorted(booking.seat_ids):
             wrong_seats.append(booking.booking_id)
+        whole = {("cancelled", ()), ("confirmed", tuple(sorted(booking.seat_ids)))}
+        state = (status, tuple(sorted(active)))
+        if booking.cancelled is None:
+            if state not in whole:
+                wrong_status.append(booking.booking_id)
+            continue
         expected = "cancelled" if booking.cancelled else "confirmed"
         expected_active = () if booking.cancelled else booking.seat_ids
         if status != expected or sorted(active) != sorted(expected_active):
@@ -144,6 +155,7 @@ def check(api_status: Mapping[str, str], pg: PgState, seen: Iterable[SeenBooking
         "double_sold_seats": len(doubles),
         "bookings_seen": len(seen_list),
         "bookings_seen_cancelled": sum(1 for b in seen_list if b.cancelled),
+        "bookings_cancel_in_doubt": sum(1 for b in seen_list if b.cancelled is None),
     }
     return Audit(not reasons, reasons, figures)
 

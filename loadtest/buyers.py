@@ -110,7 +110,8 @@ class Recorder:
     ch_code: array[int] = field(default_factory=lambda: array("b"))
     ch_t0: array[float] = field(default_factory=lambda: array("d"))
     ch_t1: array[float] = field(default_factory=lambda: array("d"))
-    bookings: dict[str, list[Any]] = field(default_factory=dict)  # id -> [seat ids, cancelled]
+    # id -> [seat ids, cancelled: True | False | None (a cancel of unknown outcome)]
+    bookings: dict[str, list[Any]] = field(default_factory=dict)
     live: Counter[str] = field(default_factory=Counter)
 
     def request(self, kind: int, reply: Reply, conflict: bool = False) -> None:
@@ -166,9 +167,14 @@ class Http:
         self.base = base_url.rstrip("/")
 
     async def call(
-        self, method: str, path: str, token: str | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: Any = None,
+        extra: dict[str, str] | None = None,
     ) -> Reply:
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **(extra or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = _encode(body) if body is not None else None
@@ -504,7 +510,7 @@ class ClientProcess:
                 else:
                     rec.live["abandoned"] += 1
                 continue
-            reply = await http.call("POST", "/api/v1/bookings", buyer.token, {"hold_id": hold_id})
+            reply = await self._confirm(http, buyer, hold_id)
             rec.request(CONFIRM, reply)
             if reply.status != 201:
                 await phase.pause(rng.expovariate(1.0 / think) if think else 0)
@@ -521,9 +527,20 @@ class ClientProcess:
                     rec.bookings[booking_id][1] = True
                     rec.changes(idxs, FREE, reply)
                     buyer.owned -= len(idxs)
-                elif reply.status == 0:  # outcome unknown: the audit must not judge it
-                    rec.bookings.pop(booking_id)
+                elif reply.status == 0 or reply.status >= 500:
+                    rec.bookings[booking_id][1] = None  # outcome unknown (see audit)
                 await phase.pause(rng.expovariate(1.0 / think) if think else 0)
+
+    async def _confirm(self, http: Http, buyer: Buyer, hold_id: str) -> Reply:
+        """POST /bookings with an Idempotency-Key, retried once if the connection broke
+        (a keep-alive connection the server closed): the key makes the retry safe."""
+        key = {"Idempotency-Key": hold_id}
+        body = {"hold_id": hold_id}
+        reply = await http.call("POST", "/api/v1/bookings", buyer.token, body, key)
+        if reply.status == 0:
+            retry = await http.call("POST", "/api/v1/bookings", buyer.token, body, key)
+            reply = Reply(retry.status, retry.body, retry.code, reply.t0, retry.t1)
+        return reply
 
     async def _ceiling_buyer(self, http: Http, buyer: Buyer, phase: Phase) -> None:
         """Back-to-back holds of the mix's sizes against the ceiling endpoint."""

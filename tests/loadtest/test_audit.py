@@ -116,3 +116,11 @@ async def test_seat_sold_twice_in_postgres_fails(scratch_database: str) -> None:
     assert result.line().startswith("audit: FAILED")
     assert any("two or more active tickets" in r and str(seat) in r for r in result.reasons)
     assert result.figures["double_sold_seats"] == 1
+
+
+def test_cancel_of_unknown_outcome_passes_either_whole_state() -> None:
+    api, pg, _ = consistent()
+    assert check(api, pg, [SeenBooking("b1", (S1,), cancelled=None)]).ok
+    half = PgState(active_tickets=[], bookings={"b1": ("confirmed", (S1,), ())})
+    result = check({**api, S1: "free"}, half, [SeenBooking("b1", (S1,), cancelled=None)])
+    assert any("not in the state the buyers were told" in r for r in result.reasons)
