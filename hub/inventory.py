@@ -21,9 +21,12 @@ every hub process.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import msgpack
@@ -290,6 +293,16 @@ return {'ok', new}
 )
 
 
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class AssignmentBusy(Exception):
+    """The event's seat-assignment lock was not free in time."""
+
+
 @dataclass(frozen=True, slots=True)
 class HoldRecord:
     hold_id: uuid.UUID
@@ -350,6 +363,7 @@ class Inventory:
         self._load = client.register_script(_LOAD)
         self._snapshot = client.register_script(_SNAPSHOT)
         self._extend = client.register_script(_EXTEND)
+        self._unlock = client.register_script(_UNLOCK)
 
     def _k(self, event_id: uuid.UUID, *names: str) -> list[str]:
         return [self.keys.event(event_id, name) for name in names]
@@ -472,6 +486,30 @@ class Inventory:
             args += [str(user), count]
         result = await self._load(keys=keys, args=args)
         return _s(result[0]) == "ok"
+
+    @contextlib.asynccontextmanager
+    async def assignment_lock(
+        self, event_id: uuid.UUID, *, ttl_ms: int = 2000, wait_s: float = 2.0
+    ) -> AsyncIterator[None]:
+        """Hold the event's short seat-assignment lock: a token with a TTL (so a crashed
+        holder cannot block the event), released by compare-and-delete.
+
+        Raises:
+            AssignmentBusy: not acquired within ``wait_s``.
+        """
+        key = self.keys.event(event_id, "assign")
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_s
+        pause = 0.002
+        while not await self.client.set(key, token, nx=True, px=ttl_ms):
+            if time.monotonic() >= deadline:
+                raise AssignmentBusy(str(event_id))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.025)
+        try:
+            yield
+        finally:
+            await asyncio.shield(self._unlock(keys=[key], args=[token]))
 
     async def is_loaded(self, event_id: uuid.UUID) -> bool:
         return bool(await self.client.exists(self.keys.event(event_id, "meta")))

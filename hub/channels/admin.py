@@ -74,9 +74,9 @@ class AdminFeed:
     def _counters(self) -> dict[str, float]:
         return {
             "deliveries": float(self.channels.deliveries),
-            "holds": metrics.total(metrics.HOLDS, outcome="ok"),
+            "holds": metrics.total(metrics.HOLDS, outcome="placed"),
             "hold_attempts": metrics.total(metrics.HOLDS),
-            "bookings": metrics.total(metrics.BOOKINGS, outcome="ok"),
+            "bookings": metrics.total(metrics.BOOKINGS, outcome="confirmed"),
             "booking_attempts": metrics.total(metrics.BOOKINGS),
             "http_requests": metrics.total(metrics.HTTP_REQUESTS),
             "http_errors": metrics.total(metrics.HTTP_ERRORS),

@@ -8,6 +8,7 @@ sweeper does the same in the background), so a stale holder never blocks a fresh
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -33,7 +34,7 @@ from hub.errors import (
     SoldOut,
     ValidationError,
 )
-from hub.inventory import HoldKind, HoldPlaced, HoldRecord, HoldStatus, Released
+from hub.inventory import AssignmentBusy, HoldKind, HoldPlaced, HoldRecord, HoldStatus, Released
 from hub.metrics import EXPIRED_HOLDS, HOLD_LATENCY, HOLDS
 from hub.services import events, live_seats
 from hub.services.live_seats import Layout
@@ -123,6 +124,41 @@ async def hold_seats(
         raise ValidationError.field("section", f"no such section: {section!r}")
     limit = event.max_tickets_per_user if kind is not HoldKind.GROUP else None
     ttl_ms = (ttl_seconds or hub.settings.hold_ttl_seconds) * 1000
+    # Best-available choices for one event take turns (DESIGN.md §3): otherwise concurrent
+    # choosers pick the same best seats and all but one lose. Named seats never wait.
+    turn = hub.inventory.assignment_lock(event.id) if named is None else contextlib.nullcontext()
+    try:
+        async with turn:
+            hold_id, idxs, prices, result = await _attempt(
+                hub, event, layout, user_id, kind, named, quantity, section, ttl_ms, limit
+            )
+    except AssignmentBusy:
+        HOLDS.labels(outcome="busy").inc()
+        raise Busy("Too many buyers choosing seats for this event right now; try again") from None
+    await hub.inventory.index_hold(
+        hold_id, event.id, user_id, hub.settings.hold_max_lifetime_seconds + 3600
+    )
+    await _log_placed(hub, hold_id, event.id, user_id, len(idxs))
+    HOLDS.labels(outcome="placed").inc()
+    HOLD_LATENCY.observe(time.perf_counter() - started)
+    log.info("hold_placed", hold_id=str(hold_id), event_id=str(event.id), seats=len(idxs))
+    return Placed(hold_id, event, layout, tuple(idxs), tuple(prices), result.expires_ms)
+
+
+async def _attempt(
+    hub: Hub,
+    event: events.Event,
+    layout: Layout,
+    user_id: uuid.UUID,
+    kind: HoldKind,
+    named: list[int] | None,
+    quantity: int | None,
+    section: str | None,
+    ttl_ms: int,
+    limit: int | None,
+) -> tuple[uuid.UUID, list[int], list[int], HoldPlaced]:
+    """Run the hold script, choosing again (best available) or clearing expired holders
+    when that can help; raise the refusal otherwise."""
     hold_id = uuid.uuid4()
     for _ in range(_ATTEMPTS):
         idxs = named if named is not None else await _choose(hub, event, layout, quantity, section)
@@ -131,7 +167,7 @@ async def hold_seats(
             event.id, hold_id, user_id, kind, idxs, prices, ttl_ms, limit
         )
         if isinstance(result, HoldPlaced):
-            break
+            return hold_id, idxs, prices, result
         if result.reason == "not_loaded":  # Redis lost the event since we looked
             await live_seats.ensure_loaded(hub, event.id, len(layout))
         elif result.reason == "exists":
@@ -155,17 +191,8 @@ async def hold_seats(
                 )
         else:
             raise ValidationError.field("seat_ids", f"refused: {result.reason}")
-    else:
-        HOLDS.labels(outcome="busy").inc()
-        raise Busy("Too many buyers for the same seats; try again")
-    await hub.inventory.index_hold(
-        hold_id, event.id, user_id, hub.settings.hold_max_lifetime_seconds + 3600
-    )
-    await _log_placed(hub, hold_id, event.id, user_id, len(idxs))
-    HOLDS.labels(outcome="placed").inc()
-    HOLD_LATENCY.observe(time.perf_counter() - started)
-    log.info("hold_placed", hold_id=str(hold_id), event_id=str(event.id), seats=len(idxs))
-    return Placed(hold_id, event, layout, tuple(idxs), tuple(prices), result.expires_ms)
+    HOLDS.labels(outcome="busy").inc()
+    raise Busy("Too many buyers for the same seats; try again")
 
 
 def seat_indexes(layout: Layout, seat_ids: Sequence[uuid.UUID]) -> list[int]:
@@ -211,12 +238,17 @@ async def _expire_holders(hub: Hub, event_id: uuid.UUID, seats: Sequence[int]) -
 
 
 async def _expire(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> bool:
-    return await expire_hold(hub, event_id, hold_id) is not None
+    # Expired on the way to a new hold, maybe under the assignment lock: the seats are for
+    # the hold being placed; the waitlist is offered seats by the sweeper and on release.
+    return await expire_hold(hub, event_id, hold_id, offer=False) is not None
 
 
-async def expire_hold(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> Released | None:
+async def expire_hold(
+    hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID, *, offer: bool = True
+) -> Released | None:
     """Release a hold that is past its expiry (not one being confirmed); the freed seats go
-    to the waitlist. Returns what was released, or None if it was not due or gone."""
+    to the waitlist unless ``offer`` is false. Returns what was released, or None if it
+    was not due or gone."""
     from hub.services import waitlist  # waitlist places holds: imported late, no cycle
 
     released = await hub.inventory.release(event_id, hold_id, mode="expire")
@@ -225,7 +257,7 @@ async def expire_hold(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> Rele
     EXPIRED_HOLDS.inc()
     await log_outcome(hub, hold_id, event_id, released.user_id, len(released.seats), "expired")
     log.info("hold_expired", hold_id=str(hold_id), event_id=str(event_id))
-    await waitlist.seats_freed(hub, event_id, released)
+    await waitlist.seats_freed(hub, event_id, released, offer=offer)
     return released
 
 

@@ -21,7 +21,15 @@ import structlog
 from hub import jsonenc
 from hub.context import Hub
 from hub.db import waitlist as waitlist_db
-from hub.errors import Conflict, HubError, NotFound, ValidationError
+from hub.errors import (
+    Busy,
+    Conflict,
+    HubError,
+    NotFound,
+    SeatUnavailable,
+    SoldOut,
+    ValidationError,
+)
 from hub.inventory import HoldKind, Released
 from hub.services import events, holds, live_seats, notifications
 
@@ -112,17 +120,23 @@ async def status(hub: Hub, user_id: uuid.UUID, event_id: uuid.UUID) -> dict[str,
 
 
 async def seats_freed(
-    hub: Hub, event_id: uuid.UUID, released: Released | None = None, seats: tuple[int, ...] = ()
+    hub: Hub,
+    event_id: uuid.UUID,
+    released: Released | None = None,
+    seats: tuple[int, ...] = (),
+    *,
+    offer: bool = True,
 ) -> None:
     """Seats of ``event_id`` came free (a released hold, or ``seats`` of a cancelled
-    booking): settle a lapsed offer, then offer down the line."""
+    booking): settle a lapsed offer, then (unless ``offer`` is false, e.g. inside a
+    best-available choice that holds the event's assignment lock) offer down the line."""
     if released is not None and released.kind is HoldKind.OFFER:
         async with hub.db.transaction() as con:
             entry = await waitlist_db.by_hold(con, released.hold_id)
             if entry is not None:
                 await waitlist_db.set_status(con, entry["id"], "lapsed")
                 log.info("waitlist_offer_lapsed", event_id=str(event_id))
-    if _offering.get():
+    if not offer or _offering.get():
         return  # an offer round is running in this task: it goes on while seats are free
     prefer = released.seats if released is not None else seats
     await offer_free_seats(hub, event_id, prefer=prefer)
@@ -170,8 +184,12 @@ async def _offer_next(hub: Hub, event: events.Event, free: int, prefer: list[int
                 kind=HoldKind.OFFER,
                 ttl_seconds=hub.settings.offer_ttl_seconds,
             )
+        except (Busy, SoldOut, SeatUnavailable) as exc:
+            # The seats went elsewhere meanwhile, or the event is busy: next release, again.
+            log.info("waitlist_offer_deferred", event_id=str(event.id), reason=exc.code)
+            return False
         except HubError as exc:
-            # The user cannot take these seats (e.g. at their ticket limit): skip them.
+            # This user cannot take them (e.g. at their ticket limit): on to the next.
             await waitlist_db.set_status(con, entry["id"], "lapsed")
             log.info("waitlist_offer_skipped", event_id=str(event.id), reason=exc.code)
             return True

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Account
+from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import API, hold, hold_ok, ids_in, seat_map, statuses
 
@@ -129,3 +130,19 @@ async def test_only_the_owner_reads_or_releases_a_hold(
     assert (await client.get(url, headers=user.headers)).status_code == 404
     # Released seats count no more against the limit.
     await hold_ok(client, user, event["id"], quantity=4)
+
+
+async def test_concurrent_best_available_holds_take_turns_and_all_succeed(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    # Without the event's assignment lock every chooser picks the same best seats and most
+    # lose (503 busy after their retries); with it, each gets the best seats left.
+    event = await make_event(client, admin, rows=3, seats_per_row=10)  # 60 seats
+    buyers = [await register(client) for _ in range(25)]
+    results = await asyncio.gather(*(hold(client, b, event["id"], quantity=2) for b in buyers))
+    assert [r.status_code for r in results] == [201] * 25, [
+        r.text for r in results if r.status_code != 201
+    ]
+    seats = [s["id"] for r in results for s in r.json()["seats"]]
+    assert len(seats) == len(set(seats)) == 50
+    assert list(statuses(await seat_map(client, event["id"])).values()).count("held") == 50
