@@ -63,6 +63,10 @@ def settings(database_url: str, redis_prefix: str, servers: TestServers) -> Sett
         log_format="json",
         log_level="warning",
         rate_limits=False,
+        # Several apps and hub processes run at once in a test run; keep each pool small
+        # so the run stays well inside the server's connection limit.
+        db_pool_min=1,
+        db_pool_max=8,
     )
 
 

@@ -84,6 +84,8 @@ def hub_env(settings: Settings, **overrides: str) -> dict[str, str]:
         EVENTLY_REDIS_PREFIX=settings.redis_prefix,
         EVENTLY_LOG_LEVEL="warning",
         EVENTLY_LOG_FORMAT="json",
+        EVENTLY_DB_POOL_MIN=str(settings.db_pool_min),
+        EVENTLY_DB_POOL_MAX=str(settings.db_pool_max),
     )
     env.update({f"EVENTLY_{key.upper()}": value for key, value in overrides.items()})
     return env
