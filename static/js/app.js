@@ -493,7 +493,11 @@ async function start() {
   channel.connect();
   await restoreHold();
   // Signing in or out changes what the channel may send us (personal offers): say hello again.
+  // (A refresh of the same session's user details is not a change of who is watching.)
+  let token = session.token;
   session.onChange((user) => {
+    if (session.token === token) return;
+    token = session.token;
     channel.reconnect();
     if (!user && model.hold) clearHold();
   });

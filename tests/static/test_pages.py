@@ -128,8 +128,10 @@ async def test_two_users_see_each_others_holds_and_sales_live(
     await page_a.screenshot(path=str(artifact("seatmap-user-a.png")), full_page=True)
     await page_b.screenshot(path=str(artifact("seatmap-user-b.png")), full_page=True)
 
-    # The event list shows the event with its price range and the seats sold.
+    # The event list (other tests' events too: search for this one by name).
     await page_a.goto("/")
+    await page_a.get_by_role("searchbox", name="Search").fill(event["name"])
+    await page_a.get_by_role("button", name="Search", exact=True).click()
     card = page_a.locator(".event-card", has_text=event["name"])
     await card.get_by_text("45.50 \u2013 120.00").wait_for()
     await card.get_by_text("of 100 seats available").wait_for()
