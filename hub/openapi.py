@@ -98,6 +98,8 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         op["security"] = [{"bearer": []}]
     if endpoint.auth is Auth.ADMIN:
         codes.add(403)
+    if endpoint.limit is not None:
+        codes.add(429)
     if _PARAM.search(endpoint.path):
         codes.add(404)
     for code in sorted(codes):

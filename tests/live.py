@@ -86,6 +86,7 @@ def hub_env(settings: Settings, **overrides: str) -> dict[str, str]:
         EVENTLY_LOG_FORMAT="json",
         EVENTLY_DB_POOL_MIN=str(settings.db_pool_min),
         EVENTLY_DB_POOL_MAX=str(settings.db_pool_max),
+        EVENTLY_RATE_LIMITS="on" if settings.rate_limits else "off",
     )
     env.update({f"EVENTLY_{key.upper()}": value for key, value in overrides.items()})
     return env

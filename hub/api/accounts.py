@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
+from hub import ratelimit
 from hub.api.inputs import Input
 from hub.api.routing import Api, Auth, Call
 from hub.api.schemas import SessionOut, UserOut
@@ -35,6 +36,7 @@ class LoginIn(Input):
 @api.route(
     "POST",
     "/auth/register",
+    limit=ratelimit.AUTH,
     summary="Create an account",
     body=RegisterIn,
     response=SessionOut,
@@ -50,6 +52,7 @@ async def register(call: Call) -> Any:
 @api.route(
     "POST",
     "/auth/login",
+    limit=ratelimit.AUTH,
     summary="Log in",
     body=LoginIn,
     response=SessionOut,

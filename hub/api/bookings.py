@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, StringConstraints, model_validator
 
+from hub import ratelimit
 from hub.api.holds import Quantity, SeatIds, SeatLineOut, Section
 from hub.api.inputs import Input
 from hub.api.routing import Api, Auth, Call, JSONBytes
@@ -74,6 +75,7 @@ class BookingPage(BaseModel):
 @api.route(
     "POST",
     "/bookings",
+    limit=ratelimit.BOOKINGS,
     summary="Book: confirm a hold, or hold and confirm in one call (Idempotency-Key honoured)",
     auth=Auth.USER,
     body=BookingIn,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from hub import ratelimit
 from hub.api.inputs import Input
 from hub.api.routing import Api, Auth, Call
 from hub.services import holds
@@ -54,6 +55,7 @@ class HoldOut(BaseModel):
 @api.route(
     "POST",
     "/events/{event_id}/holds",
+    limit=ratelimit.HOLDS,
     summary="Hold seats: the named ones, or the best available",
     auth=Auth.USER,
     body=HoldIn,

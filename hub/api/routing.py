@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub import db, jsonenc, store
+from hub import db, jsonenc, ratelimit, store
 from hub.api.inputs import parse_body, parse_query
 from hub.auth import Principal, authenticate
 from hub.context import Hub
 from hub.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from hub.ratelimit import By, Limit
 
 PREFIX = "/api/v1"
 
@@ -80,6 +81,7 @@ class Endpoint:
     status: int
     errors: tuple[int, ...]
     tag: str
+    limit: Limit | None
 
 
 class JSONBytes(Response):
@@ -105,6 +107,7 @@ class Api:
         status: int = 200,
         errors: tuple[int, ...] = (),
         tag: str = "",
+        limit: Limit | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -120,6 +123,7 @@ class Api:
                     status,
                     errors,
                     tag,
+                    limit,
                 )
             )
             return handler
@@ -179,10 +183,18 @@ async def _call(spec: Endpoint, request: Request) -> Any:
             raise Unauthorized("Send a bearer token (Authorization: Bearer ...)")
         if spec.auth is Auth.ADMIN and principal is not None and not principal.is_admin:
             raise Forbidden("This needs an admin account")
+    if spec.limit is not None and hub.settings.rate_limits:
+        await ratelimit.check(hub.store, spec.limit, _caller(spec.limit, request, principal))
     path_params = _path_params(request)
     query = parse_query(spec.query, request.query_params) if spec.query else None
     body = await parse_body(spec.body, request) if spec.body else None
     return await spec.handler(Call(request, hub, principal, body, query, path_params))
+
+
+def _caller(limit: Limit, request: Request, principal: Principal | None) -> str:
+    if limit.by is By.USER and principal is not None:
+        return str(principal.user_id)
+    return request.client.host if request.client else "unknown"
 
 
 def _path_params(request: Request) -> dict[str, Any]:

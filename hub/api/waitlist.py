@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from hub import ratelimit
 from hub.api.inputs import Input
 from hub.api.routing import Api, Auth, Call
 from hub.services import waitlist
@@ -46,6 +47,7 @@ class WaitlistOut(WaitlistJoinOut):
 @api.route(
     "POST",
     "/events/{event_id}/waitlist",
+    limit=ratelimit.WAITLIST,
     summary="Join the event's waitlist",
     auth=Auth.USER,
     body=WaitlistIn,
