@@ -388,7 +388,7 @@ class Inventory:
         """Hold every seat or none. ``limit`` caps the user's held plus owned seats."""
         keys = [*self._k(event_id, "seats", "seq", "meta", "holder")]
         keys += [self._hold_key(event_id, hold_id), *self._k(event_id, "expiry", "owned", "ch")]
-        args: list[object] = [
+        args: list[str | int] = [
             str(hold_id),
             str(user_id),
             kind.value,
@@ -467,7 +467,7 @@ class Inventory:
     ) -> int:
         """Force seats to a state PostgreSQL decided (sold or free); returns the new seq."""
         keys = self._k(event_id, "seats", "seq", "holder", "ch", "owned")
-        args: list[object] = [int(code), str(user_id or ""), count_delta, *seats]
+        args: list[str | int] = [int(code), str(user_id or ""), count_delta, *seats]
         return int(await self._set_seats(keys=keys, args=args))
 
     async def load(
@@ -481,7 +481,7 @@ class Inventory:
     ) -> bool:
         """Build the event's seat state from PostgreSQL's facts; False if already loaded."""
         keys = self._k(event_id, "seats", "seq", "meta", "holder", "expiry", "owned", "ch")
-        args: list[object] = [n_seats, 1 if force else 0, len(sold), *sold]
+        args: list[str | int] = [n_seats, 1 if force else 0, len(sold), *sold]
         for user, count in owned.items():
             args += [str(user), count]
         result = await self._load(keys=keys, args=args)

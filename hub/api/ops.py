@@ -17,7 +17,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def ops_routes(api: Api) -> list[BaseRoute]:
-    document = openapi.document(api)
+    document = openapi.document(api, extra_paths=_OPS_PATHS)
     encoded = jsonenc.dumps(document)
 
     async def openapi_json(request: Request) -> Response:
@@ -30,6 +30,35 @@ def ops_routes(api: Api) -> list[BaseRoute]:
         Route("/metrics", _tagged("/metrics", metrics_text), methods=["GET"]),
         Route(f"{PREFIX}/openapi.json", openapi_json, methods=["GET"]),
     ]
+
+
+def _plain_get(summary: str, media: str, codes: tuple[int, ...] = (200,)) -> dict[str, object]:
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["operations"],
+            "responses": {
+                str(code): {
+                    "description": "OK" if code == 200 else "Not ready",
+                    "content": {
+                        media: {
+                            "schema": {"type": "object"}
+                            if media.endswith("json")
+                            else {"type": "string"}
+                        }
+                    },
+                }
+                for code in codes
+            },
+        }
+    }
+
+
+_OPS_PATHS = {
+    "/healthz": _plain_get("The process is alive", "application/json"),
+    "/readyz": _plain_get("PostgreSQL and Redis are reachable", "application/json", (200, 503)),
+    "/metrics": _plain_get("Prometheus metrics", "text/plain"),
+}
 
 
 def _tagged(path: str, endpoint: Endpoint) -> Endpoint:
