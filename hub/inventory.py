@@ -269,8 +269,9 @@ return {'ok', seq, #kept}
 """
 )
 
-# KEYS: seq seats   -> {seq, seats} read atomically
+# KEYS: seq seats meta   -> {seq, seats} read atomically; nothing unless loaded
 _SNAPSHOT = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return {false, false} end
 return {redis.call('GET', KEYS[1]) or false, redis.call('GET', KEYS[2]) or false}
 """
 
@@ -384,8 +385,12 @@ class Inventory:
         prices: Sequence[int],
         ttl_ms: int,
         limit: int | None,
+        index_ttl_s: int | None = None,
     ) -> HoldPlaced | HoldRefused:
-        """Hold every seat or none. ``limit`` caps the user's held plus owned seats."""
+        """Hold every seat or none. ``limit`` caps the user's held plus owned seats.
+
+        With ``index_ttl_s`` the hold's index entry (see ``index_hold``) is written in the
+        same round trip, and removed again if the hold was refused."""
         keys = [*self._k(event_id, "seats", "seq", "meta", "holder")]
         keys += [self._hold_key(event_id, hold_id), *self._k(event_id, "expiry", "owned", "ch")]
         args: list[str | int] = [
@@ -397,8 +402,16 @@ class Inventory:
         ]
         for idx, price in zip(seats, prices, strict=True):
             args += [idx, price]
-        result = await self._hold(keys=keys, args=args)
+        if index_ttl_s is None:
+            result = await self._hold(keys=keys, args=args)
+        else:
+            async with self.client.pipeline(transaction=False) as pipe:
+                await self._hold(keys=keys, args=args, client=pipe)
+                pipe.set(self._index_key(hold_id), f"{event_id} {user_id}", ex=index_ttl_s)
+                result, _ = await pipe.execute()
         status = _s(result[0])
+        if status != "ok" and index_ttl_s is not None:
+            await self.client.delete(self._index_key(hold_id))
         if status == "ok":
             return HoldPlaced(seq=int(result[1]), expires_ms=int(result[2]))
         if status == "taken":
@@ -516,7 +529,7 @@ class Inventory:
 
     async def snapshot(self, event_id: uuid.UUID) -> tuple[int, bytes] | None:
         """(seq, one status byte per seat), read atomically; None when not loaded."""
-        seq, seats = await self._snapshot(keys=self._k(event_id, "seq", "seats"), args=[])
+        seq, seats = await self._snapshot(keys=self._k(event_id, "seq", "seats", "meta"), args=[])
         if seq is None or seats is None:
             return None
         return int(seq), bytes(seats)

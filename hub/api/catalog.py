@@ -37,6 +37,7 @@ def subsystem_parts() -> list[Part]:
     from hub.channels import channels_part
     from hub.leader import leadership_part
     from hub.services.expiry import expiry_loop
+    from hub.services.hold_log import hold_log_part
     from hub.services.notifications import outbox_loop
 
-    return [channels_part, leadership_part([expiry_loop, outbox_loop])]
+    return [hold_log_part, channels_part, leadership_part([expiry_loop, outbox_loop])]

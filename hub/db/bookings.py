@@ -208,11 +208,15 @@ async def confirmed_of_event(
     )
 
 
-async def event_status_for_booking(con: Connection, event_id: uuid.UUID) -> str | None:
-    """The event's status, with a key-share lock held to the end of the transaction: an
-    event cancellation (which locks the row for update) waits for this booking, or this
-    booking sees the event cancelled. Key-share locks do not block one another."""
-    status: str | None = await con.fetchval(
-        "SELECT status FROM events WHERE id = $1 FOR KEY SHARE", event_id
+async def refusal_to_book(con: Connection, event_id: uuid.UUID) -> str | None:
+    """Why the event cannot take a booking now ("cancelled", "started"), or None. Holds a
+    key-share lock on the event to the end of the transaction: an event cancellation (which
+    locks the row for update) waits for this booking, or this booking sees the event
+    cancelled. Key-share locks do not block one another."""
+    row = await con.fetchrow(
+        "SELECT status, starts_at <= now() AS started FROM events WHERE id = $1 FOR KEY SHARE",
+        event_id,
     )
-    return status
+    if row is None or row["status"] != "scheduled":
+        return "cancelled"
+    return "started" if row["started"] else None

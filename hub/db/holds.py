@@ -39,3 +39,13 @@ async def log_outcome(
         seats,
         outcome,
     )
+
+
+async def log_placed_many(
+    con: Connection, rows: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, int]]
+) -> None:
+    await con.executemany(
+        "INSERT INTO hold_log (hold_id, event_id, user_id, seats) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (hold_id) DO NOTHING",
+        rows,
+    )

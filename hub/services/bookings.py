@@ -257,8 +257,9 @@ async def _write(
             async with hub.db.transaction() as con:
                 # The leader's reconciler takes this lock before judging a confirming hold.
                 await lifecycle.lock_hold(con, hold_id)
-                if await bookings_db.event_status_for_booking(con, event.id) != "scheduled":
-                    raise Conflict("The event has been cancelled")
+                refusal = await bookings_db.refusal_to_book(con, event.id)
+                if refusal is not None:
+                    raise Conflict(f"The event has {refusal}")
                 code = await _use_code(con, discount_code, event) if discount_code else None
                 row = await bookings_db.insert_booking(
                     con,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -183,6 +184,7 @@ async def update_event(
             _check_sections([s["name"] for s in sections], section_prices)
             await events_db.set_prices(con, event_id, section_prices)
         await events_db.update(con, event_id, changes)
+    forget_event(hub, event_id)
     log.info(
         "event_updated",
         event_id=str(event_id),
@@ -192,12 +194,37 @@ async def update_event(
     return await get_event(hub, event_id)
 
 
-async def load_event(hub: Hub, event_id: uuid.UUID) -> Event:
-    """The stored event.
+# Every hold and confirmation reads its event; a surge reads the same few events thousands
+# of times a second. Events change rarely (an admin's edit, a cancellation), so each
+# process keeps them for a second. Staleness is bounded and harmless: a booking re-checks
+# the event's status inside its transaction, and a held seat keeps its quoted price.
+EVENT_CACHE_SECONDS = 1.0
+
+
+async def load_event(hub: Hub, event_id: uuid.UUID, *, fresh: bool = False) -> Event:
+    """The stored event, at most ``EVENT_CACHE_SECONDS`` old unless ``fresh``.
 
     Raises:
         NotFound: no such event.
     """
+    cache: dict[uuid.UUID, tuple[float, Event]] = hub.parts.setdefault("event_cache", {})
+    now = time.monotonic()
+    hit = cache.get(event_id)
+    if hit is not None and hit[0] > now and not fresh:
+        return hit[1]
+    event = await _read_event(hub, event_id)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[event_id] = (now + EVENT_CACHE_SECONDS, event)
+    return event
+
+
+def forget_event(hub: Hub, event_id: uuid.UUID) -> None:
+    """Drop this process's cached copy (after an edit or a cancellation)."""
+    hub.parts.get("event_cache", {}).pop(event_id, None)
+
+
+async def _read_event(hub: Hub, event_id: uuid.UUID) -> Event:
     async with hub.db.connection() as con:
         row = await events_db.by_id(con, event_id)
         if row is None:

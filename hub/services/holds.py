@@ -44,6 +44,12 @@ log = structlog.get_logger(__name__)
 _ATTEMPTS = 4  # best-available rechooses when a chosen seat was taken meanwhile
 
 
+def _index_ttl(hub: Hub) -> int:
+    """How long a hold's index entry lives: past the hold's longest life, so that an
+    expired hold answers 410 rather than 404."""
+    return hub.settings.hold_max_lifetime_seconds + 3600
+
+
 @dataclass(frozen=True, slots=True)
 class Placed:
     """A hold just placed, with what its views and a confirmation need."""
@@ -118,7 +124,7 @@ async def hold_seats(
     event = await events.load_event(hub, event_id)
     check_bookable(event)
     layout = await live_seats.layout_of(hub, event.venue_id)
-    await live_seats.ensure_loaded(hub, event.id, len(layout))
+    # Not loaded in Redis? The hold script says so and the attempt loads it then.
     named = seat_indexes(layout, seat_ids) if seat_ids is not None else None
     if named is None and section is not None and section not in layout.table.section_names:
         raise ValidationError.field("section", f"no such section: {section!r}")
@@ -135,9 +141,6 @@ async def hold_seats(
     except AssignmentBusy:
         HOLDS.labels(outcome="busy").inc()
         raise Busy("Too many buyers choosing seats for this event right now; try again") from None
-    await hub.inventory.index_hold(
-        hold_id, event.id, user_id, hub.settings.hold_max_lifetime_seconds + 3600
-    )
     await _log_placed(hub, hold_id, event.id, user_id, len(idxs))
     HOLDS.labels(outcome="placed").inc()
     HOLD_LATENCY.observe(time.perf_counter() - started)
@@ -164,7 +167,7 @@ async def _attempt(
         idxs = named if named is not None else await _choose(hub, event, layout, quantity, section)
         prices = [event.current_cents[layout.seats[i].section] for i in idxs]
         result = await hub.inventory.place_hold(
-            event.id, hold_id, user_id, kind, idxs, prices, ttl_ms, limit
+            event.id, hold_id, user_id, kind, idxs, prices, ttl_ms, limit, _index_ttl(hub)
         )
         if isinstance(result, HoldPlaced):
             return hold_id, idxs, prices, result
@@ -209,7 +212,8 @@ async def _choose(
     hub: Hub, event: events.Event, layout: Layout, quantity: int | None, section: str | None
 ) -> list[int]:
     assert quantity is not None
-    await _expire_due(hub, event.id)
+    # Holds past their expiry are released by the leader's sweeper within a quarter second;
+    # a chosen seat still held by one is freed on the spot (``_expire_holders``).
     _, states = await live_seats.seat_states(hub, event.id, len(layout))
     status = np.frombuffer(states, dtype=np.uint8)
     chosen = choose_best_available(
@@ -220,12 +224,6 @@ async def _choose(
         where = f" in {section}" if section else ""
         raise SoldOut(f"Fewer than {quantity} seats are free{where}")
     return chosen
-
-
-async def _expire_due(hub: Hub, event_id: uuid.UUID) -> None:
-    now_ms = await hub.inventory.server_time_ms()
-    for hold_id in await hub.inventory.due_holds(event_id, now_ms, limit=100):
-        await _expire(hub, event_id, hold_id)
 
 
 async def _expire_holders(hub: Hub, event_id: uuid.UUID, seats: Sequence[int]) -> bool:
@@ -357,6 +355,10 @@ async def _log_placed(
     hub: Hub, hold_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, seats: int
 ) -> None:
     # The hold stands in Redis whatever happens here; the log only feeds conversion figures.
+    writer = hub.parts.get("hold_log")
+    if writer is not None:  # batched by this process's writer (hub.services.hold_log)
+        writer.add(hold_id, event_id, user_id, seats)
+        return
     try:
         async with hub.db.connection() as con:
             await holds_db.log_placed(con, hold_id, event_id, user_id, seats)

@@ -111,10 +111,10 @@ async def load(hub: Hub, event_id: uuid.UUID, n_seats: int, *, force: bool) -> b
 async def seat_states(hub: Hub, event_id: uuid.UUID, n_seats: int) -> tuple[int, bytes]:
     """``(seq, one byte per seat: 0 free, 1 held, 2 sold)``, loading the event if needed."""
     for _ in range(3):
-        await ensure_loaded(hub, event_id, n_seats)
-        snapshot = await hub.inventory.snapshot(event_id)
-        if snapshot is not None and await hub.inventory.is_loaded(event_id):
+        snapshot = await hub.inventory.snapshot(event_id)  # None unless loaded
+        if snapshot is not None:
             return snapshot
+        await load(hub, event_id, n_seats, force=False)
     raise RuntimeError(f"seat state of event {event_id} keeps vanishing from Redis")
 
 
