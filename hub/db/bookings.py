@@ -208,15 +208,90 @@ async def confirmed_of_event(
     )
 
 
-async def refusal_to_book(con: Connection, event_id: uuid.UUID) -> str | None:
-    """Why the event cannot take a booking now ("cancelled", "started"), or None. Holds a
-    key-share lock on the event to the end of the transaction: an event cancellation (which
-    locks the row for update) waits for this booking, or this booking sees the event
-    cancelled. Key-share locks do not block one another."""
+async def lock_for_confirmation(
+    con: Connection, hold_id: uuid.UUID, event_id: uuid.UUID
+) -> str | None:
+    """One round trip at the start of a confirmation's transaction: take the hold's advisory
+    lock (the leader's reconciler takes it before judging a confirming hold) and a key-share
+    lock on the event to the end of the transaction: an event cancellation (which locks the
+    row for update) waits for this booking, or this booking sees the event cancelled;
+    key-share locks do not block one another. Returns why the event cannot take a booking
+    ("cancelled", "started"), or None."""
     row = await con.fetchrow(
-        "SELECT status, starts_at <= now() AS started FROM events WHERE id = $1 FOR KEY SHARE",
+        """WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0)))
+           SELECT e.status, e.starts_at <= now() AS started
+             FROM events e, locked WHERE e.id = $2 FOR KEY SHARE OF e""",
+        str(hold_id),
         event_id,
     )
     if row is None or row["status"] != "scheduled":
         return "cancelled"
     return "started" if row["started"] else None
+
+
+async def write_confirmation(
+    con: Connection,
+    *,
+    reference: str,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID,
+    hold_id: uuid.UUID,
+    subtotal_cents: int,
+    discount_cents: int,
+    discount_bp: int,
+    discount_code: str | None,
+    total_cents: int,
+    group_name: str | None,
+    seat_ids: Sequence[uuid.UUID],
+    prices: Sequence[int],
+    provider: str,
+    provider_ref: str,
+    notification_kind: str,
+) -> Record:
+    """The booking, its tickets, its charge, the hold's outcome and the notification, in
+    one statement (one round trip). The partial unique index on active tickets refuses a
+    seat sold already, failing the whole statement."""
+    row = await con.fetchrow(
+        f"""WITH b AS (
+               INSERT INTO bookings AS b (reference, event_id, user_id, hold_id, subtotal_cents,
+                      discount_cents, discount_bp, discount_code, total_cents, group_name)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               RETURNING {BOOKING_COLUMNS}
+           ), tickets AS (
+               INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+               SELECT b.id, b.event_id, x.seat, x.price
+                 FROM b, unnest($11::uuid[], $12::bigint[]) AS x(seat, price)
+           ), charge AS (
+               INSERT INTO payments (booking_id, user_id, kind, amount_cents, provider,
+                                     provider_ref)
+               SELECT b.id, b.user_id, 'charge', b.total_cents, $13, $14 FROM b
+           ), outcome AS (
+               INSERT INTO hold_log (hold_id, event_id, user_id, seats, outcome, ended_at)
+               SELECT b.hold_id, b.event_id, b.user_id, cardinality($11::uuid[]), 'booked', now()
+                 FROM b
+               ON CONFLICT (hold_id) DO UPDATE SET outcome = 'booked', ended_at = now()
+           ), notice AS (
+               INSERT INTO outbox (kind, user_id, payload)
+               SELECT $15, b.user_id,
+                      jsonb_build_object('booking_id', b.id, 'reference', b.reference)
+                 FROM b
+           )
+           SELECT * FROM b""",
+        reference,
+        event_id,
+        user_id,
+        hold_id,
+        subtotal_cents,
+        discount_cents,
+        discount_bp,
+        discount_code,
+        total_cents,
+        group_name,
+        list(seat_ids),
+        list(prices),
+        provider,
+        provider_ref,
+        notification_kind,
+    )
+    assert row is not None
+    return row

@@ -24,13 +24,13 @@ import structlog
 
 from engines.discounts import PriceBreakdown, price_group
 from hub.context import Hub
-from hub.db import Connection, UniqueViolation, lifecycle
+from hub.db import Connection, UniqueViolation
 from hub.db import bookings as bookings_db
-from hub.db import holds as holds_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import (
     Conflict,
     HoldExpired,
+    NotFound,
     PaymentFailed,
     SeatUnavailable,
     ValidationError,
@@ -121,8 +121,12 @@ async def confirm_hold(
     claim: Claim | None = None,
 ) -> dict[str, Any]:
     """Turn the caller's hold into a confirmed booking (see ``create_booking`` for errors)."""
-    record = await holds.find_hold(hub, user_id, hold_id)
-    event = await events.load_event(hub, record.event_id)
+    # The hold's own state (owner, expiry, not confirming already) is checked atomically by
+    # the begin-confirm script; here only its event is needed.
+    ref = await hub.inventory.hold_ref(hold_id)
+    if ref is None or ref[1] != user_id:
+        raise NotFound(f"No such hold: {hold_id}")
+    event = await events.load_event(hub, ref[0])
     holds.check_bookable(event)
     layout = await live_seats.layout_of(hub, event.venue_id)
     return await confirm(hub, user_id, event, layout, hold_id, discount_code, claim)
@@ -255,13 +259,11 @@ async def _write(
     for _ in range(3):
         try:
             async with hub.db.transaction() as con:
-                # The leader's reconciler takes this lock before judging a confirming hold.
-                await lifecycle.lock_hold(con, hold_id)
-                refusal = await bookings_db.refusal_to_book(con, event.id)
+                refusal = await bookings_db.lock_for_confirmation(con, hold_id, event.id)
                 if refusal is not None:
                     raise Conflict(f"The event has {refusal}")
                 code = await _use_code(con, discount_code, event) if discount_code else None
-                row = await bookings_db.insert_booking(
+                row = await bookings_db.write_confirmation(
                     con,
                     reference=reference,
                     event_id=event.id,
@@ -273,28 +275,16 @@ async def _write(
                     discount_code=code,
                     total_cents=price.total_cents,
                     group_name=group_name,
-                )
-                await bookings_db.insert_tickets(con, row["id"], event.id, seat_ids, begun.prices)
-                await bookings_db.insert_payment(
-                    con,
-                    booking_id=row["id"],
-                    user_id=user_id,
-                    kind="charge",
-                    amount_cents=price.total_cents,
+                    seat_ids=seat_ids,
+                    prices=begun.prices,
                     provider=provider,
                     provider_ref=charge_ref,
+                    notification_kind=notifications.Kind.BOOKING_CONFIRMED.value,
                 )
-                await holds_db.log_outcome(con, hold_id, event.id, user_id, len(seat_ids), "booked")
                 if begun.kind is HoldKind.OFFER:
                     await waitlist_db.mark_booked(con, hold_id)
                 view = booking_views.booking_view(
                     row, holds.seat_lines(layout, begun.seats, begun.prices)
-                )
-                await notifications.notify(
-                    con,
-                    notifications.Kind.BOOKING_CONFIRMED,
-                    user_id,
-                    {"booking_id": str(row["id"]), "reference": row["reference"]},
                 )
                 if claim is not None:
                     await claim.record(con, 201, view)
