@@ -41,6 +41,14 @@ async def _init_connection(con: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(con: asyncpg.Connection) -> None:
+    """Reset on release: nothing beyond what asyncpg always does (roll back an open
+    transaction). The default also runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` — a round trip per use that the hub never needs: it takes only
+    transaction-scoped advisory locks, never LISTENs, SETs or keeps cursors. (Migrations
+    use a session lock, on a connection of their own.)"""
+
+
 class Database:
     """The asyncpg pool and the few operations everything shares."""
 
@@ -54,6 +62,7 @@ class Database:
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            reset=_keep_session,
             command_timeout=30,
             max_inactive_connection_lifetime=300,
         )
