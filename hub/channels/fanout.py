@@ -2,9 +2,17 @@
 
 Idea: each watched event has one ``Channel`` with a ``Mirror`` of its seats. The process's
 single ``Subscriber`` feeds every published message to its channel; seat changes are
-applied to the mirror in ``seq`` order and flushed once per tick as one ``seats`` message
-(plus ``counts`` when they changed), encoded once per subprotocol and written to each
-watcher's transport without awaiting any of them.
+applied to the mirror in ``seq`` order and flushed as one ``seats`` message (plus
+``counts`` when they changed), encoded once per subprotocol and written to each watcher's
+transport without awaiting any of them.
+
+When to flush (leading-edge conflation): the first change after a quiet tick is flushed at
+once; changes that follow within a tick of that flush wait for its end and go out
+together. Flushes of one event are thus at least a tick apart ("conflated per tick"), and
+the tick is counted from the start of the previous flush, not from the first change after
+it: a flush to 5,000 watchers takes ~55 ms on the 2-core box (the loopback ``write``
+syscalls), and counting from the next change stretched the period to ~160 ms, which a
+change then waited on top of the send.
 
 Invariants:
 - an event's channel is subscribed exactly while it has local watchers;
@@ -52,6 +60,7 @@ class Channel:
         "event_id",
         "flush_handle",
         "last_counts",
+        "last_flush",
         "loading",
         "mirror",
         "name",
@@ -71,8 +80,10 @@ class Channel:
         self.stale = False
         # seat messages received while (re)loading, applied after the snapshot
         self.buffer: list[tuple[int, list[list[int]]]] = []
-        self.flush_handle: asyncio.TimerHandle | None = None
+        self.flush_handle: asyncio.Handle | None = None
         self.last_counts: tuple[int, int, int, int] | None = None
+        # loop time at which the last flush that sent something started
+        self.last_flush = float("-inf")
         self.snap_cache: list[Encoded | None] = [None] * len(_PROTOS)
 
 
@@ -198,8 +209,7 @@ class Channels:
             return
         outcome = mirror.apply(seq, changes)
         if outcome is Applied.APPLIED:
-            loop = asyncio.get_running_loop()
-            channel.flush_handle = loop.call_later(self.tick, self._flush, channel)
+            self._schedule_flush(channel)
         elif outcome is Applied.GAP:
             log.warning("channel_gap", event_id=str(channel.event_id), at=mirror.seq, got=seq)
             self._reload(channel)
@@ -273,8 +283,7 @@ class Channels:
                     peer.write(self._snapshot(channel, peer.proto))
                     self.deliveries += 1
             if mirror.pending:
-                loop = asyncio.get_running_loop()
-                channel.flush_handle = loop.call_later(self.tick, self._flush, channel)
+                self._schedule_flush(channel)
             log.debug("channel_loaded", event_id=str(channel.event_id), seq=seq)
         finally:
             if channel.loading is asyncio.current_task():
@@ -299,6 +308,20 @@ class Channels:
         channel.snap_cache[proto] = encoded
         return encoded
 
+    def _schedule_flush(self, channel: Channel) -> None:
+        """Flush the tick that just began: at once after a quiet tick (the leading edge),
+        else when a tick has passed since the previous flush started."""
+        if channel.flush_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        due = channel.last_flush + self.tick
+        if due <= loop.time():
+            # call_soon, not a direct call: the other messages of the same Redis read are
+            # applied first and go out in this flush.
+            channel.flush_handle = loop.call_soon(self._flush, channel)
+        else:
+            channel.flush_handle = loop.call_at(due, self._flush, channel)
+
     def _flush(self, channel: Channel) -> None:
         channel.flush_handle = None
         mirror = channel.mirror
@@ -307,6 +330,7 @@ class Channels:
         tick = mirror.take_tick()
         if tick is None:
             return
+        channel.last_flush = asyncio.get_running_loop().time()
         channel.snap_cache = [None] * len(_PROTOS)
         messages: list[dict[str, Any]] = [
             {"t": "seats", "from": tick.from_seq, "seq": tick.seq, "changes": tick.changes}

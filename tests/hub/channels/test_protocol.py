@@ -44,14 +44,20 @@ async def test_changes_inside_one_tick_arrive_as_the_last_state(
     event_id = await loaded_event(ws.hub)
     client = await WatchClient.open(ws.event_url(event_id), subprotocol=subprotocol)
     try:
-        snapshot = await client.next_seat_message()
+        await client.next_seat_message()
+        # the first change after a quiet tick goes out alone, at once (the leading edge);
+        # the changes right behind it wait for the end of that tick and go out together
+        _, lead = await hold(ws.hub, event_id, 9)
         hold_id, _ = await hold(ws.hub, event_id, 7)
         released = await ws.hub.inventory.release(event_id, hold_id, mode="force")
         _, last = await hold(ws.hub, event_id, 7, 8)  # seat 7: held, free, held again
+        leading = await asyncio.wait_for(client.next_seat_message(), 5)
+        assert leading["t"] == "seats" and leading["seq"] == lead
+        assert [tuple(c) for c in leading["changes"]] == [(9, 1)]
         message = await asyncio.wait_for(client.next_seat_message(), 5)
         assert message["t"] == "seats"
-        assert message["from"] == snapshot["seq"] and message["seq"] == last
-        assert last == snapshot["seq"] + 4 and not isinstance(released, str)
+        assert message["from"] == lead and message["seq"] == last
+        assert last == lead + 4 and not isinstance(released, str)
         assert sorted(map(tuple, message["changes"])) == [(7, 1), (8, 1)]
     finally:
         await client.close()
