@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seats", type=int, default=10_000)
     p.add_argument("--tick-ms", type=int, default=100)
     p.add_argument("--clients", type=int, default=4, help="watcher processes")
+    p.add_argument("--drain", type=float, default=1.0, help="seconds to wait after driving")
     p.add_argument("--url", help="target a running hub (ws://host:port) instead of starting one")
     p.add_argument("--no-bare", action="store_true", help="skip the websockets.broadcast run")
     p.add_argument("--idle", action="store_true", help="connect, stay idle, report hub memory")
@@ -114,12 +115,19 @@ async def _wait_port(port: int, proc: subprocess.Popen[bytes] | None) -> None:
 
 async def _drive(
     inventory: Inventory, event_id: uuid.UUID, n_seats: int, rate: float, duration: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seat changes at ``rate``/s for ``duration`` s; returns (seq, wall time) per change."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seat changes at ``rate``/s for ``duration`` s.
+
+    Returns (seq, sent, answered) per change: the wall clock just before the script was
+    sent and just after Redis answered. The change was committed between the two; the
+    latency is counted from ``sent`` (it can only overstate), and the spread between the
+    two stamps is reported so a late-scheduled driver cannot hide latency.
+    """
     held: dict[int, uuid.UUID] = {}
     free = list(range(n_seats))
     random.shuffle(free)
     seqs: list[int] = []
+    sent: list[float] = []
     stamps: list[float] = []
     user = uuid.uuid4()
     start = time.monotonic()
@@ -129,6 +137,7 @@ async def _drive(
         if due > now:
             await asyncio.sleep(due - now)
         k += 1
+        sent.append(time.time())
         if held and (len(held) > n_seats // 2 or random.random() < 0.5):
             seat, hold_id = held.popitem()
             released = await inventory.release(event_id, hold_id, mode="force")
@@ -145,7 +154,57 @@ async def _drive(
             held[seat] = hold_id
         stamps.append(time.time())
         seqs.append(seq)
-    return np.array(seqs, dtype=np.int64), np.array(stamps)
+    return np.array(seqs, dtype=np.int64), np.array(sent), np.array(stamps)
+
+
+def _listener(port: int) -> psutil.Process | None:
+    """The local process listening on ``port`` (Redis), to report its CPU; None if unknown."""
+    with contextlib.suppress(psutil.Error, StopIteration):
+        return psutil.Process(
+            next(
+                c.pid
+                for c in psutil.net_connections("tcp")
+                if c.laddr and c.laddr.port == port and c.status == "LISTEN" and c.pid
+            )
+        )
+    return None
+
+
+def _side_times(sides: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    out = {}
+    for name, procs in sides.items():
+        total = 0.0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        out[name] = total
+    return out
+
+
+def _cpu_times() -> dict[str, list[int]]:
+    """Per-CPU jiffies from /proc/stat (user, nice, system, idle, iowait, irq, softirq, steal)."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                out[name] = [int(x) for x in fields[:8]]
+    return out
+
+
+def _cpu_split(before: dict[str, list[int]], after: dict[str, list[int]]) -> str:
+    """How each core spent the run: the hub's core and the clients' core side by side."""
+    parts = []
+    for name, end in after.items():
+        d = [b - a for a, b in zip(before[name], end, strict=True)]
+        total = max(sum(d), 1)
+        user, nice, system, idle, iowait, irq, softirq, steal = (100 * x / total for x in d)
+        parts.append(
+            f"{name} user={user + nice:.0f}% sys={system:.0f}% softirq={softirq + irq:.0f}%"
+            f" idle={idle + iowait:.0f}% steal={steal:.0f}%"
+        )
+    return "; ".join(parts)
 
 
 class Sampler:
@@ -212,14 +271,36 @@ async def _one_run(
         c.cpu_percent(None)
     if args.idle:
         await asyncio.sleep(args.duration)
-        seqs, stamps = np.array([], dtype=np.int64), np.array([])
+        seqs, sent, stamps = np.array([], dtype=np.int64), np.array([]), np.array([])
         sampler_rss, sampler_cpu = server.memory_info().rss, [server.cpu_percent(None)]
     else:
+        # CPU while driving only (not the drain after it), per side, in % of one core
+        sides = {"server": [server], "watchers": clients_cpu, "driver": [psutil.Process()]}
+        redis_proc = _listener(int(args.redis_url.rsplit(":", 1)[1].split("/")[0]))
+        if redis_proc is not None:
+            sides["redis"] = [redis_proc]
         with Sampler(server_pid) as sampler:
-            seqs, stamps = await _drive(inventory, event_id, args.seats, args.rate, args.duration)
-            await asyncio.sleep(1.0 + args.tick_ms / 1000)  # let the last tick arrive
-        sampler_rss, sampler_cpu = sampler.rss, sampler.cpu
-    client_cpu = sum(c.cpu_percent(None) for c in clients_cpu)
+            cpu_before, side_before = _cpu_times(), _side_times(sides)
+            t0 = time.monotonic()
+            seqs, sent, stamps = await _drive(
+                inventory, event_id, args.seats, args.rate, args.duration
+            )
+            wall = time.monotonic() - t0
+            side_cpu = {
+                name: 100 * (end - side_before[name]) / wall
+                for name, end in _side_times(sides).items()
+            }
+            print(
+                f"  [{label}] cpu while driving (% of one core): "
+                + " ".join(f"{name}={pct:.0f}%" for name, pct in side_cpu.items())
+            )
+            print(f"  [{label}] cores while driving: {_cpu_split(cpu_before, _cpu_times())}")
+            # let the last tick arrive (and, at saturation, the watchers drain their sockets)
+            await asyncio.sleep(args.drain + args.tick_ms / 1000)
+        sampler_rss, sampler_cpu = sampler.rss, [side_cpu["server"]]
+    client_cpu = (
+        sum(c.cpu_percent(None) for c in clients_cpu) if args.idle else side_cpu["watchers"]
+    )
     records = []
     for pipe in pipes:
         pipe.send("stop")
@@ -230,6 +311,7 @@ async def _one_run(
         label,
         args,
         seqs,
+        sent,
         stamps,
         records,
         failed,
@@ -244,7 +326,8 @@ def _report(
     label: str,
     args: argparse.Namespace,
     seqs: np.ndarray,
-    stamps: np.ndarray,
+    sent: np.ndarray,
+    answered: np.ndarray,
     records: list[dict[str, Any]],
     failed: int,
     rss: int,
@@ -256,7 +339,8 @@ def _report(
     frm = np.concatenate([np.frombuffer(r["from"], dtype=np.int64) for r in records])
     seq = np.concatenate([np.frombuffer(r["seq"], dtype=np.int64) for r in records])
     at = np.concatenate([np.frombuffer(r["at"], dtype=np.float64) for r in records])
-    frames = sum(r["frames"] for r in records)
+    # frames sent because of the driven changes: snapshots on join are not deliveries
+    frames = sum(r["frames"] - r["snapshots"] for r in records)
     gaps = sum(r["gaps"] for r in records)
     out: dict[str, Any] = {
         "label": label,
@@ -272,7 +356,7 @@ def _report(
         # every change k has seq seqs[k]; a message (from, seq] covers the changes with
         # seqs in that range, each delivered at the message's receipt time.
         order = np.argsort(seqs)
-        seqs, stamps = seqs[order], stamps[order]
+        seqs, stamps, answered = seqs[order], sent[order], answered[order]
         lo = np.searchsorted(seqs, frm, side="right")
         hi = np.searchsorted(seqs, seq, side="right")
         counts = hi - lo
@@ -280,7 +364,17 @@ def _report(
         starts = np.repeat(lo, counts)
         offsets = np.arange(counts.sum()) - np.repeat(counts.cumsum() - counts, counts)
         idx = starts + offsets
-        latency = (np.repeat(at, counts) - stamps[idx]) * 1000
+        at_each = np.repeat(at, counts)
+        latency = (at_each - stamps[idx]) * 1000
+        # Where it goes: until the message's first receipt by any watcher (tick wait,
+        # pub/sub, flush start), then from that first receipt to this watcher's (the
+        # send loop over all watchers, the kernel, the watcher processes).
+        _, message_of = np.unique(seq, return_inverse=True)
+        first = np.full(message_of.max() + 1 if len(seq) else 0, np.inf)
+        np.minimum.at(first, message_of, at)
+        to_first = (np.repeat(first[message_of], counts) - stamps[idx]) * 1000
+        spread = (at_each - np.repeat(first[message_of], counts)) * 1000
+        commit_window = (answered - stamps) * 1000
         if os.environ.get("FANOUT_DEBUG"):
             when = stamps[idx] - stamps[0]
             for second in range(int(args.duration) + 1):
@@ -297,14 +391,32 @@ def _report(
             changes=len(seqs),
             complete=int((received >= len(seqs)).sum()),
             deliveries_per_s=frames / max(args.duration, 1e-9),
+            messages_per_s=len(at) / max(args.duration, 1e-9),
             change_deliveries=int(counts.sum()),
             p50=float(np.percentile(latency, 50)) if len(latency) else float("nan"),
             p95=float(np.percentile(latency, 95)) if len(latency) else float("nan"),
             p99=float(np.percentile(latency, 99)) if len(latency) else float("nan"),
             max=float(latency.max()) if len(latency) else float("nan"),
             span=span,
+            to_first=_pcts(to_first),
+            spread=_pcts(spread),
+            commit_window=_pcts(commit_window),
+            from_answer_p99=float(np.percentile(latency - commit_window[idx], 99))
+            if len(latency)
+            else float("nan"),
         )
     return out
+
+
+def _pcts(values: np.ndarray) -> tuple[float, float, float]:
+    if not len(values):
+        return (float("nan"),) * 3
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return float(p50), float(p95), float(p99)
+
+
+def _fmt(p: tuple[float, float, float]) -> str:
+    return "/".join(f"{v:.1f}" for v in p)
 
 
 def _print(r: dict[str, Any]) -> None:
@@ -312,9 +424,15 @@ def _print(r: dict[str, Any]) -> None:
     if "changes" in r:
         print(
             f"  changes={r['changes']} watchers_with_every_change={r['complete']}"
-            f" frames/s={r['deliveries_per_s']:.0f}"
+            f" frames/s={r['deliveries_per_s']:.0f} (seats frames/s={r['messages_per_s']:.0f})"
             f" latency ms p50={r['p50']:.1f} p95={r['p95']:.1f} p99={r['p99']:.1f}"
             f" max={r['max']:.1f}"
+        )
+        print(
+            f"  p50/p95/p99 ms: change->first receipt {_fmt(r['to_first'])};"
+            f" first->this receipt {_fmt(r['spread'])};"
+            f" driver send->answer {_fmt(r['commit_window'])}"
+            f" (p99 counted from the answer: {r['from_answer_p99']:.1f})"
         )
     print(
         f"  server cpu={r['hub_cpu']:.0f}% rss={r['hub_rss_mb']:.0f} MiB"
