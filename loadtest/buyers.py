@@ -57,6 +57,10 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 
+def buyer_email(run_token: str, number: int) -> str:
+    return f"surge-{run_token}-{number}@example.com"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientPlan:
     """What one client process does (picklable: it crosses the process boundary)."""
@@ -77,6 +81,8 @@ class ClientPlan:
     profile: str  # flat | ramp | peak
     max_per_user: int
     register_concurrency: int = 4
+    # Tokens issued up front (see loadtest.accounts), one per buyer id; empty: sign up.
+    tokens: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -264,7 +270,7 @@ class ClientProcess:
         self.inbox = inbox
         self.outbox = outbox
         self.rng = random.Random(plan.index * 7919 + 1)
-        self.buyers = [Buyer(n, f"surge-{plan.run_token}-{n}@example.com") for n in plan.buyer_ids]
+        self.buyers = [Buyer(n, buyer_email(plan.run_token, n)) for n in plan.buyer_ids]
         self.seat_ids: list[str] = []
         self.idx_of: dict[str, int] = {}
         self.mirror: WatchClient | None = None
@@ -287,7 +293,11 @@ class ClientProcess:
             self.seat_ids = [str(seat["id"]) for seat in reply.body["seats"]]
             self.idx_of = {sid: i for i, sid in enumerate(self.seat_ids)}
             started = time.monotonic()
-            await self._register(hub)
+            if self.plan.tokens:
+                for buyer, token in zip(self.buyers, self.plan.tokens, strict=True):
+                    buyer.token = token
+            else:
+                await self._register(hub)
             register_s = time.monotonic() - started
             started = time.monotonic()
             tasks = await self._connect_watchers()

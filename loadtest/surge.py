@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import multiprocessing as mp
 import os
@@ -44,8 +45,8 @@ from typing import Any
 import httpx
 import psutil
 
-from loadtest import audit, report
-from loadtest.buyers import ClientPlan, client_main
+from loadtest import accounts, audit, report
+from loadtest.buyers import PASSWORD, ClientPlan, buyer_email, client_main
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -445,6 +446,13 @@ class Progress:
             self.sold_out_at = float(second)
 
 
+async def _seeded(plans: list[ClientPlan], database_url: str, secret: str) -> list[ClientPlan]:
+    """The plans with tokens for every buyer, the accounts made directly (loadtest.accounts)."""
+    emails = [buyer_email(p.run_token, n) for p in plans for n in p.buyer_ids]
+    tokens = iter(await accounts.seed_buyers(database_url, secret, emails, PASSWORD))
+    return [dataclasses.replace(p, tokens=tuple(next(tokens) for _ in p.buyer_ids)) for p in plans]
+
+
 def plans_for(args: argparse.Namespace, url: str, event_id: str, token: str) -> list[ClientPlan]:
     k = max(1, args.processes)
     mix = parse_mix(args.mix)
@@ -528,6 +536,9 @@ def run(args: argparse.Namespace) -> int:
         token = uuid.uuid4().hex[:10]
         plans = plans_for(args, url, event_id, token)
         started = time.monotonic()
+        if database_url and secret:
+            plans = asyncio.run(_seeded(plans, database_url, secret))
+            print(f"seeded {args.buyers} buyers in {time.monotonic() - started:.1f}s", flush=True)
         clients = Clients(plans)
         print(f"signing up {args.buyers} buyers, opening {args.watchers} watchers...", flush=True)
         ready = clients.gather("ready", 900)
