@@ -172,14 +172,29 @@ def _best_window(
     table: SeatTable, eligible: np.ndarray, free: np.ndarray, q: int, lo: int, hi: int
 ) -> int | None:
     """Start of the best window of q side-by-side eligible seats inside [lo, hi), or None."""
+    ranked = _ranked_windows(table, eligible, free, q, lo, hi, 1)
+    return int(ranked[0]) if ranked.size else None
+
+
+def _ranked_windows(
+    table: SeatTable,
+    eligible: np.ndarray,
+    free: np.ndarray,
+    q: int,
+    lo: int,
+    hi: int,
+    limit: int,
+) -> np.ndarray:
+    """Starts of the best ``limit`` windows of q side-by-side eligible seats inside
+    [lo, hi), best first (windows may overlap)."""
     if hi - lo < q:
-        return None
+        return np.empty(0, dtype=np.int64)
     link = np.concatenate(([0], np.cumsum(table._adjacent & eligible[:-1] & eligible[1:])))
     starts = np.arange(lo, hi - q + 1)
     ok = eligible[starts] & (link[starts + q - 1] - link[starts] == q - 1)
     starts = starts[ok]
     if starts.size == 0:
-        return None
+        return starts
     dist, x = table._prefix["distance"], table._prefix["x"]
     total = dist[starts + q] - dist[starts]
     off_centre = np.abs(x[starts + q] - x[starts])
@@ -188,7 +203,8 @@ def _best_window(
     ends = starts + q - 1
     strands = (pairs[starts] & ~pairs[starts - 1]).astype(np.int8)  # starts-1 = -1 wraps to a False
     strands += pairs[ends + 1] & ~pairs[ends + 2]
-    return int(starts[np.lexsort((starts, off_centre, strands, total))[0]])
+    order = np.lexsort((starts, off_centre, strands, total))
+    return starts[order[:limit]]
 
 
 def _min_blocks(lengths: np.ndarray, q: int) -> int | None:
@@ -302,19 +318,59 @@ def choose_best_available(
         ValueError: on a quantity below 1, an array of the wrong length, an unknown
             section, or ``max_price_cents`` without ``price_cents``.
     """
+    ranked = rank_best_available(
+        table,
+        status,
+        quantity,
+        sections=sections,
+        accessible_only=accessible_only,
+        max_price_cents=max_price_cents,
+        price_cents=price_cents,
+        limit=1,
+    )
+    return ranked[0] if ranked else None
+
+
+def rank_best_available(
+    table: SeatTable,
+    status: np.ndarray,
+    quantity: int,
+    *,
+    sections: Sequence[str] | None = None,
+    accessible_only: bool = False,
+    max_price_cents: int | None = None,
+    price_cents: np.ndarray | None = None,
+    limit: int = 16,
+) -> list[list[int]]:
+    """Up to ``limit`` candidate seat sets for a group, best first (same order and filters
+    as ``choose_best_available``, whose answer is the first). When one block fits, these
+    are the best windows (they may overlap); otherwise there is a single candidate.
+
+    A surge has many buyers choosing from the same picture at once: handing the hold
+    script several candidates lets each take the best one still free, atomically, instead
+    of all colliding on the single best window.
+
+    Returns:
+        Candidates (sorted seat indices each); empty when too few eligible seats are free.
+
+    Raises:
+        ValueError: as ``choose_best_available``, or a ``limit`` below 1.
+    """
     if isinstance(quantity, bool) or not isinstance(quantity, int | np.integer) or quantity < 1:
         raise ValueError(f"quantity must be an int >= 1, got {quantity!r}")
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit!r}")
     quantity = int(quantity)
     eligible = _eligible(table, status, sections, accessible_only, max_price_cents, price_cents)
     if int(np.count_nonzero(eligible)) < quantity:
-        return None
+        return []
     free = np.asarray(status) == FREE
-    start = _best_window(table, eligible, free, quantity, 0, len(table))
-    if start is not None:
-        return list(range(start, start + quantity))
+    starts = _ranked_windows(table, eligible, free, quantity, 0, len(table), limit)
+    if starts.size:
+        return [list(range(int(start), int(start) + quantity)) for start in starts]
     blocks = _fewest_blocks(table, eligible, free, quantity)
     if blocks is not None:
-        return blocks
+        return [blocks]
     candidates = np.flatnonzero(eligible)
     order = np.lexsort((candidates, np.abs(table.x[candidates]), table.distance[candidates]))
-    return np.sort(candidates[order[:quantity]]).tolist()
+    return [np.sort(candidates[order[:quantity]]).tolist()]

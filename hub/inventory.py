@@ -80,7 +80,11 @@ end
 """
 
 # KEYS: seats seq meta holder hold expiry owned ch
-# ARGV: hold_id user kind ttl_ms limit(-1 = none) idx1 price1 idx2 price2 ...
+# ARGV: hold_id user kind ttl_ms limit(-1 = none) n_candidates, then per candidate:
+#       k idx1 price1 ... idxk pricek
+# Holds the first candidate whose seats are all free (a named-seat hold has one candidate;
+# best available offers its best few, so concurrent choosers take different ones). When
+# none is free, reports the taken seats of the first candidate.
 _HOLD = (
     _PRELUDE
     + """
@@ -88,15 +92,25 @@ if redis.call('EXISTS', KEYS[3]) == 0 then return {'not_loaded'} end
 local n = tonumber(redis.call('HGET', KEYS[3], 'n'))
 local hold_id, user, kind = ARGV[1], ARGV[2], ARGV[3]
 local ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
-local idxs, prices, taken = {}, {}, {}
-for i = 6, #ARGV, 2 do
-  local idx = tonumber(ARGV[i])
-  if idx < 0 or idx >= n then return {'bad_seat', idx} end
-  idxs[#idxs + 1] = idx
-  prices[#prices + 1] = ARGV[i + 1]
-  if get_code(KEYS[1], idx) ~= 0 then taken[#taken + 1] = idx end
+local idxs, prices, taken = nil, nil, {}
+local pos = 7
+for c = 1, tonumber(ARGV[6]) do
+  local k = tonumber(ARGV[pos])
+  local these, their_prices, free = {}, {}, true
+  for i = 1, k do
+    local idx = tonumber(ARGV[pos + 2 * i - 1])
+    if idx < 0 or idx >= n then return {'bad_seat', idx} end
+    these[i] = idx
+    their_prices[i] = ARGV[pos + 2 * i]
+    if get_code(KEYS[1], idx) ~= 0 then
+      free = false
+      if c == 1 then taken[#taken + 1] = idx end
+    end
+  end
+  if free then idxs, prices = these, their_prices break end
+  pos = pos + 1 + 2 * k
 end
-if #taken > 0 then return {'taken', taken} end
+if idxs == nil then return {'taken', taken} end
 local k = #idxs
 if limit >= 0 then
   local current = tonumber(redis.call('HGET', KEYS[7], user) or '0')
@@ -110,13 +124,14 @@ for i = 1, k do
   redis.call('HSET', KEYS[4], idxs[i], hold_id)
   changes[i] = {idxs[i], 1}
 end
+local seats_csv = table.concat(idxs, ',')
 redis.call('HSET', KEYS[5], 'user', user, 'kind', kind, 'status', 'held',
-  'seats', table.concat(idxs, ','), 'prices', table.concat(prices, ','),
+  'seats', seats_csv, 'prices', table.concat(prices, ','),
   'created', now, 'expires', now + ttl, 'extended', 0)
 redis.call('ZADD', KEYS[6], now + ttl, hold_id)
 if kind ~= 'group' then redis.call('HINCRBY', KEYS[7], user, k) end
 local seq = publish(KEYS[8], KEYS[2], changes)
-return {'ok', seq, now + ttl}
+return {'ok', seq, now + ttl, seats_csv}
 """
 )
 
@@ -323,6 +338,7 @@ class HoldRecord:
 class HoldPlaced:
     seq: int
     expires_ms: int
+    seats: tuple[int, ...]  # the candidate that was held
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +381,8 @@ class Inventory:
         self._snapshot = client.register_script(_SNAPSHOT)
         self._extend = client.register_script(_EXTEND)
         self._unlock = client.register_script(_UNLOCK)
+        # One per event this process has assigned seats for: a few hundred at most.
+        self._local_locks: dict[uuid.UUID, asyncio.Lock] = {}
 
     def _k(self, event_id: uuid.UUID, *names: str) -> list[str]:
         return [self.keys.event(event_id, name) for name in names]
@@ -386,8 +404,12 @@ class Inventory:
         ttl_ms: int,
         limit: int | None,
         index_ttl_s: int | None = None,
+        *,
+        alternatives: Sequence[tuple[Sequence[int], Sequence[int]]] = (),
     ) -> HoldPlaced | HoldRefused:
-        """Hold every seat or none. ``limit`` caps the user's held plus owned seats.
+        """Hold every seat or none: ``seats`` (quoted ``prices``) if all are free, else the
+        first of the ``alternatives`` ``(seats, prices)`` whose seats all are. ``limit``
+        caps the user's held plus owned seats.
 
         With ``index_ttl_s`` the hold's index entry (see ``index_hold``) is written in the
         same round trip, and removed again if the hold was refused."""
@@ -399,9 +421,12 @@ class Inventory:
             kind.value,
             ttl_ms,
             -1 if limit is None else limit,
+            1 + len(alternatives),
         ]
-        for idx, price in zip(seats, prices, strict=True):
-            args += [idx, price]
+        for these, their_prices in ((seats, prices), *alternatives):
+            args.append(len(these))
+            for idx, price in zip(these, their_prices, strict=True):
+                args += [idx, price]
         if index_ttl_s is None:
             result = await self._hold(keys=keys, args=args)
         else:
@@ -413,7 +438,9 @@ class Inventory:
         if status != "ok" and index_ttl_s is not None:
             await self.client.delete(self._index_key(hold_id))
         if status == "ok":
-            return HoldPlaced(seq=int(result[1]), expires_ms=int(result[2]))
+            return HoldPlaced(
+                seq=int(result[1]), expires_ms=int(result[2]), seats=_ints(_s(result[3]))
+            )
         if status == "taken":
             return HoldRefused("taken", taken=tuple(int(i) for i in result[1]))
         if status == "limit":
@@ -504,25 +531,37 @@ class Inventory:
     async def assignment_lock(
         self, event_id: uuid.UUID, *, ttl_ms: int = 2000, wait_s: float = 2.0
     ) -> AsyncIterator[None]:
-        """Hold the event's short seat-assignment lock: a token with a TTL (so a crashed
-        holder cannot block the event), released by compare-and-delete.
+        """Hold the event's short seat-assignment lock: a token with a TTL in Redis (so a
+        crashed holder cannot block the event), released by compare-and-delete.
+
+        Within a process, choosers queue on an asyncio lock first (FIFO, no polling), so
+        only one per process polls Redis, briefly, against the other processes.
 
         Raises:
             AssignmentBusy: not acquired within ``wait_s``.
         """
-        key = self.keys.event(event_id, "assign")
-        token = uuid.uuid4().hex
-        deadline = time.monotonic() + wait_s
-        pause = 0.002
-        while not await self.client.set(key, token, nx=True, px=ttl_ms):
-            if time.monotonic() >= deadline:
-                raise AssignmentBusy(str(event_id))
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.025)
+        local = self._local_locks.setdefault(event_id, asyncio.Lock())
         try:
-            yield
+            async with asyncio.timeout(wait_s):
+                await local.acquire()
+        except TimeoutError:
+            raise AssignmentBusy(str(event_id)) from None
+        try:
+            key = self.keys.event(event_id, "assign")
+            token = uuid.uuid4().hex
+            deadline = time.monotonic() + wait_s
+            pause = 0.0005
+            while not await self.client.set(key, token, nx=True, px=ttl_ms):
+                if time.monotonic() >= deadline:
+                    raise AssignmentBusy(str(event_id))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.004)
+            try:
+                yield
+            finally:
+                await asyncio.shield(self._unlock(keys=[key], args=[token]))
         finally:
-            await asyncio.shield(self._unlock(keys=[key], args=[token]))
+            local.release()
 
     async def is_loaded(self, event_id: uuid.UUID) -> bool:
         return bool(await self.client.exists(self.keys.event(event_id, "meta")))

@@ -20,7 +20,7 @@ import numpy as np
 import structlog
 
 from engines.money import cents_to_decimal
-from engines.seating import choose_best_available
+from engines.seating import rank_best_available
 from hub import jsonenc
 from hub.context import Hub
 from hub.db import holds as holds_db
@@ -42,6 +42,11 @@ from hub.services.live_seats import Layout
 log = structlog.get_logger(__name__)
 
 _ATTEMPTS = 4  # best-available rechooses when a chosen seat was taken meanwhile
+# Best available offers the hold script this many candidates, best first: buyers choosing
+# from the same picture at once take different ones instead of colliding on the best.
+CANDIDATES = 16
+# Holds of this many seats or more (and group holds) choose under the event's lock.
+LOCKED_QUANTITY = 10
 
 
 def _index_ttl(hub: Hub) -> int:
@@ -130,9 +135,11 @@ async def hold_seats(
         raise ValidationError.field("section", f"no such section: {section!r}")
     limit = event.max_tickets_per_user if kind is not HoldKind.GROUP else None
     ttl_ms = (ttl_seconds or hub.settings.hold_ttl_seconds) * 1000
-    # Best-available choices for one event take turns (DESIGN.md §3): otherwise concurrent
-    # choosers pick the same best seats and all but one lose. Named seats never wait.
-    turn = hub.inventory.assignment_lock(event.id) if named is None else contextlib.nullcontext()
+    # Bulk and group assignments for one event take turns (DESIGN.md §3): a large block
+    # chosen from a stale picture would mostly collide. Small holds never wait on the lock:
+    # best available hands the hold script its best few candidates instead.
+    large = named is None and (kind is HoldKind.GROUP or (quantity or 0) >= LOCKED_QUANTITY)
+    turn = hub.inventory.assignment_lock(event.id) if large else contextlib.nullcontext()
     try:
         async with turn:
             hold_id, idxs, prices, result = await _attempt(
@@ -163,14 +170,29 @@ async def _attempt(
     """Run the hold script, choosing again (best available) or clearing expired holders
     when that can help; raise the refusal otherwise."""
     hold_id = uuid.uuid4()
+
+    def priced(idxs: list[int]) -> tuple[list[int], list[int]]:
+        return idxs, [event.current_cents[layout.seats[i].section] for i in idxs]
+
     for _ in range(_ATTEMPTS):
-        idxs = named if named is not None else await _choose(hub, event, layout, quantity, section)
-        prices = [event.current_cents[layout.seats[i].section] for i in idxs]
+        if named is not None:
+            candidates = [priced(named)]
+        else:
+            candidates = [priced(c) for c in await _choose(hub, event, layout, quantity, section)]
         result = await hub.inventory.place_hold(
-            event.id, hold_id, user_id, kind, idxs, prices, ttl_ms, limit, _index_ttl(hub)
+            event.id,
+            hold_id,
+            user_id,
+            kind,
+            *candidates[0],
+            ttl_ms,
+            limit,
+            _index_ttl(hub),
+            alternatives=candidates[1:],
         )
         if isinstance(result, HoldPlaced):
-            return hold_id, idxs, prices, result
+            idxs = list(result.seats)
+            return hold_id, idxs, priced(idxs)[1], result
         if result.reason == "not_loaded":  # Redis lost the event since we looked
             await live_seats.ensure_loaded(hub, event.id, len(layout))
         elif result.reason == "exists":
@@ -210,20 +232,21 @@ def seat_indexes(layout: Layout, seat_ids: Sequence[uuid.UUID]) -> list[int]:
 
 async def _choose(
     hub: Hub, event: events.Event, layout: Layout, quantity: int | None, section: str | None
-) -> list[int]:
+) -> list[list[int]]:
+    """The best few candidate seat sets (best first) from the current picture."""
     assert quantity is not None
     # Holds past their expiry are released by the leader's sweeper within a quarter second;
     # a chosen seat still held by one is freed on the spot (``_expire_holders``).
     _, states = await live_seats.seat_states(hub, event.id, len(layout))
     status = np.frombuffer(states, dtype=np.uint8)
-    chosen = choose_best_available(
-        layout.table, status, quantity, sections=[section] if section else None
+    ranked = rank_best_available(
+        layout.table, status, quantity, sections=[section] if section else None, limit=CANDIDATES
     )
-    if chosen is None:
+    if not ranked:
         HOLDS.labels(outcome="sold_out").inc()
         where = f" in {section}" if section else ""
         raise SoldOut(f"Fewer than {quantity} seats are free{where}")
-    return chosen
+    return ranked
 
 
 async def _expire_holders(hub: Hub, event_id: uuid.UUID, seats: Sequence[int]) -> bool:

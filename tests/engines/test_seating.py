@@ -5,7 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines.seating import SeatTable, choose_best_available, contiguous_runs
+from engines.seating import (
+    SeatTable,
+    choose_best_available,
+    contiguous_runs,
+    rank_best_available,
+)
 from engines.venue_layout import SectionSpec, layout_sections
 
 Seat = tuple[str, str, int, float, float, float, bool]
@@ -385,3 +390,29 @@ def test_choice_is_valid_contiguous_when_possible_and_uses_fewest_blocks(
 def test_numpy_integer_quantity_is_accepted() -> None:
     table = SeatTable.from_seats(row_of([0, 0.5, 1.0, 1.5], distances=[4, 3, 3, 4]))
     assert choose_best_available(table, np.zeros(4, np.uint8), np.int64(2)) == [1, 2]  # type: ignore[arg-type]
+
+
+def test_ranked_candidates_start_with_the_choice_and_get_no_better() -> None:
+    table = venue_table(SectionSpec("Orchestra", rows=4, seats_per_row=20))
+    rng = np.random.default_rng(7)
+    status = np.where(rng.random(len(table)) < 0.4, 2, 0).astype(np.uint8)
+    ranked = rank_best_available(table, status, 3, limit=12)
+    assert ranked[0] == choose_best_available(table, status, 3)
+    assert 1 < len(ranked) <= 12
+    assert len({tuple(c) for c in ranked}) == len(ranked)
+    totals = [table.distance[c].sum() for c in ranked]
+    assert totals == sorted(totals)  # best (closest to the stage) first
+    for candidate in ranked:
+        assert len(candidate) == 3 and all(status[i] == 0 for i in candidate)
+        assert candidate == list(range(candidate[0], candidate[0] + 3))
+        assert all(table.adjacency()[candidate[0] : candidate[-1]])
+
+
+def test_ranked_candidates_fall_back_to_one_split_choice() -> None:
+    table = venue_table(SectionSpec("Orchestra", rows=2, seats_per_row=6))
+    status = status_of(".s.s.s" + ".s.s.s")  # nothing side by side
+    ranked = rank_best_available(table, status, 3, limit=8)
+    assert ranked == [choose_best_available(table, status, 3)]
+    assert rank_best_available(table, status_of("ssssss" + "sssss."), 2) == []
+    with pytest.raises(ValueError):
+        rank_best_available(table, status, 2, limit=0)
