@@ -7,17 +7,15 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
 from hub.app import create_app
 from hub.context import Hub
-from hub.db.migrate import migrate
 from hub.services import accounts
 from hub.settings import Settings
-from tests.servers import TestServers, database_url_for, find_servers, run_token
+from tests.servers import TestServers, find_servers, run_token, scratch_database
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
@@ -31,16 +29,8 @@ def servers() -> Iterator[TestServers]:
 
 @pytest.fixture(scope="session")
 async def database_url(servers: TestServers) -> AsyncIterator[str]:
-    name = f"evently_t_{run_token()}"
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = database_url_for(servers.admin_database_url, name)
-    await migrate(url)
-    yield url
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with scratch_database(servers) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

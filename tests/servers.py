@@ -7,10 +7,12 @@ started for the run. Each run gets its own database and its own Redis key prefix
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -63,3 +65,24 @@ def database_url_for(admin_url: str, name: str) -> str:
 
 def run_token() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(servers: TestServers, prefix: str = "evently_t") -> AsyncIterator[str]:
+    """A freshly migrated database of its own, dropped afterwards; yields its URL."""
+    import asyncpg
+
+    from hub.db.migrate import migrate
+
+    name = f"{prefix}_{run_token()}"
+    admin = await asyncpg.connect(servers.admin_database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = database_url_for(servers.admin_database_url, name)
+    try:
+        await migrate(url)
+        yield url
+    finally:
+        admin = await asyncpg.connect(servers.admin_database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -34,13 +34,12 @@ from hub.store import Store
 from tests.conftest import SECRET, Account
 from tests.factories import make_event
 from tests.live import free_port
-from tests.servers import TestServers, database_url_for, run_token
+from tests.servers import TestServers, run_token, scratch_database
 
 pytestmark = pytest.mark.slow
 
 CLIENTS = 220
 EXPECTED = {200, 201, 204, 402, 404, 409, 410, 422, 503}
-
 
 
 @dataclass
@@ -54,56 +53,49 @@ class Hub:
 @contextlib.asynccontextmanager
 async def running_hub(servers: TestServers, home: Path, *, unsafe: bool) -> AsyncIterator[Hub]:
     """``evently serve --workers 2`` on a database of its own (the control run drops an index)."""
-    name = f"evently_race_{run_token()}"
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    database_url = database_url_for(servers.admin_database_url, name)
-    prefix = f"evently:race{run_token()}:"
-    port = free_port()
-    env = {
-        **os.environ,
-        "EVENTLY_DATABASE_URL": database_url,
-        "EVENTLY_REDIS_URL": servers.redis_url,
-        "EVENTLY_SECRET_KEY": SECRET,
-        "EVENTLY_REDIS_PREFIX": prefix,
-        "EVENTLY_RATE_LIMITS": "off",
-        "EVENTLY_HOME": str(home),
-        "EVENTLY_LOG_LEVEL": "error",
-        "EVENTLY_LOG_FORMAT": "json",
-        "EVENTLY_PAYMENT_LATENCY_MS": "5",  # widen the window between check and write
-        "EVENTLY_DB_POOL_MAX": "10",
-        "EVENTLY_DB_POOL_MIN": "1",
-        "EVENTLY_UNSAFE_DISABLE_DB_GUARD": "on" if unsafe else "off",
-    }
-    command = [sys.executable, "-m", "hub.cli", "serve", "--workers", "2", "--port", str(port)]
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped by PID below
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{base}/readyz")).status_code == 200:
-                        break
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                await asyncio.sleep(0.1)
-        yield Hub(base, database_url, servers.redis_url, prefix)
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    async with scratch_database(servers, "evently_race") as database_url:
+        prefix = f"evently:race{run_token()}:"
+        port = free_port()
+        env = {
+            **os.environ,
+            "EVENTLY_DATABASE_URL": database_url,
+            "EVENTLY_REDIS_URL": servers.redis_url,
+            "EVENTLY_SECRET_KEY": SECRET,
+            "EVENTLY_REDIS_PREFIX": prefix,
+            "EVENTLY_RATE_LIMITS": "off",
+            "EVENTLY_HOME": str(home),
+            "EVENTLY_LOG_LEVEL": "error",
+            "EVENTLY_LOG_FORMAT": "json",
+            "EVENTLY_PAYMENT_LATENCY_MS": "5",  # widen the window between check and write
+            "EVENTLY_DB_POOL_MAX": "10",
+            "EVENTLY_DB_POOL_MIN": "1",
+            "EVENTLY_UNSAFE_DISABLE_DB_GUARD": "on" if unsafe else "off",
+        }
+        command = [sys.executable, "-m", "hub.cli", "serve", "--workers", "2", "--port", str(port)]
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped by PID below
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        store = Store.connect(servers.redis_url, prefix=prefix, max_connections=4)
-        async for key in store.client.scan_iter(match=f"{prefix}*", count=1000):
-            await store.client.delete(key)
-        await store.close()
-        admin = await asyncpg.connect(servers.admin_database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            async with httpx.AsyncClient() as http:
+                for _ in range(300):
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(f"{base}/readyz")).status_code == 200:
+                            break
+                    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                    await asyncio.sleep(0.1)
+            yield Hub(base, database_url, servers.redis_url, prefix)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            store = Store.connect(servers.redis_url, prefix=prefix, max_connections=4)
+            async for key in store.client.scan_iter(match=f"{prefix}*", count=1000):
+                await store.client.delete(key)
+            await store.close()
 
 
 async def _accounts(database_url: str, n: int) -> tuple[Account, list[Account]]:

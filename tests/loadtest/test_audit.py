@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from hub.db.migrate import migrate
 from loadtest.audit import PgState, SeenBooking, check, load_pg
-from tests.servers import TestServers, database_url_for, run_token
+from tests.servers import TestServers, scratch_database
 
 S1, S2, S3 = "seat-1", "seat-2", "seat-3"
 
@@ -57,22 +56,14 @@ def test_cancel_not_applied_fails() -> None:
 
 
 @pytest.fixture
-async def scratch_database(servers: TestServers) -> AsyncIterator[str]:
+async def scratch(servers: TestServers) -> AsyncIterator[str]:
     """A migrated database of its own, so the guard index can be dropped safely."""
-    name = f"evently_audit_{run_token()}"
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = database_url_for(servers.admin_database_url, name)
-    await migrate(url)
-    yield url
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with scratch_database(servers, "evently_audit") as url:
+        yield url
 
 
-async def test_seat_sold_twice_in_postgres_fails(scratch_database: str) -> None:
-    con = await asyncpg.connect(scratch_database)
+async def test_seat_sold_twice_in_postgres_fails(scratch: str) -> None:
+    con = await asyncpg.connect(scratch)
     try:
         await con.execute("DROP INDEX tickets_one_active_per_seat")
         user = await con.fetchval(
@@ -109,7 +100,7 @@ async def test_seat_sold_twice_in_postgres_fails(scratch_database: str) -> None:
             bookings.append(str(booking))
     finally:
         await con.close()
-    pg = await load_pg(scratch_database, str(event))
+    pg = await load_pg(scratch, str(event))
     seen = [SeenBooking(b, (str(seat),)) for b in bookings]
     result = check({str(seat): "sold"}, pg, seen)
     assert not result.ok
