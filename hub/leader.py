@@ -21,6 +21,7 @@ import structlog
 from hub import metrics
 from hub.context import Hub
 from hub.store import UNAVAILABLE
+from hub.tasks import background
 
 log = structlog.get_logger(__name__)
 
@@ -132,13 +133,10 @@ def leadership_part(
     async def part(hub: Hub) -> AsyncIterator[None]:
         leadership = Leadership(hub, loops)
         hub.parts["leadership"] = leadership
-        task = asyncio.create_task(leadership.run(), name="leader:campaign")
         try:
-            yield
+            async with background(leadership.run(), "leader:campaign"):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await leadership.resign()
 
     return part

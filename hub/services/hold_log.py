@@ -18,6 +18,7 @@ import structlog
 
 from hub.context import Hub
 from hub.db import holds as holds_db
+from hub.tasks import background
 
 log = structlog.get_logger(__name__)
 
@@ -58,12 +59,9 @@ async def hold_log_part(hub: Hub) -> AsyncIterator[None]:
     """Lifespan part: the process's hold-log writer and its flushing task."""
     writer = HoldLogWriter(hub)
     hub.parts["hold_log"] = writer
-    task = asyncio.create_task(writer.run(), name="hold-log")
     try:
-        yield
+        async with background(writer.run(), "hold-log"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await writer.flush()
         hub.parts.pop("hold_log", None)
+        await writer.flush()
