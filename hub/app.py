@@ -24,7 +24,7 @@ from hub.context import Hub
 from hub.db import UNAVAILABLE as DB_UNAVAILABLE
 from hub.db import Database
 from hub.errors import HubError
-from hub.middleware import RequestObserver
+from hub.middleware import Admission, RequestObserver
 from hub.services import accounts
 from hub.settings import Settings
 from hub.store import Store
@@ -54,7 +54,10 @@ def create_app(settings: Settings, parts: list[Part] | None = None) -> Starlette
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestObserver)],
+        middleware=[
+            Middleware(RequestObserver),
+            Middleware(Admission, limit=settings.max_inflight_requests),
+        ],
         exception_handlers={
             HubError: problems.on_hub_error,
             HTTPException: problems.on_http_exception,

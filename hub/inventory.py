@@ -488,13 +488,20 @@ class Inventory:
         return bool(await self._abort(keys=[self._hold_key(event_id, hold_id)], args=[]))
 
     async def finish_confirm(
-        self, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int]
+        self, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int], *, forget: bool = False
     ) -> int:
-        """The seats of a committed booking become sold and the hold goes; returns the new seq."""
+        """The seats of a committed booking become sold and the hold goes; returns the new
+        seq. With ``forget`` the hold's index entry goes too, in the same round trip."""
         keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
         keys += self._k(event_id, "expiry", "ch")
         csv = ",".join(str(int(i)) for i in seats)
-        return int(await self._finish(keys=keys, args=[str(hold_id), csv]))
+        if not forget:
+            return int(await self._finish(keys=keys, args=[str(hold_id), csv]))
+        async with self.client.pipeline(transaction=False) as pipe:
+            await self._finish(keys=keys, args=[str(hold_id), csv], client=pipe)
+            pipe.delete(self._index_key(hold_id))
+            seq, _ = await pipe.execute()
+        return int(seq)
 
     async def set_seats(
         self,

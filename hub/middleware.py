@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
 import structlog
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import metrics
+from hub.api.problems import problem_response
+from hub.errors import Busy
 
 log = structlog.get_logger(__name__)
 
@@ -73,3 +77,32 @@ def _fallback_route(scope: Scope) -> str:
     if path.startswith("/static/"):
         return "/static"
     return "unmatched"
+
+
+class Admission:
+    """Bounded work in flight: at most ``limit`` API requests of this process run at once;
+    the rest wait their turn (FIFO), and one that waits longer than ``wait_s`` gets 503
+    ``busy`` with Retry-After. Under a surge this keeps the Redis and PostgreSQL pools, and
+    the event loop, working on requests that can finish instead of thousands that all
+    slow each other down. Operations routes and WebSockets are never held back."""
+
+    def __init__(self, app: ASGIApp, limit: int, wait_s: float = 10.0) -> None:
+        self.app = app
+        self.wait_s = wait_s
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            response = problem_response(Request(scope), Busy("The hub is at capacity; try again"))
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()

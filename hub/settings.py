@@ -58,6 +58,8 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 20
     redis_pool_max: int = 512
+    # API requests one process works on at once; more wait their turn (see Admission).
+    max_inflight_requests: int = 64
     leader_lease_seconds: float = 5.0
     # Set by ``evently serve`` for several workers: where prometheus-client keeps per-process files.
     metrics_dir: str | None = None
@@ -114,6 +116,7 @@ class Settings:
             db_pool_min=r.get("DB_POOL_MIN", _positive_int, 2),
             db_pool_max=r.get("DB_POOL_MAX", _positive_int, 20),
             redis_pool_max=r.get("REDIS_POOL_MAX", _positive_int, 512),
+            max_inflight_requests=r.get("MAX_INFLIGHT_REQUESTS", _positive_int, 64),
             leader_lease_seconds=r.get("LEADER_LEASE_SECONDS", _positive_float, 5.0),
             metrics_dir=r.get("METRICS_DIR", str, None),
             unsafe_disable_db_guard=r.get("UNSAFE_DISABLE_DB_GUARD", _on_off, False),

@@ -354,8 +354,7 @@ async def _finish(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequ
     the hold was reconciled away meanwhile). A failure here leaves the hold confirming,
     which the leader settles from PostgreSQL; the booking stands either way."""
     try:
-        await hub.inventory.finish_confirm(event_id, hold_id, seats)
-        await hub.inventory.forget_hold(hold_id)
+        await hub.inventory.finish_confirm(event_id, hold_id, seats, forget=True)
     except Exception as exc:
         log.error("booking_finish_failed", hold_id=str(hold_id), error=repr(exc))
 

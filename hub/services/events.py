@@ -207,16 +207,23 @@ async def load_event(hub: Hub, event_id: uuid.UUID, *, fresh: bool = False) -> E
     Raises:
         NotFound: no such event.
     """
-    cache: dict[uuid.UUID, tuple[float, Event]] = hub.parts.setdefault("event_cache", {})
+    cache: dict[uuid.UUID, tuple[float, asyncio.Future[Event]]] = hub.parts.setdefault(
+        "event_cache", {}
+    )
     now = time.monotonic()
     hit = cache.get(event_id)
     if hit is not None and hit[0] > now and not fresh:
-        return hit[1]
-    event = await _read_event(hub, event_id)
+        return await asyncio.shield(hit[1])  # one read per expiry, however many wait on it
     if len(cache) > 10_000:
         cache.clear()
-    cache[event_id] = (now + EVENT_CACHE_SECONDS, event)
-    return event
+    read = asyncio.ensure_future(_read_event(hub, event_id))
+    cache[event_id] = (now + EVENT_CACHE_SECONDS, read)
+    try:
+        return await asyncio.shield(read)
+    except BaseException:
+        if cache.get(event_id, (0.0, None))[1] is read:
+            del cache[event_id]  # a failed read is not cached
+        raise
 
 
 def forget_event(hub: Hub, event_id: uuid.UUID) -> None:
