@@ -393,14 +393,15 @@ class ClientProcess:
                 return
             if command[0] != "go":
                 continue
-            _, phase_name, start_at, duration, url = command
+            _, phase_name, start_at, duration, url, event_id = command
             phase = self.phase = Phase(start_at, duration)
             ticker = asyncio.create_task(self._tick(phase))
             http = Http(session, url)
             if phase_name == "surge":
                 work = [self._buyer(http, b, phase) for b in self.buyers]
-            else:
-                work = [self._ceiling_buyer(http, b, phase) for b in self.buyers]
+            else:  # "throughput" (the hub) or "ceiling": back-to-back holds
+                target = event_id or self.plan.event_id
+                work = [self._ceiling_buyer(http, b, phase, target) for b in self.buyers]
             await asyncio.gather(*work)
             phase.stop()
             if phase_name == "surge":
@@ -552,11 +553,12 @@ class ClientProcess:
             reply = Reply(retry.status, retry.body, retry.code, reply.t0, retry.t1)
         return reply
 
-    async def _ceiling_buyer(self, http: Http, buyer: Buyer, phase: Phase) -> None:
-        """Back-to-back holds of the mix's sizes against the ceiling endpoint."""
+    async def _ceiling_buyer(self, http: Http, buyer: Buyer, phase: Phase, event_id: str) -> None:
+        """Back-to-back holds of the mix's sizes against one event: the ceiling endpoint's,
+        or a hub event large enough not to sell out (the like-for-like hub figure)."""
         plan, rng, rec = self.plan, self.rng, phase.rec
         await phase.pause(phase.start_at + rng.random() * 0.5 - time.monotonic())
-        path = f"/api/v1/events/{plan.event_id}/holds"
+        path = f"/api/v1/events/{event_id}/holds"
         while not phase.stopped.is_set():
             roll = rng.random()
             if roll < plan.mix[0] + plan.mix[1]:

@@ -83,6 +83,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-per-user", type=int, default=10)
     p.add_argument("--hold-ttl", type=int, default=20, help="hold lifetime of a started hub")
     p.add_argument("--no-ceiling", action="store_true")
+    p.add_argument(
+        "--compare-duration",
+        type=float,
+        default=10.0,
+        help="seconds of each back-to-back phase (the hub's, then the ceiling's)",
+    )
+    p.add_argument(
+        "--throughput-seats",
+        type=int,
+        default=50_000,
+        help="seats of the event for the hub's back-to-back hold phase (set beside the ceiling)",
+    )
     p.add_argument("--run-on", action="store_true", help="do not stop early when sold out")
 
 
@@ -287,12 +299,16 @@ async def _drop_keys(redis_url: str, prefix: str) -> None:
 
 
 def venue_sections(seats: int) -> list[dict[str, Any]]:
-    """Four sections of 25-seat rows when ``seats`` is a multiple of 100, else one section."""
+    """Four sections of equal rows when ``seats`` is a multiple of 100, else one section;
+    rows of 25 seats, wider when a section would need more than 200 rows."""
     names = ["Floor", "Lower", "Upper", "Balcony"]
     prices = ["150.00", "110.00", "80.00", "45.00"]
     if seats % 100 == 0:
+        per_section, width = seats // 4, 25
+        while per_section // width > 200 or per_section % width:
+            width += 25
         return [
-            {"name": n, "rows": seats // 100, "seats_per_row": 25, "base_price": p}
+            {"name": n, "rows": per_section // width, "seats_per_row": width, "base_price": p}
             for n, p in zip(names, prices, strict=True)
         ]
     rows = -(-seats // 25)
@@ -433,7 +449,7 @@ class Progress:
         cpu = "+".join(f"{c:.0f}%" for c in row["client_cpu"])
         hub = f"  hub cpu {row['hub_cpu']:.0f}%" if row["hub_cpu"] is not None else ""
         if row["ceiling_ok"]:
-            line = f"[{second:4d}s] ceiling holds/s {row['ceiling_ok']:6d}"
+            line = f"[{second:4d}s] back-to-back holds/s {row['ceiling_ok']:6d}"
         else:
             line = (
                 f"[{second:4d}s] holds/s {row['hold_ok']:5d}  bookings/s {row['confirm_ok']:5d}"
@@ -485,10 +501,16 @@ def plans_for(args: argparse.Namespace, url: str, event_id: str, token: str) -> 
 
 
 def run_phase(
-    clients: Clients, progress: Progress, name: str, url: str, duration: float, stop_early: bool
+    clients: Clients,
+    progress: Progress,
+    name: str,
+    url: str,
+    duration: float,
+    stop_early: bool,
+    event_id: str | None = None,
 ) -> dict[int, Any]:
     start_at = time.monotonic() + 1.0
-    clients.send("go", name, start_at, duration, url)
+    clients.send("go", name, start_at, duration, url, event_id)
     stopped = False
 
     def on_tick(index: int, figures: dict[str, Any]) -> None:
@@ -556,11 +578,25 @@ def run(args: argparse.Namespace) -> int:
         print(result_audit.line(), flush=True)
         ceiling: dict[int, Any] | None = None
         ceiling_rows: list[dict[str, Any]] = []
+        throughput: dict[int, Any] | None = None
+        throughput_rows: list[dict[str, Any]] = []
+        if not args.no_ceiling and all(admin):
+            # Like for like with the ceiling: the same clients, back-to-back holds, on an event
+            # too large to sell out in the run, so every hold does the hub's full work.
+            print(f"throughput: hub holds on a {args.throughput_seats}-seat event...", flush=True)
+            big = create_event(url, admin[0], admin[1], args.throughput_seats, 1_000)
+            progress.rows = []
+            throughput = run_phase(
+                clients, progress, "throughput", url, args.compare_duration, False, event_id=big
+            )
+            throughput_rows = progress.rows
         if not args.no_ceiling and redis_url and secret:
             print(f"ceiling: the bare hold endpoint, {args.workers} workers...", flush=True)
             ceiling_proc, ceiling_url = start_ceiling(args.workers, redis_url, secret, prefix)
             progress.rows = []
-            ceiling = run_phase(clients, progress, "ceiling", ceiling_url, args.duration, False)
+            ceiling = run_phase(
+                clients, progress, "ceiling", ceiling_url, args.compare_duration, False
+            )
             ceiling_rows = progress.rows
             stop_process(ceiling_proc)
             ceiling_proc = None
@@ -581,7 +617,16 @@ def run(args: argparse.Namespace) -> int:
             "sold_out_at_s": progress.sold_out_at if surge_rows else None,
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        results = report.build(meta, surge, surge_rows, ceiling, ceiling_rows, result_audit)
+        results = report.build(
+            meta,
+            surge,
+            surge_rows,
+            ceiling,
+            ceiling_rows,
+            result_audit,
+            throughput=throughput,
+            throughput_rows=throughput_rows,
+        )
         print(report.summary(results), flush=True)
         if args.json_out:
             report.write_json(results, args.json_out)

@@ -23,6 +23,7 @@ def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Pa
     cmd += ["--pg-url", servers.admin_database_url, "--redis-url", servers.redis_url]
     cmd += ["--workers", "2", "--seats", "200", "--buyers", "20", "--watchers", "10"]
     cmd += ["--duration", "5", "--processes", "1", "--think-ms", "50"]
+    cmd += ["--compare-duration", "3", "--throughput-seats", "2000"]
     cmd += ["--json", str(out), "--html", str(html)]
     log = tmp_path / "surge.log"
     with log.open("w") as sink:
@@ -32,7 +33,7 @@ def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Pa
     assert proc.returncode == 0, stdout[-4000:]
     assert "audit: ok" in stdout
     report = json.loads(out.read_text())
-    assert {"meta", "surge", "ceiling", "ratio", "targets", "audit"} <= report.keys()
+    assert {"meta", "surge", "throughput", "ceiling", "ratio", "targets", "audit"} <= report.keys()
     surge = report["surge"]
     assert surge["holds"] > 0 and surge["bookings"] > 0
     for key in ("holds_per_s", "bookings_per_s", "conflict_rate", "errors_by_code", "series"):
@@ -42,6 +43,9 @@ def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Pa
     assert report["audit"]["ok"] is True
     assert report["audit"]["figures"]["double_sold_seats"] == 0
     assert report["ceiling"]["holds_per_s"] > 0 and report["ratio"] > 0
+    # The ratio compares the hub's own back-to-back holds with the ceiling's.
+    throughput = report["throughput"]["peak_holds_per_s"]
+    assert report["ratio"] == round(throughput / report["ceiling"]["peak_holds_per_s"], 3)
     assert "<svg" in html.read_text()
     # Everything it started is gone: the hub and its workers, the ceiling, the clients.
     assert started, "expected the run to start processes"
