@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import structlog
 
 from engines.money import cents_to_decimal
 from hub import jsonenc
+from hub.cache import SharedLoads
 from hub.context import Hub
 from hub.db import events as events_db
 from hub.db import venues as venues_db
@@ -207,28 +207,17 @@ async def load_event(hub: Hub, event_id: uuid.UUID, *, fresh: bool = False) -> E
     Raises:
         NotFound: no such event.
     """
-    cache: dict[uuid.UUID, tuple[float, asyncio.Future[Event]]] = hub.parts.setdefault(
-        "event_cache", {}
+    cache: SharedLoads[uuid.UUID, Event] = hub.parts.setdefault(
+        "event_cache", SharedLoads(10_000, EVENT_CACHE_SECONDS)
     )
-    now = time.monotonic()
-    hit = cache.get(event_id)
-    if hit is not None and hit[0] > now and not fresh:
-        return await asyncio.shield(hit[1])  # one read per expiry, however many wait on it
-    if len(cache) > 10_000:
-        cache.clear()
-    read = asyncio.ensure_future(_read_event(hub, event_id))
-    cache[event_id] = (now + EVENT_CACHE_SECONDS, read)
-    try:
-        return await asyncio.shield(read)
-    except BaseException:
-        if cache.get(event_id, (0.0, None))[1] is read:
-            del cache[event_id]  # a failed read is not cached
-        raise
+    return await cache.get(event_id, lambda: _read_event(hub, event_id), fresh=fresh)
 
 
 def forget_event(hub: Hub, event_id: uuid.UUID) -> None:
     """Drop this process's cached copy (after an edit or a cancellation)."""
-    hub.parts.get("event_cache", {}).pop(event_id, None)
+    cache = hub.parts.get("event_cache")
+    if cache is not None:
+        cache.forget(event_id)
 
 
 async def _read_event(hub: Hub, event_id: uuid.UUID) -> Event:

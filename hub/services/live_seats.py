@@ -10,12 +10,12 @@ the load, which can only mark seats sold (never free, which could undo a newer s
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import structlog
 
 from engines.seating import SeatTable
+from hub.cache import SharedLoads
 from hub.context import Hub
 from hub.db import inventory as inventory_db
 from hub.inventory import HoldKind, SeatCode
@@ -40,25 +40,20 @@ class Layout:
         return len(self.seats)
 
 
-# Per process: venue id -> layout, least recently used out. Venue seats never change.
-_LAYOUTS: OrderedDict[uuid.UUID, Layout] = OrderedDict()
-
-
 async def layout_of(hub: Hub, venue_id: uuid.UUID) -> Layout:
-    """The venue's layout, from the in-process cache when possible.
+    """The venue's layout, built once per process (venue seats never change).
 
     Raises:
         NotFound: no such venue.
     """
-    found = _LAYOUTS.get(venue_id)
-    if found is not None:
-        _LAYOUTS.move_to_end(venue_id)
-        return found
-    layout = _build_layout(await venues.venue_seats(hub, venue_id))
-    _LAYOUTS[venue_id] = layout
-    while len(_LAYOUTS) > _LAYOUT_CACHE_SIZE:
-        _LAYOUTS.popitem(last=False)
-    return layout
+    cache: SharedLoads[uuid.UUID, Layout] = hub.parts.setdefault(
+        "layout_cache", SharedLoads(_LAYOUT_CACHE_SIZE)
+    )
+
+    async def build() -> Layout:
+        return _build_layout(await venues.venue_seats(hub, venue_id))
+
+    return await cache.get(venue_id, build)
 
 
 def _build_layout(seats: VenueSeats) -> Layout:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ import structlog
 
 from engines.money import cents_to_decimal
 from engines.venue_layout import SectionSpec, layout_sections, row_label, stage_distance
+from hub.cache import SharedLoads
 from hub.context import Hub
 from hub.db import venues as venues_db
 from hub.errors import NotFound, ValidationError
@@ -89,26 +89,6 @@ class VenueSeats:
 
     def __len__(self) -> int:
         return len(self.seats)
-
-
-class SeatCache:
-    """Static seat rows per venue, kept in process; bounded, least recently used out."""
-
-    def __init__(self, capacity: int = CACHE_VENUES) -> None:
-        self.capacity = capacity
-        self._venues: OrderedDict[uuid.UUID, VenueSeats] = OrderedDict()
-
-    def get(self, venue_id: uuid.UUID) -> VenueSeats | None:
-        found = self._venues.get(venue_id)
-        if found is not None:
-            self._venues.move_to_end(venue_id)
-        return found
-
-    def put(self, seats: VenueSeats) -> None:
-        self._venues[seats.venue_id] = seats
-        self._venues.move_to_end(seats.venue_id)
-        while len(self._venues) > self.capacity:
-            self._venues.popitem(last=False)
 
 
 async def create_venue(
@@ -287,18 +267,19 @@ async def venue_seats(hub: Hub, venue_id: uuid.UUID) -> VenueSeats:
     Raises:
         NotFound: the venue has no seats (it does not exist).
     """
-    cache: SeatCache = hub.parts.setdefault("venue_seat_cache", SeatCache())
-    found = cache.get(venue_id)
-    if found is not None:
-        return found
+    cache: SharedLoads[uuid.UUID, VenueSeats] = hub.parts.setdefault(
+        "venue_seat_cache", SharedLoads(CACHE_VENUES)
+    )
+    return await cache.get(venue_id, lambda: _read_venue_seats(hub, venue_id))
+
+
+async def _read_venue_seats(hub: Hub, venue_id: uuid.UUID) -> VenueSeats:
     async with hub.db.connection() as con:
         rows = await venues_db.seats_of(con, venue_id)
         sections = await venues_db.sections_of(con, [venue_id])
     if not rows:
         raise NotFound(f"No such venue: {venue_id}")
-    loaded = _venue_seats(venue_id, [s["name"] for s in sections], rows)
-    cache.put(loaded)
-    return loaded
+    return _venue_seats(venue_id, [s["name"] for s in sections], rows)
 
 
 def _venue_seats(venue_id: uuid.UUID, sections: list[str], rows: Sequence[Any]) -> VenueSeats:
