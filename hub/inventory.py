@@ -26,11 +26,15 @@ import contextlib
 import enum
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from hub.store import Keys
 
@@ -309,6 +313,23 @@ return {'ok', new}
 )
 
 
+# KEYS: holder expiry   ARGV: seat indexes -> the distinct holds holding them that are due
+_DUE_HOLDERS = (
+    _PRELUDE
+    + """
+local now, seen, due = now_ms(), {}, {}
+for i = 1, #ARGV do
+  local hold = redis.call('HGET', KEYS[1], ARGV[i])
+  if hold and not seen[hold] then
+    seen[hold] = true
+    local expires = redis.call('ZSCORE', KEYS[2], hold)
+    if expires and tonumber(expires) <= now then due[#due + 1] = hold end
+  end
+end
+return due
+"""
+)
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -381,8 +402,32 @@ class Inventory:
         self._snapshot = client.register_script(_SNAPSHOT)
         self._extend = client.register_script(_EXTEND)
         self._unlock = client.register_script(_UNLOCK)
+        self._due_holders = client.register_script(_DUE_HOLDERS)
         # One per event this process has assigned seats for: a few hundred at most.
         self._local_locks: dict[uuid.UUID, asyncio.Lock] = {}
+
+    async def _pipelined(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: Sequence[str | int],
+        also: Callable[[Pipeline], object],
+    ) -> Any:
+        """Run ``script`` and the commands ``also`` queues in one round trip; return the
+        script's result. (redis-py's own script-in-pipeline support asks Redis whether the
+        script exists first: a second round trip on every call.) A Redis that lost its
+        scripts (restarted) gets them loaded and the pipeline runs again, once."""
+        for attempt in (1, 2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                also(pipe)
+                try:
+                    return (await pipe.execute())[0]
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    await self.client.script_load(script.script)
+        raise AssertionError("unreachable")
 
     def _k(self, event_id: uuid.UUID, *names: str) -> list[str]:
         return [self.keys.event(event_id, name) for name in names]
@@ -430,10 +475,10 @@ class Inventory:
         if index_ttl_s is None:
             result = await self._hold(keys=keys, args=args)
         else:
-            async with self.client.pipeline(transaction=False) as pipe:
-                await self._hold(keys=keys, args=args, client=pipe)
-                pipe.set(self._index_key(hold_id), f"{event_id} {user_id}", ex=index_ttl_s)
-                result, _ = await pipe.execute()
+            index = (self._index_key(hold_id), f"{event_id} {user_id}", index_ttl_s)
+            result = await self._pipelined(
+                self._hold, keys, args, lambda pipe: pipe.set(index[0], index[1], ex=index[2])
+            )
         status = _s(result[0])
         if status != "ok" and index_ttl_s is not None:
             await self.client.delete(self._index_key(hold_id))
@@ -497,10 +542,10 @@ class Inventory:
         csv = ",".join(str(int(i)) for i in seats)
         if not forget:
             return int(await self._finish(keys=keys, args=[str(hold_id), csv]))
-        async with self.client.pipeline(transaction=False) as pipe:
-            await self._finish(keys=keys, args=[str(hold_id), csv], client=pipe)
-            pipe.delete(self._index_key(hold_id))
-            seq, _ = await pipe.execute()
+        index = self._index_key(hold_id)
+        seq = await self._pipelined(
+            self._finish, keys, [str(hold_id), csv], lambda pipe: pipe.delete(index)
+        )
         return int(seq)
 
     async def set_seats(
@@ -641,12 +686,13 @@ class Inventory:
         # Global, not under the event's hash tag: it is written after the hold script.
         return self.keys.global_(f"hold-event:{hold_id}")
 
-    async def holders(self, event_id: uuid.UUID, seats: Sequence[int]) -> dict[int, uuid.UUID]:
-        """The hold holding each of ``seats`` (seats held by no hold are left out)."""
+    async def due_holders(self, event_id: uuid.UUID, seats: Sequence[int]) -> list[uuid.UUID]:
+        """The holds past their expiry that hold any of ``seats``, in one round trip."""
         if not seats:
-            return {}
-        values = await self.client.hmget(self.keys.event(event_id, "holder"), list(seats))
-        return {idx: uuid.UUID(_s(v)) for idx, v in zip(seats, values, strict=True) if v}
+            return []
+        keys = self._k(event_id, "holder", "expiry")
+        found = await self._due_holders(keys=keys, args=list(seats))
+        return sorted(uuid.UUID(_s(h)) for h in found)
 
     async def hold_ids(self, event_id: uuid.UUID) -> list[uuid.UUID]:
         """Every live hold of the event (the expiry index lists each one)."""

@@ -251,9 +251,8 @@ async def _choose(
 
 async def _expire_holders(hub: Hub, event_id: uuid.UUID, seats: Sequence[int]) -> bool:
     """Release the holds past their expiry that hold any of ``seats``; True if any was."""
-    holders = set((await hub.inventory.holders(event_id, seats)).values())
     freed = False
-    for hold_id in sorted(holders):
+    for hold_id in await hub.inventory.due_holders(event_id, seats):
         freed |= await _expire(hub, event_id, hold_id)
     return freed
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import msgpack
@@ -122,8 +123,6 @@ async def test_expire_only_when_due_and_extend_once(inventory: Inventory) -> Non
     assert await inventory.extend(event_id, hold_id, 30_000, 120_000) == "already"
     short = uuid.uuid4()
     await inventory.place_hold(event_id, short, user, HoldKind.SINGLE, [1], [1], 1, 10)
-    import asyncio
-
     await asyncio.sleep(0.01)
     assert short in await inventory.due_holds(event_id, await inventory.server_time_ms())
     assert isinstance(await inventory.release(event_id, short, mode="expire"), Released)
@@ -138,3 +137,34 @@ async def test_forced_reload_keeps_live_holds_and_moves_seq_forward(inventory: I
     assert await inventory.load(event_id, 4, [3], {}, force=True)
     seq, seats = await inventory.snapshot(event_id)  # type: ignore[misc]
     assert list(seats) == [0, 1, 0, 2] and seq >= seq_before
+
+
+async def test_pipelined_scripts_survive_a_redis_that_lost_its_scripts(
+    inventory: Inventory, hub: Hub
+) -> None:
+    event_id = await loaded(inventory, 4)
+    user, hold_id = uuid.uuid4(), uuid.uuid4()
+    await hub.store.client.script_flush()  # as after a Redis restart
+    placed = await inventory.place_hold(
+        event_id, hold_id, user, HoldKind.SINGLE, [1], [100], 60_000, 10, index_ttl_s=60
+    )
+    assert isinstance(placed, HoldPlaced) and placed.seats == (1,)
+    assert await inventory.hold_ref(hold_id) == (event_id, user)
+    await inventory.begin_confirm(event_id, hold_id, user)
+    await hub.store.client.script_flush()
+    await inventory.finish_confirm(event_id, hold_id, [1], forget=True)
+    assert await inventory.hold_ref(hold_id) is None
+    assert list((await inventory.snapshot(event_id))[1]) == [0, 2, 0, 0]  # type: ignore[index]
+
+
+async def test_due_holders_names_only_expired_holds(inventory: Inventory) -> None:
+    event_id = await loaded(inventory, 4)
+    short, long = uuid.uuid4(), uuid.uuid4()
+    await inventory.place_hold(
+        event_id, short, uuid.uuid4(), HoldKind.SINGLE, [0, 1], [1, 1], 1, None
+    )
+    await inventory.place_hold(
+        event_id, long, uuid.uuid4(), HoldKind.SINGLE, [2], [1], 60_000, None
+    )
+    await asyncio.sleep(0.01)
+    assert await inventory.due_holders(event_id, [0, 1, 2, 3]) == [short]
