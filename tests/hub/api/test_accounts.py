@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.conftest import Account, register
@@ -91,3 +93,21 @@ async def test_body_over_one_mebibyte_is_413(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
+
+
+async def test_expired_token_is_refused_even_after_it_was_verified(
+    client: httpx.AsyncClient, user: Account
+) -> None:
+    import time
+
+    import jwt
+
+    from tests.conftest import SECRET
+
+    now = int(time.time())
+    claims = {"sub": user.id, "role": "user", "iat": now, "exp": now + 1, "jti": user.id}
+    token = jwt.encode(claims, SECRET, "HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 200
+    await asyncio.sleep(1.1)
+    assert (await client.get("/api/v1/users/me", headers=headers)).status_code == 401
