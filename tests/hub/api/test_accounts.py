@@ -73,7 +73,9 @@ async def test_forged_and_garbage_tokens(client: httpx.AsyncClient, user: Accoun
     import jwt
 
     forged = jwt.encode(
-        {"sub": user.id, "role": "admin", "iat": 0, "exp": 2**31, "jti": user.id}, "wrong", "HS256"
+        {"sub": user.id, "role": "admin", "iat": 0, "exp": 2**31, "jti": user.id},
+        "a-wrong-key-that-is-long-enough-for-hs256!!",
+        "HS256",
     )
     for token in (forged, "garbage", user.token + "x"):
         response = await client.get(
