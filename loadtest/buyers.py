@@ -399,9 +399,14 @@ class ClientProcess:
             http = Http(session, url)
             if phase_name == "surge":
                 work = [self._buyer(http, b, phase) for b in self.buyers]
-            else:  # "throughput" (the hub) or "ceiling": back-to-back holds
-                target = event_id or self.plan.event_id
-                work = [self._ceiling_buyer(http, b, phase, target) for b in self.buyers]
+            elif phase_name == "throughput":  # the hub, back to back, named random seats
+                seats = await http.call("GET", f"/api/v1/events/{event_id}/seats")
+                ids = [str(seat["id"]) for seat in seats.body["seats"]]
+                work = [self._throughput_buyer(http, b, phase, event_id, ids) for b in self.buyers]
+            else:  # "ceiling": back-to-back holds against the bare endpoint
+                work = [
+                    self._ceiling_buyer(http, b, phase, self.plan.event_id) for b in self.buyers
+                ]
             await asyncio.gather(*work)
             phase.stop()
             if phase_name == "surge":
@@ -566,6 +571,22 @@ class ClientProcess:
             else:
                 quantity = rng.randint(2, 8)
             reply = await http.call("POST", path, buyer.token, {"quantity": quantity})
+            rec.request(CEILING_HOLD, reply, reply.status == 409)
+            if time.monotonic() >= phase.deadline:
+                phase.stop()
+
+    async def _throughput_buyer(
+        self, http: Http, buyer: Buyer, phase: Phase, event_id: str, seat_ids: list[str]
+    ) -> None:
+        """Back-to-back holds of one or two random named seats of a large hub event: the
+        hub's hold path doing the same job as the ceiling's random-seat holds (best
+        available would add a whole-map choice per hold, a different job)."""
+        rng, rec = self.rng, phase.rec
+        await phase.pause(phase.start_at + rng.random() * 0.5 - time.monotonic())
+        path = f"/api/v1/events/{event_id}/holds"
+        while not phase.stopped.is_set():
+            body = {"seat_ids": rng.sample(seat_ids, rng.randint(1, 2))}
+            reply = await http.call("POST", path, buyer.token, body)
             rec.request(CEILING_HOLD, reply, reply.status == 409)
             if time.monotonic() >= phase.deadline:
                 phase.stop()
