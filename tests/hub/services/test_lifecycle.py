@@ -360,3 +360,44 @@ async def test_leader_failover_keeps_expiry_going(
 
 async def _one(leaders: Any) -> bool:
     return len(await leaders()) == 1
+
+
+async def test_offer_reaches_the_offered_user_live_and_no_one_else(
+    client: httpx.AsyncClient,
+    short: WsServer,
+    admin: Account,
+    user: Account,
+    other_user: Account,
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=1)
+    booked = await book(client, user, event_id=event["id"], quantity=2)
+    assert booked.status_code == 201
+    await _join(client, other_user, event["id"], 2)
+    mine = await WatchClient.open(short.event_url(event["id"]))
+    anyone = await WatchClient.open(short.event_url(event["id"]))
+    try:
+        await mine.send({"t": "hello", "token": other_user.token})
+        await mine.next_seat_message()
+        await anyone.next_seat_message()
+        await asyncio.sleep(0.2)  # the hello is processed before the offer is made
+        cancel = await client.post(
+            f"{API}/bookings/{booked.json()['id']}/cancel", headers=user.headers
+        )
+        assert cancel.status_code == 200
+
+        async def offer_for(watcher: WatchClient) -> dict[str, Any]:
+            while True:
+                message = await watcher.recv()
+                if message.get("t") == "offer":
+                    return message
+
+        offer = await asyncio.wait_for(offer_for(mine), 3)
+        state = await _waitlist(client, other_user, event["id"])
+        assert offer["hold_id"] == state["offer"]["hold_id"]
+        assert {s["id"] for s in offer["seats"]} == {s["id"] for s in booked.json()["seats"]}
+        assert "user_id" not in offer
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(offer_for(anyone), 0.5)
+    finally:
+        await mine.close()
+        await anyone.close()
