@@ -19,13 +19,14 @@ async def test_stalled_clients_do_not_delay_others_and_are_dropped(ws: WsServer)
     await fast.next_seat_message()
     # Stalled clients: they never read (max_queue=1 stops reading from the socket, so the
     # kernel buffers fill up and the server's transport buffers grow) but keep asking for
-    # snapshots, megabytes of them.
+    # snapshots, tens of megabytes of them: loopback sockets can absorb ~10 MB in kernel
+    # buffers before the server's own buffer grows at all.
     slow = [
         await WatchClient.open(ws.event_url(event_id), subprotocol="json", max_queue=1)
         for _ in range(3)
     ]
     for client in slow:
-        for _ in range(100):
+        for _ in range(600):
             await client.send({"t": "resync"})
     dropped_before = metrics.total(metrics.WS_DROPPED, action="closed")
     channel = ws.hub.parts["channels"].events[event_id]
