@@ -28,6 +28,7 @@ async def test_exactly_one_leader_and_takeover(hub: Hub) -> None:
     a, b = _candidate(hub, prefix, runs_a), _candidate(hub, prefix, runs_b)
     task_a = asyncio.create_task(a.run())
     assert await eventually(lambda: a.is_leader)
+    assert await eventually(lambda: runs_a == ["started"], within=1)
     task_b = asyncio.create_task(b.run())
     await asyncio.sleep(0.8)  # more than a lease: b must still not lead while a renews
     assert a.is_leader and not b.is_leader
@@ -38,7 +39,7 @@ async def test_exactly_one_leader_and_takeover(hub: Hub) -> None:
     for task in a._tasks:
         task.cancel()
     assert await eventually(lambda: b.is_leader, within=0.6 + 0.5)
-    assert runs_b == ["started"]
+    assert await eventually(lambda: runs_b == ["started"], within=1)  # its loops start
 
     # Someone else takes the key: b notices at its next renewal and stops its loops.
     loops_b = list(b._tasks)
