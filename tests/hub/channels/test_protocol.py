@@ -8,8 +8,9 @@ import msgpack
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from hub.settings import Settings
 from loadtest.client import WatchClient
-from tests.hub.channels.conftest import WsServer, hold, loaded_event
+from tests.hub.channels.conftest import WsServer, hold, loaded_event, serve
 
 pytestmark = pytest.mark.parametrize("subprotocol", ["msgpack", "json"])
 
@@ -39,28 +40,32 @@ async def test_snapshot_then_deltas_keep_seq_continuous(ws: WsServer, subprotoco
 
 
 async def test_changes_inside_one_tick_arrive_as_the_last_state(
-    ws: WsServer, subprotocol: str
+    settings: Settings, subprotocol: str
 ) -> None:
-    event_id = await loaded_event(ws.hub)
-    client = await WatchClient.open(ws.event_url(event_id), subprotocol=subprotocol)
-    try:
-        await client.next_seat_message()
-        # the first change after a quiet tick goes out alone, at once (the leading edge);
-        # the changes right behind it wait for the end of that tick and go out together
-        _, lead = await hold(ws.hub, event_id, 9)
-        hold_id, _ = await hold(ws.hub, event_id, 7)
-        released = await ws.hub.inventory.release(event_id, hold_id, mode="force")
-        _, last = await hold(ws.hub, event_id, 7, 8)  # seat 7: held, free, held again
-        leading = await asyncio.wait_for(client.next_seat_message(), 5)
-        assert leading["t"] == "seats" and leading["seq"] == lead
-        assert [tuple(c) for c in leading["changes"]] == [(9, 1)]
-        message = await asyncio.wait_for(client.next_seat_message(), 5)
-        assert message["t"] == "seats"
-        assert message["from"] == lead and message["seq"] == last
-        assert last == lead + 4 and not isinstance(released, str)
-        assert sorted(map(tuple, message["changes"])) == [(7, 1), (8, 1)]
-    finally:
-        await client.close()
+    # A 1 s tick: the changes made right after the leading message all fall in the next
+    # tick however loaded the machine is (a 50 ms tick let them straddle a boundary).
+    slow_tick = settings.replace(ws_tick_ms=1000, ws_max_per_ip=10_000)
+    async with serve(slow_tick) as server:
+        event_id = await loaded_event(server.hub)
+        client = await WatchClient.open(server.event_url(event_id), subprotocol=subprotocol)
+        try:
+            await client.next_seat_message()
+            # the first change after a quiet tick goes out alone, at once (the leading edge)
+            _, lead = await hold(server.hub, event_id, 9)
+            leading = await asyncio.wait_for(client.next_seat_message(), 5)
+            assert leading["t"] == "seats" and leading["seq"] == lead
+            assert [tuple(c) for c in leading["changes"]] == [(9, 1)]
+            # the changes right behind it wait for the end of that tick and go out together
+            hold_id, _ = await hold(server.hub, event_id, 7)
+            released = await server.hub.inventory.release(event_id, hold_id, mode="force")
+            _, last = await hold(server.hub, event_id, 7, 8)  # seat 7: held, free, held again
+            message = await asyncio.wait_for(client.next_seat_message(), 5)
+            assert message["t"] == "seats"
+            assert message["from"] == lead and message["seq"] == last
+            assert last == lead + 4 and not isinstance(released, str)
+            assert sorted(map(tuple, message["changes"])) == [(7, 1), (8, 1)]
+        finally:
+            await client.close()
 
 
 async def test_a_gap_makes_the_client_resync_to_the_right_state(
