@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,8 +14,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import structlog
 
 from hub.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+
+CLOSE_GRACE_SECONDS = 10.0
 
 # Errors that mean "the database is not reachable", as opposed to "this statement is wrong".
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -69,7 +75,13 @@ class Database:
         return cls(pool)
 
     async def close(self) -> None:
-        await self.pool.close()
+        """Close the pool; connections still held after ``CLOSE_GRACE_SECONDS`` are
+        terminated (a shutdown must not wait forever on a request that will never end)."""
+        try:
+            await asyncio.wait_for(self.pool.close(), CLOSE_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("database_pool_terminated", held=self.pool.get_size())
+            self.pool.terminate()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:

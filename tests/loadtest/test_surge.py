@@ -49,7 +49,10 @@ def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Pa
     assert "<svg" in html.read_text()
     # Everything it started is gone: the hub and its workers, the ceiling, the clients.
     assert started, "expected the run to start processes"
-    assert not [p.pid for p in started if _alive(p)]
+    deadline = time.monotonic() + 15  # workers are reaped a moment after their parent
+    while [p for p in started if _alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [(p.pid, p.cmdline()) for p in started if _alive(p)]
 
 
 def _descendants_while_running(proc: subprocess.Popen[str], timeout: float) -> list[psutil.Process]:
