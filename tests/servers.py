@@ -23,6 +23,8 @@ LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @dataclass
 class TestServers:
+    __test__ = False  # a fixture value, not a test class
+
     admin_database_url: str  # a database to connect to for CREATE/DROP DATABASE
     redis_url: str
     embedded: object | None = None
