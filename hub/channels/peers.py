@@ -25,6 +25,7 @@ compares with its bound to mark a congested peer "behind".
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import uuid
@@ -49,7 +50,7 @@ class DirectProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][EXTENSION] = self
 
 
-class Peer:
+class Peer(abc.ABC):
     """What the broadcaster needs from a connection. Never awaits."""
 
     __slots__ = ("behind_since", "event_id", "ip", "proto", "reco", "user_id")
@@ -64,17 +65,17 @@ class Peer:
         self.behind_since: float | None = None
 
     @property
-    def open(self) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def open(self) -> bool: ...
 
-    def write(self, message: Encoded) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write(self, message: Encoded) -> None: ...
 
-    def buffered(self) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def buffered(self) -> int: ...
 
-    def close(self, code: int, reason: str = "") -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self, code: int, reason: str = "") -> None: ...
 
 
 class DirectPeer(Peer):
