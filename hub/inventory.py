@@ -456,8 +456,10 @@ class Inventory:
         first of the ``alternatives`` ``(seats, prices)`` whose seats all are. ``limit``
         caps the user's held plus owned seats.
 
-        With ``index_ttl_s`` the hold's index entry (see ``index_hold``) is written in the
-        same round trip, and removed again if the hold was refused."""
+        With ``index_ttl_s`` the hold's index entry is written in the same round trip (and
+        removed again if the hold was refused): ``GET /holds/{id}`` names no event, so the
+        entry maps the hold to its event and owner; it outlives the hold, so an expired hold
+        can be told apart from one that never was (see ``hold_ref``)."""
         keys = [*self._k(event_id, "seats", "seq", "meta", "holder")]
         keys += [self._hold_key(event_id, hold_id), *self._k(event_id, "expiry", "owned", "ch")]
         args: list[str | int] = [
@@ -656,19 +658,14 @@ class Inventory:
         return int(result[1])
 
     async def due_holds(
-        self, event_id: uuid.UUID, now_ms: int, limit: int = 500
-    ) -> list[uuid.UUID]:
-        members = await self.client.zrangebyscore(
-            self.keys.event(event_id, "expiry"), "-inf", now_ms, start=0, num=limit
-        )
-        return [uuid.UUID(_s(m)) for m in members]
-
-    async def index_hold(
-        self, hold_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, ttl_s: int
-    ) -> None:
-        """Remember a hold's event and owner (``GET /holds/{id}`` names no event). The entry
-        outlives the hold, so an expired hold can be told apart from one that never was."""
-        await self.client.set(self._index_key(hold_id), f"{event_id} {user_id}", ex=ttl_s)
+        self, event_ids: Sequence[uuid.UUID], now_ms: int, limit: int = 500
+    ) -> list[list[uuid.UUID]]:
+        """For each event, up to ``limit`` holds due by ``now_ms``: one round trip for all."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.zrangebyscore(self.keys.event(event_id, "expiry"), "-inf", now_ms, 0, limit)
+            found = await pipe.execute()
+        return [[uuid.UUID(_s(m)) for m in members] for members in found]
 
     async def hold_ref(self, hold_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID] | None:
         """``(event id, owner)`` of a hold placed within the index's lifetime, or None."""

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 
 from hub.db import Connection, Record
+from hub.db.lifecycle import HOLD_LOCK
 
 BOOKING_COLUMNS = (
     "b.id, b.reference, b.event_id, b.user_id, b.hold_id, b.status, b.subtotal_cents, "
@@ -218,7 +219,7 @@ async def lock_for_confirmation(
     key-share locks do not block one another. Returns why the event cannot take a booking
     ("cancelled", "started"), or None."""
     row = await con.fetchrow(
-        """WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0)))
+        f"""WITH locked AS (SELECT {HOLD_LOCK})
            SELECT e.status, e.starts_at <= now() AS started
              FROM events e, locked WHERE e.id = $2 FOR KEY SHARE OF e""",
         str(hold_id),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import cast
 
 import structlog
 
@@ -52,14 +51,11 @@ async def sweep_expired(hub: Hub, event_ids: list[uuid.UUID]) -> int:
     if not event_ids:
         return 0
     now_ms = await hub.inventory.server_time_ms()
-    async with hub.store.client.pipeline(transaction=False) as pipe:
-        for event_id in event_ids:
-            pipe.zrangebyscore(hub.store.keys.event(event_id, "expiry"), "-inf", now_ms, 0, 500)
-        due_lists = cast(list[list[bytes]], await pipe.execute())
+    due_lists = await hub.inventory.due_holds(event_ids, now_ms)
     released = 0
     for event_id, due in zip(event_ids, due_lists, strict=True):
-        for raw in due:
-            if await holds.expire_hold(hub, event_id, uuid.UUID(raw.decode())) is not None:
+        for hold_id in due:
+            if await holds.expire_hold(hub, event_id, hold_id) is not None:
                 released += 1
     return released
 

@@ -124,7 +124,8 @@ async def test_expire_only_when_due_and_extend_once(inventory: Inventory) -> Non
     short = uuid.uuid4()
     await inventory.place_hold(event_id, short, user, HoldKind.SINGLE, [1], [1], 1, 10)
     await asyncio.sleep(0.01)
-    assert short in await inventory.due_holds(event_id, await inventory.server_time_ms())
+    [due] = await inventory.due_holds([event_id], await inventory.server_time_ms())
+    assert short in due
     assert isinstance(await inventory.release(event_id, short, mode="expire"), Released)
 
 
