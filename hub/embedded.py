@@ -323,6 +323,9 @@ class EmbeddedServers:
     ) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL program as the PostgreSQL system user, in its own session."""
         user = _pg_user()
+        if user is not None:
+            # The programs live in the virtualenv, maybe inside a private (0700) checkout.
+            _open_parents(self._pg_bin / program)
         # A file, not a pipe: the postmaster pg_ctl leaves behind would hold a pipe open.
         with tempfile.TemporaryFile("w+") as out:
             result = subprocess.run(
@@ -354,12 +357,7 @@ class EmbeddedServers:
         if path.stat().st_uid != user.pw_uid:
             for item in [path, *path.rglob("*")]:
                 os.lchown(item, user.pw_uid, user.pw_gid)
-        # The server must traverse every parent folder; grant search (not read) where missing.
-        for parent in path.parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                parent.chmod(mode | 0o001)
-                log.info("embedded_postgres_parent_opened", path=str(parent))
+        _open_parents(path)
 
     # -- Redis -----------------------------------------------------------------------------
 
@@ -563,6 +561,16 @@ def _free_port() -> int:
             port: int = sock.getsockname()[1]
         if port not in _RESERVED_PORTS:
             return port
+
+
+def _open_parents(path: Path) -> None:
+    """As root: let the PostgreSQL system user traverse every parent folder of ``path``
+    (search permission for others, not read), where it is missing."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+            log.info("embedded_postgres_parent_opened", path=str(parent))
 
 
 def _runs_in(pid: int, folder: Path) -> bool:
