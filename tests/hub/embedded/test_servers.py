@@ -1,10 +1,10 @@
-"""The embedded PostgreSQL and Redis: data survives restarts and crashes, nothing is left behind."""
+"""Both embedded servers under one root: data survives restarts and crashes, a root is
+adopted rather than started twice, and nothing is left behind."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,30 +12,15 @@ import time
 from pathlib import Path
 
 import asyncpg
-import psutil
 import pytest
 import redis
 
 from hub.embedded import EmbeddedServerError, EmbeddedServers
+from tests.hub.embedded.processes import processes_under
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def processes_under(root: Path) -> list[psutil.Process]:
-    """Live postgres / redis-server processes working in, or naming, ``root``."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.pid == os.getpid() or proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            in_root = Path(proc.cwd()).is_relative_to(root) or str(root) in " ".join(proc.cmdline())
-            if in_root and ("postgres" in proc.name() or "redis" in proc.name()):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
+REPO = Path(__file__).resolve().parents[3]
 
 
 async def write_row(dsn: str, value: str) -> None:
