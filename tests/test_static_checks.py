@@ -1,4 +1,5 @@
-"""The code's own checks: ruff (lint) and mypy (types) over every package, as STYLE.md asks."""
+"""The code's own checks: ruff (lint), mypy (types) and import-linter (layers) over every
+package, as STYLE.md and DESIGN.md §2 ask. The import contracts live in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -21,4 +22,10 @@ def test_ruff_finds_nothing() -> None:
 
 def test_mypy_finds_nothing() -> None:
     result = _run(str(BIN / "mypy"), "hub", "engines", "loadtest")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts_are_kept() -> None:
+    # --no-cache: a graph cached from an earlier tree must never hide a new import.
+    result = _run(str(BIN / "lint-imports"), "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
