@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from hub import store as store_mod
 from hub.context import Hub
+from hub.db import tokens as tokens_db
 from hub.errors import Unauthorized
 
 log = structlog.get_logger(__name__)
@@ -150,16 +151,14 @@ async def is_revoked(hub: Hub, jti: uuid.UUID) -> bool:
         return bool(await hub.store.client.exists(hub.store.keys.global_(f"revoked:{jti}")))
     except store_mod.UNAVAILABLE:
         # Redis is down: PostgreSQL keeps every revocation too.
-        return bool(await hub.db.fetchval("SELECT 1 FROM revoked_tokens WHERE jti = $1", jti))
+        async with hub.db.connection() as con:
+            return await tokens_db.is_revoked(con, jti)
 
 
 async def revoke(hub: Hub, principal: Principal) -> None:
     """Revoke a token until it would have expired: in PostgreSQL (durable) and Redis (fast)."""
     expires = dt.datetime.fromtimestamp(principal.expires_at, dt.UTC)
-    await hub.db.execute(
-        "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        principal.jti,
-        expires,
-    )
+    async with hub.db.connection() as con:
+        await tokens_db.revoke(con, principal.jti, expires)
     ttl = max(1, principal.expires_at - int(time.time()))
     await hub.store.client.set(hub.store.keys.global_(f"revoked:{principal.jti}"), b"1", ex=ttl)
