@@ -56,6 +56,30 @@ class HoldStatus(enum.StrEnum):
     CONFIRMING = "confirming"
 
 
+class Refusal(enum.StrEnum):
+    """Why a script refused (its first reply element); callers compare against these."""
+
+    NOT_LOADED = "not_loaded"
+    TAKEN = "taken"
+    LIMIT = "limit"
+    EXISTS = "exists"
+    BAD_SEAT = "bad_seat"
+    MISSING = "missing"
+    CONFIRMING = "confirming"
+    NOT_DUE = "not_due"
+    EXPIRED = "expired"
+    ALREADY = "already"
+    MAX_LIFETIME = "max_lifetime"
+
+
+class ReleaseMode(enum.StrEnum):
+    """How ``Inventory.release`` may free a hold."""
+
+    RELEASE = "release"  # the owner's release: refused while the hold is being confirmed
+    EXPIRE = "expire"  # only a hold past its expiry, not one being confirmed
+    FORCE = "force"  # whatever its state: PostgreSQL decided
+
+
 _PRELUDE = """
 local function now_ms()
   local t = redis.call('TIME')

@@ -44,6 +44,9 @@ STUCK_BOOKINGS = Counter(
     "evently_stuck_bookings_total", "Confirming holds left behind and reconciled", ["outcome"]
 )
 EXPIRED_HOLDS = Counter("evently_expired_holds_total", "Holds released by expiry")
+REFUNDS = Counter(
+    "evently_refunds_total", "Refund attempts after cancellations, by outcome", ["outcome"]
+)
 
 WS_CONNECTIONS = Gauge(
     "evently_ws_connections", "Open WebSocket connections", ["channel"], multiprocess_mode="livesum"

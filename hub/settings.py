@@ -64,7 +64,6 @@ class Settings:
     # Set by ``evently serve`` for several workers: where prometheus-client keeps per-process files.
     metrics_dir: str | None = None
     # Lets the race test's control run switch off the PostgreSQL guard; never set in production.
-    unsafe_disable_db_guard: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -119,7 +118,6 @@ class Settings:
             max_inflight_requests=r.get("MAX_INFLIGHT_REQUESTS", _positive_int, 64),
             leader_lease_seconds=r.get("LEADER_LEASE_SECONDS", _positive_float, 5.0),
             metrics_dir=r.get("METRICS_DIR", str, None),
-            unsafe_disable_db_guard=r.get("UNSAFE_DISABLE_DB_GUARD", _on_off, False),
         )
         if (settings.database_url is None) != (settings.redis_url is None):
             raise SettingsError(

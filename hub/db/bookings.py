@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from engines.discounts import PriceBreakdown
 from hub.db import Connection, Record
 from hub.db.lifecycle import HOLD_LOCK
 
 BOOKING_COLUMNS = (
     "b.id, b.reference, b.event_id, b.user_id, b.hold_id, b.status, b.subtotal_cents, "
     "b.discount_cents, b.discount_bp, b.discount_code, b.total_cents, b.group_name, "
-    "b.refund_cents, b.created_at, b.cancelled_at"
+    "b.refund_cents, b.refund_status, b.refund_paid_at, b.created_at, b.cancelled_at"
 )
 ACTIVE_TICKET_GUARD = "tickets_one_active_per_seat"
 
@@ -154,16 +156,78 @@ async def seats_of(con: Connection, booking_ids: Sequence[uuid.UUID]) -> list[Re
 
 
 async def cancel(con: Connection, booking_id: uuid.UUID, refund_cents: int) -> Record:
-    """Mark the booking cancelled and its tickets inactive; run in a transaction."""
+    """Mark the booking cancelled, its tickets inactive and its refund due (paid at once
+    when there is nothing to pay back); run in a transaction."""
     await con.execute("UPDATE tickets SET active = false WHERE booking_id = $1", booking_id)
     row = await con.fetchrow(
-        f"""UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), refund_cents = $2
+        f"""UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), refund_cents = $2,
+                   refund_status = CASE WHEN $2 > 0 THEN 'due' ELSE 'paid' END,
+                   refund_paid_at = CASE WHEN $2 > 0 THEN NULL ELSE now() END,
+                   refund_next_at = now()
              WHERE b.id = $1 RETURNING {BOOKING_COLUMNS}""",
         booking_id,
         refund_cents,
     )
     assert row is not None
     return row
+
+
+async def refunds_pending(con: Connection, limit: int) -> list[Record]:
+    """Refunds due (or failed and due for another try), oldest first, with their charge."""
+    return list(
+        await con.fetch(
+            """SELECT b.id, b.user_id, b.reference, b.refund_cents, b.refund_attempts,
+                      p.provider, p.provider_ref
+                 FROM bookings b
+                 JOIN LATERAL (SELECT provider, provider_ref FROM payments
+                                WHERE booking_id = b.id AND kind = 'charge'
+                                ORDER BY created_at LIMIT 1) p ON true
+                WHERE b.refund_status IN ('due', 'failed') AND b.refund_next_at <= now()
+                ORDER BY b.refund_next_at LIMIT $1""",
+            limit,
+        )
+    )
+
+
+async def record_refund(
+    con: Connection, booking_id: uuid.UUID, provider: str, provider_ref: str
+) -> bool:
+    """The refund was paid: record the payment once; False if it was recorded already."""
+    row = await con.fetchrow(
+        """UPDATE bookings SET refund_status = 'paid', refund_paid_at = now()
+            WHERE id = $1 AND refund_status IN ('due', 'failed')
+        RETURNING user_id, refund_cents""",
+        booking_id,
+    )
+    if row is None:
+        return False
+    await insert_payment(
+        con,
+        booking_id=booking_id,
+        user_id=row["user_id"],
+        kind="refund",
+        amount_cents=row["refund_cents"],
+        provider=provider,
+        provider_ref=provider_ref,
+    )
+    return True
+
+
+async def refund_failed(
+    con: Connection, booking_id: uuid.UUID, retry_in_seconds: float, failed_after: int
+) -> None:
+    """Count a failed refund attempt and schedule the next; after ``failed_after`` attempts
+    the booking shows the refund as failed (it is still retried)."""
+    await con.execute(
+        """UPDATE bookings SET refund_attempts = refund_attempts + 1,
+                  refund_next_at = now() + make_interval(secs => $2),
+                  refund_status = CASE WHEN refund_attempts + 1 >= $3 THEN 'failed'
+                                       ELSE refund_status END
+            WHERE id = $1 AND refund_status IN ('due', 'failed')""",
+        booking_id,
+        retry_in_seconds,
+        failed_after,
+    )
 
 
 async def discount_code(con: Connection, code: str) -> Record | None:
@@ -189,11 +253,6 @@ async def use_discount_code(
         event_id,
         now,
     )
-
-
-async def drop_active_ticket_guard(con: Connection) -> None:
-    """Test-only (the race test's control run): remove the last guard against double sales."""
-    await con.execute(f"DROP INDEX IF EXISTS {ACTIVE_TICKET_GUARD}")
 
 
 async def confirmed_of_event(
@@ -230,25 +289,25 @@ async def lock_for_confirmation(
     return "started" if row["started"] else None
 
 
-async def write_confirmation(
-    con: Connection,
-    *,
-    reference: str,
-    event_id: uuid.UUID,
-    user_id: uuid.UUID,
-    hold_id: uuid.UUID,
-    subtotal_cents: int,
-    discount_cents: int,
-    discount_bp: int,
-    discount_code: str | None,
-    total_cents: int,
-    group_name: str | None,
-    seat_ids: Sequence[uuid.UUID],
-    prices: Sequence[int],
-    provider: str,
-    provider_ref: str,
-    notification_kind: str,
-) -> Record:
+@dataclass(frozen=True, slots=True)
+class NewBooking:
+    """What one confirmation writes."""
+
+    reference: str
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    hold_id: uuid.UUID
+    price: PriceBreakdown
+    discount_code: str | None
+    group_name: str | None
+    seat_ids: Sequence[uuid.UUID]
+    prices: Sequence[int]
+    provider: str
+    provider_ref: str
+    notification_kind: str
+
+
+async def write_confirmation(con: Connection, new: NewBooking) -> Record:
     """The booking, its tickets, its charge, the hold's outcome and the notification, in
     one statement (one round trip). The partial unique index on active tickets refuses a
     seat sold already, failing the whole statement."""
@@ -278,21 +337,21 @@ async def write_confirmation(
                  FROM b
            )
            SELECT * FROM b""",
-        reference,
-        event_id,
-        user_id,
-        hold_id,
-        subtotal_cents,
-        discount_cents,
-        discount_bp,
-        discount_code,
-        total_cents,
-        group_name,
-        list(seat_ids),
-        list(prices),
-        provider,
-        provider_ref,
-        notification_kind,
+        new.reference,
+        new.event_id,
+        new.user_id,
+        new.hold_id,
+        new.price.subtotal_cents,
+        new.price.discount_cents,
+        new.price.rate_bp,
+        new.discount_code,
+        new.price.total_cents,
+        new.group_name,
+        list(new.seat_ids),
+        list(new.prices),
+        new.provider,
+        new.provider_ref,
+        new.notification_kind,
     )
     assert row is not None
     return row

@@ -3,7 +3,9 @@ line shown to a user counts only the live entries ahead of them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 from hub.db import Connection, Record, UniqueViolation
 
@@ -69,15 +71,84 @@ async def place_in_line(con: Connection, event_id: uuid.UUID, position: int) -> 
     return int(ahead) + 1
 
 
-async def next_waiting(con: Connection, event_id: uuid.UUID, max_quantity: int) -> Record | None:
-    """The first waiting entry whose quantity fits, locked; others skip it."""
-    return await con.fetchrow(
-        f"""SELECT {_COLUMNS} FROM waitlist
-             WHERE event_id = $1 AND status = 'waiting' AND quantity <= $2
-             ORDER BY position LIMIT 1 FOR UPDATE SKIP LOCKED""",
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A waitlist entry claimed for an offer."""
+
+    id: int
+    user_id: uuid.UUID
+    quantity: int
+
+
+async def claim_next(con: Connection, event_id: uuid.UUID, max_quantity: int) -> Entry | None:
+    """Claim the first waiting entry whose quantity fits, in one statement: it becomes
+    ``offered`` with no hold yet. Entries locked by another claimer are skipped, so two
+    processes never claim the same one."""
+    row = await con.fetchrow(
+        """UPDATE waitlist SET status = 'offered', hold_id = NULL, offer_expires_at = NULL,
+                  updated_at = now()
+            WHERE id = (SELECT id FROM waitlist
+                         WHERE event_id = $1 AND status = 'waiting' AND quantity <= $2
+                         ORDER BY position LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING id, user_id, quantity""",
         event_id,
         max_quantity,
     )
+    return Entry(row["id"], row["user_id"], row["quantity"]) if row is not None else None
+
+
+async def unclaim(con: Connection, entry_id: int) -> None:
+    """A claim whose hold could not be placed waits again (unless the user left)."""
+    await con.execute(
+        "UPDATE waitlist SET status = 'waiting', updated_at = now() "
+        "WHERE id = $1 AND status = 'offered' AND hold_id IS NULL",
+        entry_id,
+    )
+
+
+async def complete_offer(
+    con: Connection, entry_id: int, hold_id: uuid.UUID, expires_at: dt.datetime
+) -> bool:
+    """Attach the offer's hold to its claim; False if the entry left the line meanwhile."""
+    done = await con.fetchval(
+        "UPDATE waitlist SET hold_id = $2, offer_expires_at = $3, updated_at = now() "
+        "WHERE id = $1 AND status = 'offered' AND hold_id IS NULL RETURNING id",
+        entry_id,
+        hold_id,
+        expires_at,
+    )
+    return done is not None
+
+
+async def lapse_offer(con: Connection, hold_id: uuid.UUID) -> bool:
+    """The offer held by ``hold_id`` was not taken; True if an entry lapsed."""
+    done = await con.fetchval(
+        "UPDATE waitlist SET status = 'lapsed', updated_at = now() "
+        "WHERE hold_id = $1 AND status = 'offered' RETURNING id",
+        hold_id,
+    )
+    return done is not None
+
+
+async def reopen_stalled(con: Connection, older_than_seconds: int) -> int:
+    """Claims left without a hold for longer than ``older_than_seconds`` wait again."""
+    rows = await con.fetch(
+        "UPDATE waitlist SET status = 'waiting', updated_at = now() "
+        "WHERE status = 'offered' AND hold_id IS NULL "
+        "AND updated_at < now() - make_interval(secs => $1) RETURNING id",
+        float(older_than_seconds),
+    )
+    return len(rows)
+
+
+async def events_with_waiting(con: Connection, event_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Which of these events have someone waiting."""
+    rows = await con.fetch(
+        "SELECT DISTINCT event_id FROM waitlist "
+        "WHERE event_id = ANY($1::uuid[]) AND status = 'waiting'",
+        event_ids,
+    )
+    return [row["event_id"] for row in rows]
 
 
 async def has_waiting(con: Connection, event_id: uuid.UUID) -> bool:
@@ -104,13 +175,6 @@ async def set_status(
         status,
         hold_id,
         offer_expires_at,
-    )
-
-
-async def by_hold(con: Connection, hold_id: uuid.UUID) -> Record | None:
-    return await con.fetchrow(
-        f"SELECT {_COLUMNS} FROM waitlist WHERE hold_id = $1 AND status = 'offered' FOR UPDATE",
-        hold_id,
     )
 
 

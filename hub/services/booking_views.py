@@ -30,6 +30,19 @@ def booking_view(row: Record, seats: Sequence[dict[str, Any]]) -> dict[str, Any]
         "total": cents_to_decimal(row["total_cents"]),
         "group_name": row["group_name"],
         "created_at": jsonenc.isoformat(row["created_at"]),
+        "refund": _refund(row),
+    }
+
+
+def _refund(row: Record) -> dict[str, Any] | None:
+    """``{amount, status: due|paid|failed, paid_at}`` once the booking owes a refund."""
+    if row["refund_cents"] is None:
+        return None
+    paid_at = row["refund_paid_at"]
+    return {
+        "amount": cents_to_decimal(row["refund_cents"]),
+        "status": row["refund_status"],
+        "paid_at": jsonenc.isoformat(paid_at) if paid_at is not None else None,
     }
 
 

@@ -35,10 +35,19 @@ from hub.errors import (
     SeatUnavailable,
     ValidationError,
 )
-from hub.inventory import ConfirmStarted, HoldKind, SeatCode
+from hub.inventory import ConfirmStarted, HoldKind, Refusal, ReleaseMode, SeatCode
 from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
 from hub.payments import PaymentDeclined, provider_of
-from hub.services import booking_views, events, holds, idempotency, live_seats, notifications
+from hub.services import (
+    booking_views,
+    events,
+    holds,
+    idempotency,
+    live_seats,
+    notifications,
+    placing,
+    releases,
+)
 from hub.services.idempotency import Claim, Replay
 from hub.services.live_seats import Layout
 
@@ -127,7 +136,7 @@ async def confirm_hold(
     if ref is None or ref[1] != user_id:
         raise NotFound(f"No such hold: {hold_id}")
     event = await events.load_event(hub, ref[0])
-    holds.check_bookable(event)
+    placing.check_bookable(event)
     layout = await live_seats.layout_of(hub, event.venue_id)
     return await confirm(hub, user_id, event, layout, hold_id, discount_code, claim)
 
@@ -137,10 +146,6 @@ async def book_now(
 ) -> dict[str, Any]:
     """Hold and confirm in one call; the hold is released again when confirming fails."""
     assert request.event_id is not None
-    if hub.settings.unsafe_disable_db_guard and request.seat_ids is not None:
-        from hub.services import unguarded  # test-only path, see that module
-
-        return await unguarded.book_unguarded(hub, user_id, request.event_id, request.seat_ids)
     if request.discount_code is not None:
         event = await events.load_event(hub, request.event_id)
         await _code_rate_bp(hub, request.discount_code, event)
@@ -157,14 +162,27 @@ async def book_now(
             hub, user_id, placed.event, placed.layout, placed.hold_id, request.discount_code, claim
         )
     except BaseException:
-        await asyncio.shield(_drop_hold(hub, placed.event.id, placed.hold_id, user_id))
+        # The seats go back on sale (and down the waitlist) unless PostgreSQL sold them.
+        await asyncio.shield(
+            releases.release_hold(hub, placed.event.id, placed.hold_id, user_id=user_id)
+        )
         raise
 
 
-async def _drop_hold(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID, user: uuid.UUID) -> None:
-    released = await hub.inventory.release(event_id, hold_id, user_id=user)
-    if not isinstance(released, str):
-        await holds.log_outcome(hub, hold_id, event_id, user, len(released.seats), "released")
+@dataclass(frozen=True, slots=True)
+class _Confirmation:
+    """One confirmation under way: what its transaction writes and its undo restores."""
+
+    user_id: uuid.UUID
+    event: events.Event
+    layout: Layout
+    hold_id: uuid.UUID
+    begun: ConfirmStarted
+    price: PriceBreakdown
+    discount_code: str | None
+    reference: str
+    claim: Claim | None
+    group_name: str | None
 
 
 async def confirm(
@@ -183,10 +201,10 @@ async def confirm(
     started = time.perf_counter()
     code_bp = await _code_rate_bp(hub, discount_code, event) if discount_code else 0
     begun = await hub.inventory.begin_confirm(event.id, hold_id, user_id)
-    if begun == "expired":
+    if begun == Refusal.EXPIRED:
         await holds.find_hold(hub, user_id, hold_id)  # releases it and raises HoldExpired
         raise HoldExpired("The hold has expired; hold the seats again")
-    if begun == "confirming":
+    if begun == Refusal.CONFIRMING:
         raise Conflict("This hold is being confirmed already")
     if not isinstance(begun, ConfirmStarted):  # swept away at its expiry just now
         raise HoldExpired("The hold has expired; hold the seats again")
@@ -196,34 +214,29 @@ async def confirm(
         code_bp=code_bp,
         cap_bp=hub.settings.max_discount_percent * 100,
     )
-    reference = new_reference()
+    job = _Confirmation(
+        user_id,
+        event,
+        layout,
+        hold_id,
+        begun,
+        price,
+        discount_code,
+        new_reference(),
+        claim,
+        group_name,
+    )
     provider = provider_of(hub)
     charge_ref: str | None = None
     try:
         try:
-            charge_ref = await provider.charge(price.total_cents, user_id, reference)
+            charge_ref = await provider.charge(price.total_cents, user_id, job.reference)
         except PaymentDeclined as exc:
             BOOKINGS.labels(outcome="payment_failed").inc()
             raise PaymentFailed("The payment was declined; your seats are still held") from exc
-        view = await _write(
-            hub,
-            user_id,
-            event,
-            layout,
-            hold_id,
-            begun,
-            price,
-            discount_code,
-            reference,
-            provider.name,
-            charge_ref,
-            claim,
-            group_name,
-        )
+        view = await _write(hub, job, provider.name, charge_ref)
     except BaseException as exc:
-        await asyncio.shield(
-            _undo(hub, user_id, event, hold_id, begun, price, reference, charge_ref, exc)
-        )
+        await asyncio.shield(_undo(hub, job, charge_ref, exc))
         raise
     await _finish(hub, event.id, hold_id, begun.seats)
     BOOKINGS.labels(outcome="confirmed").inc()
@@ -239,62 +252,52 @@ async def confirm(
     return view
 
 
-async def _write(
-    hub: Hub,
-    user_id: uuid.UUID,
-    event: events.Event,
-    layout: Layout,
-    hold_id: uuid.UUID,
-    begun: ConfirmStarted,
-    price: PriceBreakdown,
-    discount_code: str | None,
-    reference: str,
-    provider: str,
-    charge_ref: str,
-    claim: Claim | None,
-    group_name: str | None,
-) -> dict[str, Any]:
+async def _write(hub: Hub, job: _Confirmation, provider: str, charge_ref: str) -> dict[str, Any]:
     """The one transaction of a confirmation; returns the booking view it recorded."""
-    seat_ids = [layout.seats[i].id for i in begun.seats]
+    seat_ids = [job.layout.seats[i].id for i in job.begun.seats]
+    reference = job.reference
     for _ in range(3):
         try:
             async with hub.db.transaction() as con:
-                refusal = await bookings_db.lock_for_confirmation(con, hold_id, event.id)
+                refusal = await bookings_db.lock_for_confirmation(con, job.hold_id, job.event.id)
                 if refusal is not None:
                     raise Conflict(f"The event has {refusal}")
-                code = await _use_code(con, discount_code, event) if discount_code else None
+                code = (
+                    await _use_code(con, job.discount_code, job.event)
+                    if job.discount_code
+                    else None
+                )
                 row = await bookings_db.write_confirmation(
                     con,
-                    reference=reference,
-                    event_id=event.id,
-                    user_id=user_id,
-                    hold_id=hold_id,
-                    subtotal_cents=price.subtotal_cents,
-                    discount_cents=price.discount_cents,
-                    discount_bp=price.rate_bp,
-                    discount_code=code,
-                    total_cents=price.total_cents,
-                    group_name=group_name,
-                    seat_ids=seat_ids,
-                    prices=begun.prices,
-                    provider=provider,
-                    provider_ref=charge_ref,
-                    notification_kind=notifications.Kind.BOOKING_CONFIRMED.value,
+                    bookings_db.NewBooking(
+                        reference=reference,
+                        event_id=job.event.id,
+                        user_id=job.user_id,
+                        hold_id=job.hold_id,
+                        price=job.price,
+                        discount_code=code,
+                        group_name=job.group_name,
+                        seat_ids=seat_ids,
+                        prices=job.begun.prices,
+                        provider=provider,
+                        provider_ref=charge_ref,
+                        notification_kind=notifications.Kind.BOOKING_CONFIRMED.value,
+                    ),
                 )
-                if begun.kind is HoldKind.OFFER:
-                    await waitlist_db.mark_booked(con, hold_id)
+                if job.begun.kind is HoldKind.OFFER:
+                    await waitlist_db.mark_booked(con, job.hold_id)
                 view = booking_views.booking_view(
-                    row, holds.seat_lines(layout, begun.seats, begun.prices)
+                    row, placing.seat_lines(job.layout, job.begun.seats, job.begun.prices)
                 )
-                if claim is not None:
-                    await claim.record(con, 201, view)
+                if job.claim is not None:
+                    await job.claim.record(con, 201, view)
                 return view
         except UniqueViolation as exc:
             if exc.constraint_name == "bookings_reference_key":
                 reference = new_reference()
                 continue
             if exc.constraint_name == bookings_db.ACTIVE_TICKET_GUARD:
-                raise await _guard_fired(hub, event, layout, seat_ids) from exc
+                raise await _guard_fired(hub, job.event, job.layout, seat_ids) from exc
             if exc.constraint_name == "bookings_hold_key":
                 raise Conflict("This hold was booked already") from exc
             raise
@@ -315,36 +318,23 @@ async def _guard_fired(
     )
 
 
-async def _undo(
-    hub: Hub,
-    user_id: uuid.UUID,
-    event: events.Event,
-    hold_id: uuid.UUID,
-    begun: ConfirmStarted,
-    price: PriceBreakdown,
-    reference: str,
-    charge_ref: str | None,
-    exc: BaseException,
-) -> None:
+async def _undo(hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseException) -> None:
     """Nothing was committed: refund any charge, put the hold back (or correct Redis)."""
     try:
         if charge_ref is not None:
-            await provider_of(hub).refund(price.total_cents, user_id, reference, charge_ref)
+            await provider_of(hub).refund(
+                job.price.total_cents, job.user_id, job.reference, charge_ref
+            )
         if isinstance(exc, SeatUnavailable):
             # Redis was wrong about these seats: PostgreSQL sold them. Mark them sold first
-            # (so they are never shown free), then drop the rest of the hold.
-            layout = await live_seats.layout_of(hub, event.venue_id)
-            sold = [layout.idx_of[uuid.UUID(str(s))] for s in exc.extra.get("seats", [])]
-            await hub.inventory.set_seats(event.id, sold, SeatCode.SOLD)
-            released = await hub.inventory.release(event.id, hold_id, mode="force")
-            if not isinstance(released, str):
-                await holds.log_outcome(
-                    hub, hold_id, event.id, user_id, len(released.seats), "released"
-                )
+            # (so they are never shown free), then free the rest of the hold.
+            sold = [job.layout.idx_of[uuid.UUID(str(s))] for s in exc.extra.get("seats", [])]
+            await hub.inventory.set_seats(job.event.id, sold, SeatCode.SOLD)
+            await releases.release_hold(hub, job.event.id, job.hold_id, mode=ReleaseMode.FORCE)
         else:
-            await hub.inventory.abort_confirm(event.id, hold_id)
+            await hub.inventory.abort_confirm(job.event.id, job.hold_id)
     except Exception as cleanup:  # the leader reconciles a stuck confirming hold
-        log.error("booking_undo_failed", hold_id=str(hold_id), error=repr(cleanup))
+        log.error("booking_undo_failed", hold_id=str(job.hold_id), error=repr(cleanup))
     if not isinstance(exc, PaymentFailed | SeatUnavailable):
         BOOKINGS.labels(outcome="failed").inc()
 

@@ -1,9 +1,10 @@
 """Cancelling a booking: by its owner or an admin, before the event starts.
 
-One transaction makes the tickets inactive, records the refund and the notification and
-marks the booking cancelled; only after the commit do the seats turn free in Redis (and
-the change is published). The order means a seat is never free in Redis while PostgreSQL
-still sells it.
+One transaction makes the tickets inactive, records the refund as due and the
+notification, and marks the booking cancelled; only after the commit do the seats turn
+free in Redis (through ``releases``, which also offers them down the waitlist) and is the
+refund paid (by the leader, ``refunds``). The order means a seat is never free in Redis
+while PostgreSQL still sells it, and no payment call ever runs inside the transaction.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from hub.db import bookings as bookings_db
 from hub.db import events as events_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import Conflict, NotFound
-from hub.inventory import Released, SeatCode
 from hub.metrics import BOOKINGS
-from hub.payments import provider_of
-from hub.services import booking_views, events, holds, live_seats, notifications, waitlist
+from hub.services import booking_views, events, live_seats, notifications, releases
 
 log = structlog.get_logger(__name__)
 
@@ -50,32 +49,25 @@ async def cancel_booking(
         assert event is not None
         if event["starts_at"] <= dt.datetime.now(dt.UTC):
             raise Conflict("The event has started; bookings can no longer be cancelled")
-        cancelled, seats = await _cancel_and_refund(hub, con, row)
-    await _free_seats(hub, cancelled, [s["idx"] for s in seats])
+        cancelled, seats = await _cancel_and_refund(con, row)
+    counted = cancelled["group_name"] is None  # group tickets never counted against the cap
+    await releases.free_sold_seats(
+        hub,
+        cancelled["event_id"],
+        [s["idx"] for s in seats],
+        owner=cancelled["user_id"] if counted else None,
+    )
     BOOKINGS.labels(outcome="cancelled").inc()
     log.info("booking_cancelled", booking_id=str(booking_id), by_admin=row["user_id"] != user_id)
     return booking_views.booking_view(cancelled, [booking_views.seat_line(s) for s in seats])
 
 
-async def _cancel_and_refund(hub: Hub, con: Connection, row: Any) -> tuple[Any, list[Any]]:
-    """In the caller's transaction: refund the booking in full, make its tickets inactive,
-    mark it cancelled and queue the notification. Returns the booking and its seats."""
+async def _cancel_and_refund(con: Connection, row: Any) -> tuple[Any, list[Any]]:
+    """In the caller's transaction: make the tickets inactive, mark the booking cancelled
+    with its full refund due (paid after commit by ``refunds``) and queue the notification.
+    Returns the booking and its seats."""
     booking_id = row["id"]
-    charge = await bookings_db.charge_of(con, booking_id)
     refund = row["total_cents"]
-    if charge is not None:
-        refund_ref = await provider_of(hub).refund(
-            refund, row["user_id"], row["reference"], charge["provider_ref"]
-        )
-        await bookings_db.insert_payment(
-            con,
-            booking_id=booking_id,
-            user_id=row["user_id"],
-            kind="refund",
-            amount_cents=refund,
-            provider=charge["provider"],
-            provider_ref=refund_ref,
-        )
     cancelled = await bookings_db.cancel(con, booking_id, refund)
     await notifications.notify(
         con,
@@ -109,7 +101,7 @@ async def cancel_event(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
         await events_db.update(con, event_id, {"status": "cancelled"})
         bookings = await bookings_db.confirmed_of_event(con, event_id, for_update=True)
         for row in bookings:
-            await _cancel_and_refund(hub, con, row)
+            await _cancel_and_refund(con, row)
         waiting = await waitlist_db.close_event(con, event_id)
         told = {row["user_id"] for row in bookings} | set(waiting)
         holders = await _live_holders(hub, event_id)
@@ -120,7 +112,7 @@ async def cancel_event(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
             [(user, {"event_id": str(event_id), "event": event["name"]}) for user in sorted(told)],
         )
     events.forget_event(hub, event_id)
-    released = await _release_all_holds(hub, event_id)
+    released = await releases.release_all_holds(hub, event_id)
     await live_seats.load(hub, event_id, await _capacity(hub, event_id), force=True)
     BOOKINGS.labels(outcome="cancelled").inc(len(bookings))
     log.warning(
@@ -142,38 +134,6 @@ async def _live_holders(hub: Hub, event_id: uuid.UUID) -> set[uuid.UUID]:
     return users
 
 
-async def _release_all_holds(hub: Hub, event_id: uuid.UUID) -> int:
-    released = 0
-    for hold_id in await hub.inventory.hold_ids(event_id):
-        outcome = await hub.inventory.release(event_id, hold_id, mode="force")
-        if isinstance(outcome, Released):
-            released += 1
-            await hub.inventory.forget_hold(hold_id)
-            await holds.log_outcome(
-                hub, hold_id, event_id, outcome.user_id, len(outcome.seats), "cancelled"
-            )
-    return released
-
-
 async def _capacity(hub: Hub, event_id: uuid.UUID) -> int:
     event = await events.load_event(hub, event_id)
     return event.capacity
-
-
-async def _free_seats(hub: Hub, booking: Any, idxs: list[int]) -> None:
-    # Not loaded: the next load reads PostgreSQL, where the tickets are inactive already.
-    if not await hub.inventory.is_loaded(booking["event_id"]):
-        return
-    counted = booking["group_name"] is None  # group tickets never counted against the cap
-    try:
-        await hub.inventory.set_seats(
-            booking["event_id"],
-            idxs,
-            SeatCode.FREE,
-            user_id=booking["user_id"] if counted else None,
-            count_delta=-len(idxs) if counted else 0,
-        )
-    except Exception as exc:  # they stay sold in Redis (safe) until a rebuild
-        log.error("cancel_free_failed", booking_id=str(booking["id"]), error=repr(exc))
-        return
-    await waitlist.seats_freed(hub, booking["event_id"], seats=tuple(idxs))

@@ -2,11 +2,13 @@
 
 Expiry never relies on keyspace notifications: every live event's ``expiry`` sorted set is
 read each tick (one pipelined round trip for all of them), and due holds are released
-through ``holds.expire_hold`` — the script's "expire" mode refuses holds that are being
-confirmed or are no longer due — which also hands the freed seats to the waitlist. A hold
-left "confirming" longer than ``STUCK_AFTER_MS`` belonged to a process that died
-mid-booking: PostgreSQL decides its fate (tickets there → sold; none → released), under
-the advisory lock the confirmation itself holds while it writes.
+through ``releases`` — the script's "expire" mode refuses holds that are being confirmed
+or are no longer due — which also hands the freed seats to the waitlist. A hold left
+"confirming" longer than ``STUCK_AFTER_MS`` belonged to a process that died mid-booking:
+PostgreSQL decides its fate (tickets there → sold; none → released), under the advisory
+lock the confirmation itself holds while it writes. Every few seconds the leader also
+offers free seats of events with someone waiting (seats freed on the way to a hold, or by
+a process that died before its offer round) and reopens offer claims a crash left behind.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import structlog
 from hub import metrics
 from hub.context import Hub
 from hub.db import lifecycle
-from hub.inventory import HoldStatus, Released
-from hub.services import holds, waitlist
+from hub.db import waitlist as waitlist_db
+from hub.inventory import HoldStatus, Released, ReleaseMode
+from hub.services import releases
 
 log = structlog.get_logger(__name__)
 
@@ -55,8 +58,8 @@ async def sweep_expired(hub: Hub, event_ids: list[uuid.UUID]) -> int:
     released = 0
     for event_id, due in zip(event_ids, due_lists, strict=True):
         for hold_id in due:
-            if await holds.expire_hold(hub, event_id, hold_id) is not None:
-                released += 1
+            outcome = await releases.release_hold(hub, event_id, hold_id, mode=ReleaseMode.EXPIRE)
+            released += isinstance(outcome, Released)
     return released
 
 
@@ -80,27 +83,23 @@ async def reconcile_stuck(
 
 async def settle(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> str:
     """Decide a confirming hold by PostgreSQL's record: "sold" or "released"."""
-    released: Released | str | None = None
-    async with hub.db.transaction() as con:
-        await lifecycle.lock_hold(con, hold_id)
-        seats = await lifecycle.booked_seat_indexes(con, hold_id)
-        if seats is not None:
-            await hub.inventory.finish_confirm(event_id, hold_id, seats)
-            outcome = "sold"
-        else:
-            released = await hub.inventory.release(event_id, hold_id, mode="force")
-            outcome = "released"
-    await hub.inventory.forget_hold(hold_id)
+    outcome = "sold" if await releases.settle_confirming(hub, event_id, hold_id) else "released"
     metrics.STUCK_BOOKINGS.labels(outcome).inc()
     log.warning(
         "stuck_booking_settled", event_id=str(event_id), hold_id=str(hold_id), outcome=outcome
     )
-    if isinstance(released, Released):
-        await holds.log_outcome(
-            hub, hold_id, event_id, released.user_id, len(released.seats), "released"
-        )
-        await waitlist.seats_freed(hub, event_id, released)
     return outcome
+
+
+async def offer_waiting(hub: Hub, event_ids: list[uuid.UUID]) -> int:
+    """Offer free seats of these events to anyone waiting; return offers made."""
+    await releases.reopen_stalled_offers(hub)
+    async with hub.db.connection() as con:
+        waiting = await waitlist_db.events_with_waiting(con, event_ids)
+    made = 0
+    for event_id in waiting:
+        made += await releases.offer_free_seats(hub, event_id)
+    return made
 
 
 async def expiry_loop(hub: Hub) -> None:
@@ -114,6 +113,7 @@ async def expiry_loop(hub: Hub) -> None:
             if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
                 last_reconcile = time.monotonic()
                 await reconcile_stuck(hub, event_ids)
+                await offer_waiting(hub, event_ids)
         except asyncio.CancelledError:
             raise
         except Exception:
