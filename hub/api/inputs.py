@@ -1,4 +1,16 @@
-"""Reading request input: size-capped bodies, JSON, pydantic models, and 422s that name fields."""
+"""Reading request input: size-capped bodies, JSON, pydantic models, and 422s that name fields.
+
+Two rules hold for every input model, whatever its fields:
+
+- No text holds a NUL character. PostgreSQL cannot store one in ``text`` (asyncpg raises
+  ``CharacterNotInRepertoireError``), so a NUL that got past this layer would be a 500;
+  here it is a 422 naming the field, for every string of every body and query model,
+  including strings inside lists and dictionaries (keys too).
+- Bodies are strict: a JSON ``true`` or ``"2"`` is not a number. Bodies are validated
+  from JSON text (``model_validate_json``), where strict mode still reads UUIDs, ISO
+  datetimes and decimals from their JSON forms; query strings are text by nature, so
+  their models stay lax and parse ``?page=2`` into an int.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 
 from hub.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
@@ -16,14 +29,55 @@ MAX_BODY_BYTES = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
-class Input(BaseModel):
-    """Base of every request model: unknown fields are an error, strings are trimmed."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+NUL = "\x00"
 
 
-class QueryInput(BaseModel):
-    """Base of query-string models: unknown parameters are ignored, as is usual for queries."""
+def _nul_at(value: Any) -> str | None:
+    """Where in ``value`` a string holds a NUL (``""`` for the value itself), else None.
+
+    Nested input models are not searched: they ran this check on their own fields.
+    """
+    if isinstance(value, str):
+        return "" if NUL in value else None
+    if isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            inner = _nul_at(item)
+            if inner is not None:
+                return f"[{index}]{inner}"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and NUL in key:
+                return f" key {key!r}"
+            inner = _nul_at(item)
+            if inner is not None:
+                return f"[{key!r}]{inner}"
+    return None
+
+
+class _NoNul(BaseModel):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        where = _nul_at(value)
+        if where is not None:
+            raise PydanticCustomError(
+                "nul_character",
+                "{place} must not contain a NUL character (\\u0000)",
+                {"place": f"{info.field_name}{where}"},
+            )
+        return value
+
+
+class Input(_NoNul):
+    """Base of every request body model: unknown fields are an error, strings are trimmed,
+    no NUL in any text, and no coercion (``true`` or ``"2"`` is not a number)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, strict=True)
+
+
+class QueryInput(_NoNul):
+    """Base of query-string models: unknown parameters are ignored, as is usual for queries;
+    values are text, so they are parsed (not strict), but no NUL in any of them."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
 
@@ -67,16 +121,13 @@ async def parse_body(model: type[M], request: Request) -> M:
 
 
 def parse_query(model: type[M], params: Mapping[str, str]) -> M:
+    """Parse query parameters into ``model`` (text values, parsed into their types).
+
+    Raises:
+        ValidationError: 422 naming each bad parameter.
+    """
     try:
         return model.model_validate(dict(params))
-    except pydantic.ValidationError as exc:
-        raise _to_validation_error(exc) from None
-
-
-def validate(model: type[M], data: Any) -> M:
-    """Validate already-decoded data (e.g. a WebSocket message) into ``model``."""
-    try:
-        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise _to_validation_error(exc) from None
 
