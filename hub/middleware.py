@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import metrics
-from hub.api.problems import problem_response
 from hub.errors import Busy
+from hub.problem_json import problem_response
 
 log = structlog.get_logger(__name__)
 

@@ -1,14 +1,19 @@
-"""The OpenAPI 3.1 document, generated from the endpoint table."""
+"""The OpenAPI 3.1 document, generated from the endpoint table.
+
+The table's entries are described here by what the document reads of them (``Operation``),
+so this module sits below the API that declares them (``hub.api.routing.Endpoint`` is one)
+and never imports it.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from hub.api.routing import Api, Auth, Endpoint
-from hub.api.schemas import Problem
+from hub.problem_json import Problem
 
 _PARAM = re.compile(r"{([a-z_]+)}")
 
@@ -27,10 +32,49 @@ _STATUS_TEXT = {
 }
 
 
-def document(api: Api, extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+class Operation(Protocol):
+    """One endpoint as the document sees it. Read-only properties, so that a frozen
+    dataclass satisfies the protocol."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def handler(self) -> Callable[..., Any]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def body(self) -> type[BaseModel] | None: ...
+    @property
+    def query(self) -> type[BaseModel] | None: ...
+    @property
+    def response(self) -> type[BaseModel] | None: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def errors(self) -> tuple[int, ...]: ...
+    @property
+    def limit(self) -> object | None:
+        """The rate limit, if any: its presence adds 429."""
+
+    @property
+    def needs_token(self) -> bool:
+        """A bearer token is required (401, bearer security)."""
+
+    @property
+    def admin_only(self) -> bool:
+        """Only an admin may call it (403)."""
+
+
+def document(
+    endpoints: Iterable[Operation], extra_paths: dict[str, Any] | None = None
+) -> dict[str, Any]:
     components: dict[str, Any] = {"Problem": Problem.model_json_schema()}
     paths: dict[str, Any] = {}
-    for endpoint in api.endpoints:
+    for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
             endpoint, components
         )
@@ -61,7 +105,7 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+def _operation(endpoint: Operation, components: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": endpoint.summary,
         "operationId": f"{endpoint.method.lower()}_{endpoint.handler.__name__}",
@@ -93,10 +137,10 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     codes = set(endpoint.errors)
     if endpoint.body is not None or endpoint.query is not None:
         codes |= {413, 422} if endpoint.body is not None else {422}
-    if endpoint.auth in (Auth.USER, Auth.ADMIN):
+    if endpoint.needs_token:
         codes.add(401)
         op["security"] = [{"bearer": []}]
-    if endpoint.auth is Auth.ADMIN:
+    if endpoint.admin_only:
         codes.add(403)
     if endpoint.limit is not None:
         codes.add(429)

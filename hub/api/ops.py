@@ -17,7 +17,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def ops_routes(api: Api) -> list[BaseRoute]:
-    document = openapi.document(api, extra_paths=_OPS_PATHS)
+    document = openapi.document(api.endpoints, extra_paths=_OPS_PATHS)
     encoded = jsonenc.dumps(document)
 
     async def openapi_json(request: Request) -> Response:

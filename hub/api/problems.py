@@ -1,4 +1,5 @@
-"""The one place where exceptions become problem+json responses."""
+"""The one place where exceptions become problem+json responses (the exception handlers;
+the rendering itself is ``hub.problem_json``)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,9 @@ from starlette.responses import Response
 
 from hub import jsonenc
 from hub.errors import HubError, MethodNotAllowed, NotFound, ServiceUnavailable
+from hub.problem_json import PROBLEM_JSON, problem_response
 
 log = structlog.get_logger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def problem_response(request: Request, error: HubError) -> Response:
-    request.scope["evently.problem"] = error.code
-    return Response(
-        jsonenc.dumps(error.problem(instance=request.url.path)),
-        status_code=error.status,
-        headers=error.headers,
-        media_type=PROBLEM_JSON,
-    )
 
 
 async def on_hub_error(request: Request, exc: Exception) -> Response:

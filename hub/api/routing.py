@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub import db, jsonenc, ratelimit, store
+from hub import jsonenc, ratelimit, store
 from hub.api.inputs import parse_body, parse_query
 from hub.auth import Principal, authenticate
 from hub.context import Hub
@@ -82,6 +82,14 @@ class Endpoint:
     errors: tuple[int, ...]
     tag: str
     limit: Limit | None
+
+    @property
+    def needs_token(self) -> bool:
+        return self.auth in (Auth.USER, Auth.ADMIN)
+
+    @property
+    def admin_only(self) -> bool:
+        return self.auth is Auth.ADMIN
 
 
 class JSONBytes(Response):
@@ -159,10 +167,10 @@ def _dispatch(
 
 
 async def _run(spec: Endpoint, request: Request) -> Response:
+    # PostgreSQL outages need no clause here: hub.db's connections already raise them as
+    # ServiceUnavailable (and the API does not import hub.db). Redis calls are not wrapped.
     try:
         result = await _call(spec, request)
-    except db.UNAVAILABLE as exc:
-        raise ServiceUnavailable(f"PostgreSQL is unavailable: {type(exc).__name__}") from exc
     except store.UNAVAILABLE as exc:
         raise ServiceUnavailable(f"Redis is unavailable: {type(exc).__name__}") from exc
     if isinstance(result, Response):

@@ -32,14 +32,6 @@ class SessionOut(BaseModel):
     user: UserOut
 
 
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-
-
 class Money(BaseModel):
     amount: Decimal
 
