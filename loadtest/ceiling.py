@@ -4,10 +4,11 @@ One route, ``POST /api/v1/events/{event_id}/holds``, that does only the irreduci
 a hold: check the bearer JWT (HS256, the hub's secret, so the buyers' real tokens work),
 parse the JSON body, and make ONE Redis ``EVALSHA`` of a small hold-like script (check the
 seats free, mark them held by the hold, store the hold with a TTL, bump the sequence
-number, publish a delta) — then answer 201 with a small JSON body. It serves under
-``hub.cli.uvicorn_options`` with the same worker count as the hub, so the surge report can
-state the hub's hold throughput as a fraction of what this bare path reaches on the same
-machine with the same clients.
+number, publish a delta) — then answer 201 with a small JSON body. It serves with the HTTP
+options the hub runs with (``server_options``: uvloop, httptools, no access log, the same
+backlog; a test keeps them equal to ``evently serve``'s) and the same worker count, so the
+surge report can state the hub's hold throughput as a fraction of what this bare path
+reaches on the same machine with the same clients.
 
 ``{"quantity": n}`` picks ``n`` random seats out of ten million, so the ceiling never sells
 out during a run; ``{"seat_ids": [...]}`` uses the given ids.
@@ -125,17 +126,38 @@ async def clear(redis_url: str, redis_prefix: str) -> int:
     return removed
 
 
+def server_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """uvicorn options: the hub's HTTP serving options (``evently serve``), no WebSocket.
+
+    Written out here rather than imported: the load test may use only the hub's faces
+    named in DESIGN §2, and the CLI is not one of them.
+    """
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "factory": True,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "none",  # one HTTP route: nothing to upgrade
+        "lifespan": "on",
+        "log_level": "warning",
+        "access_log": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 5,
+        "backlog": 4096,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
-
-    from hub.cli import uvicorn_options
 
     parser = argparse.ArgumentParser(prog="python -m loadtest.ceiling")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    uvicorn.run("loadtest.ceiling:create", **uvicorn_options(args.host, args.port, args.workers))
+    uvicorn.run("loadtest.ceiling:create", **server_options(args.host, args.port, args.workers))
 
 
 if __name__ == "__main__":

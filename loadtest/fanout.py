@@ -88,12 +88,13 @@ def _start_hub(args: argparse.Namespace, prefix: str, port: int) -> subprocess.P
         EVENTLY_LOG_LEVEL="warning",
         EVENTLY_RATE_LIMITS="off",
     )
-    code = (
-        "import os, uvicorn; os.sched_setaffinity(0, {0}); "
-        "from hub.cli import uvicorn_options; "
-        f"uvicorn.run('hub.asgi:create', **uvicorn_options('127.0.0.1', {port}, 1))"
-    )
-    return subprocess.Popen([sys.executable, "-c", code], env=env)
+    # ``evently serve`` with the URLs given: one worker, run in the process itself (so its
+    # pid is the one sampled). Pinned to CPU 0 at once, while the interpreter is still
+    # starting and has no other thread: threads it starts later inherit the pinning.
+    cmd = [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    os.sched_setaffinity(proc.pid, {0})
+    return proc
 
 
 def _start_bare(args: argparse.Namespace, prefix: str, event_id: uuid.UUID, port: int) -> Any:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from loadtest.audit import Audit
-from loadtest.buyers import CANCEL, CEILING_HOLD, CONFIRM, HOLD, KIND_NAMES, RELEASE
+from loadtest.records import CANCEL, CEILING_HOLD, CONFIRM, HOLD, KIND_NAMES, RELEASE
 
 PEAK_WINDOW = 3
 MATCH_WINDOW = 2.0

@@ -18,40 +18,34 @@ The run, in order:
 6. The report (``loadtest.report``): printed, and as JSON / self-contained HTML.
 
 Everything it starts it stops, by PID, and the exit status is non-zero when the audit fails.
+Starting things is ``loadtest.launch``; the client processes and phases ``loadtest.phases``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import datetime as dt
-import multiprocessing as mp
 import os
-import queue
-import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
-from loadtest import accounts, audit, report
-from loadtest.buyers import PASSWORD, ClientPlan, buyer_email, client_main
-
-LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
-LOCAL_REDIS = "redis://127.0.0.1:6379/0"
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
+from loadtest import audit, report
+from loadtest.launch import (
+    LOCAL_PG,
+    StartedHub,
+    clear_ceiling,
+    start_ceiling,
+    start_hub,
+    stop_process,
+)
+from loadtest.phases import Clients, Progress, plans_for, run_phase, seeded
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,206 +90,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seats of the event for the hub's back-to-back hold phase (set beside the ceiling)",
     )
     p.add_argument("--run-on", action="store_true", help="do not stop early when sold out")
-
-
-def parse_mix(text: str) -> tuple[float, float, float]:
-    """``chosen=0.5,best=0.3,group=0.2`` -> normalised (chosen, best, group)."""
-    parts = dict.fromkeys(("chosen", "best", "group"), 0.0)
-    for item in text.split(","):
-        name, _, value = item.partition("=")
-        if name.strip() not in parts:
-            raise argparse.ArgumentTypeError(f"unknown mix part {name!r}")
-        parts[name.strip()] = float(value)
-    total = sum(parts.values())
-    if total <= 0:
-        raise argparse.ArgumentTypeError("the mix must not be all zero")
-    return (parts["chosen"] / total, parts["best"] / total, parts["group"] / total)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(
-    url: str, accept: tuple[int, ...], timeout: float, proc: subprocess.Popen[Any]
-) -> None:
-    """Poll ``url`` until it answers one of ``accept``; fail if ``proc`` dies first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            if httpx.post(url, timeout=2).status_code in accept:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM the process, then SIGKILL it and any child it left, by PID."""
-    if proc.poll() is not None:
-        return
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-    _gone, alive = psutil.wait_procs(children, timeout=5)
-    for child in alive:
-        child.kill()
-
-
-@dataclass
-class StartedHub:
-    """A hub this run started: its URL, servers, credentials, and what to clean up."""
-
-    url: str
-    database_url: str
-    redis_url: str
-    secret_key: str
-    redis_prefix: str
-    admin_email: str
-    admin_password: str
-    proc: subprocess.Popen[Any]
-    home: Path
-    cleanup: list[Any] = field(default_factory=list)
-
-    def worker_pids(self) -> list[int]:
-        try:
-            return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        for step in reversed(self.cleanup):
-            try:
-                step()
-            except Exception as exc:  # cleanup must go on
-                print(f"surge: cleanup step failed: {exc!r}", file=sys.stderr)
-        shutil.rmtree(self.home, ignore_errors=True)
-
-
-def start_hub(args: argparse.Namespace) -> StartedHub:
-    """Start ``evently serve --workers N`` on fresh servers; returns when it is ready."""
-    token = uuid.uuid4().hex[:10]
-    home = Path(tempfile.mkdtemp(prefix="evently-surge-"))
-    cleanup: list[Any] = []
-    prefix = f"evently:surge{token}:"
-    try:
-        if args.hub_servers == "embedded":
-            from hub.embedded import EmbeddedServers
-
-            servers = EmbeddedServers(home / "servers")
-            database_url, redis_url = servers.start()
-            cleanup.append(servers.stop)
-        else:
-            redis_url = args.redis_url or LOCAL_REDIS
-            database_url = asyncio.run(_fresh_database(args.pg_url, f"evently_surge_{token}"))
-            cleanup.append(lambda: asyncio.run(_drop_database(args.pg_url, database_url)))
-            cleanup.append(lambda: asyncio.run(_drop_keys(redis_url, prefix)))
-    except BaseException:
-        for step in reversed(cleanup):
-            step()
-        raise
-    port = free_port()
-    secret = secrets.token_urlsafe(48)
-    admin_email, admin_password = f"surge-admin-{token}@example.com", secrets.token_urlsafe(16)
-    env = {
-        **os.environ,
-        "EVENTLY_HOME": str(home / "hub"),
-        "EVENTLY_DATABASE_URL": database_url,
-        "EVENTLY_REDIS_URL": redis_url,
-        "EVENTLY_REDIS_PREFIX": prefix,
-        "EVENTLY_SECRET_KEY": secret,
-        "EVENTLY_ADMIN_EMAIL": admin_email,
-        "EVENTLY_ADMIN_PASSWORD": admin_password,
-        "EVENTLY_RATE_LIMITS": "off",
-        "EVENTLY_HOLD_TTL_SECONDS": str(args.hold_ttl),
-        "EVENTLY_WS_MAX_PER_IP": str(args.watchers + args.processes + 100),
-        "EVENTLY_LOG_FORMAT": "json",
-        "EVENTLY_LOG_LEVEL": "warning",
-    }
-    log = open(home / "hub.log", "wb")  # kept open for the child's lifetime
-    cmd = [sys.executable, "-m", "hub.cli", "serve", "--workers", str(args.workers)]
-    cmd += ["--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    hub = StartedHub(
-        f"http://127.0.0.1:{port}",
-        database_url,
-        redis_url,
-        secret,
-        prefix,
-        admin_email,
-        admin_password,
-        proc,
-        home,
-        cleanup,
-    )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the hub exited: {(home / 'hub.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{hub.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            raise RuntimeError("the hub did not get ready")
-        # Wait for every worker to answer: readiness is per process.
-        time.sleep(0.5)
-    except BaseException:
-        hub.stop()
-        raise
-    return hub
-
-
-async def _fresh_database(admin_url: str, name: str) -> str:
-    import asyncpg
-
-    from hub.db.migrate import migrate
-
-    con = await asyncpg.connect(admin_url)
-    try:
-        await con.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await con.close()
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    await migrate(url)
-    return url
-
-
-async def _drop_database(admin_url: str, url: str) -> None:
-    import asyncpg
-
-    con = await asyncpg.connect(admin_url)
-    try:
-        await con.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await con.close()
-
-
-async def _drop_keys(redis_url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 def venue_sections(seats: int) -> list[dict[str, Any]]:
@@ -347,181 +141,48 @@ def create_event(url: str, email: str, password: str, seats: int, max_per_user: 
         return str(event.json()["id"])
 
 
-class Clients:
-    """The client processes and the two queues per process."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The hub under load and what the run may use of it (None: not given)."""
 
-    def __init__(self, plans: list[ClientPlan]) -> None:
-        ctx = mp.get_context("spawn")
-        self.outbox: mp.Queue[Any] = ctx.Queue()
-        self.inboxes: list[mp.Queue[Any]] = [ctx.Queue() for _ in plans]
-        self.procs = [
-            ctx.Process(target=client_main, args=(plan, inbox, self.outbox), daemon=True)
-            for plan, inbox in zip(plans, self.inboxes, strict=True)
-        ]
-        for proc in self.procs:
-            proc.start()
+    url: str
+    database_url: str | None
+    redis_url: str | None
+    secret: str | None
+    prefix: str
+    admin: tuple[str | None, str | None]
 
-    def send(self, *command: Any) -> None:
-        for inbox in self.inboxes:
-            inbox.put(command)
-
-    def gather(self, kind: str, timeout: float, on_tick: Any = None) -> dict[int, Any]:
-        """Messages of ``kind`` from every process (ticks go to ``on_tick`` meanwhile)."""
-        got: dict[int, Any] = {}
-        deadline = time.monotonic() + timeout
-        while len(got) < len(self.procs):
-            try:
-                message = self.outbox.get(timeout=0.2)
-            except queue.Empty:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"client processes: no {kind} after {timeout:.0f}s"
-                    ) from None
-                dead = [p.pid for p in self.procs if not p.is_alive()]
-                if dead:
-                    raise RuntimeError(f"client processes {dead} died") from None
-                continue
-            if message[0] == "failed":
-                raise RuntimeError(f"client process {message[1]} failed:\n{message[2]}")
-            if message[0] == "tick":
-                if on_tick is not None:
-                    on_tick(message[1], message[2])
-            elif message[0] == kind:
-                got[message[1]] = message[2]
-        return got
-
-    def close(self) -> None:
-        self.send("quit")
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
-
-
-class Progress:
-    """Folds the per-process ticks into one line a second, and keeps the series."""
-
-    def __init__(self, processes: int, hub_pids: list[int], seats: int) -> None:
-        self.processes = processes
-        self.seats = seats
-        self.pending: dict[int, dict[int, dict[str, Any]]] = {}
-        self.rows: list[dict[str, Any]] = []
-        self.hub = [psutil.Process(pid) for pid in hub_pids if psutil.pid_exists(pid)]
-        for proc in self.hub:
-            proc.cpu_percent(None)
-        self.sold_out = False
-        self.sold_out_at: float | None = None
-
-    def hub_cpu(self) -> float | None:
-        if not self.hub:
-            return None
-        total = 0.0
-        for proc in self.hub:
-            try:
-                total += proc.cpu_percent(None)
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def tick(self, index: int, figures: dict[str, Any]) -> None:
-        second = int(figures["second"])
-        self.pending.setdefault(second, {})[index] = figures
-        if len(self.pending[second]) < self.processes:
-            return
-        parts = self.pending.pop(second)
-        row: dict[str, Any] = {"second": second, "hub_cpu": self.hub_cpu()}
-        for key in (
-            "hold_ok",
-            "confirm_ok",
-            "conflicts",
-            "errors",
-            "release_ok",
-            "cancel_ok",
-            "abandoned",
-        ):
-            row[key] = sum(p.get(key, 0) for p in parts.values())
-        row["ceiling_ok"] = sum(p.get("ceiling_hold_ok", 0) for p in parts.values())
-        row["client_cpu"] = [parts[i]["cpu"] for i in sorted(parts)]
-        first = parts[min(parts)]
-        row.update(free=first["free"], held=first["held"], sold=first["sold"])
-        self.rows.append(row)
-        cpu = "+".join(f"{c:.0f}%" for c in row["client_cpu"])
-        hub = f"  hub cpu {row['hub_cpu']:.0f}%" if row["hub_cpu"] is not None else ""
-        if row["ceiling_ok"]:
-            line = f"[{second:4d}s] back-to-back holds/s {row['ceiling_ok']:6d}"
-        else:
-            line = (
-                f"[{second:4d}s] holds/s {row['hold_ok']:5d}  bookings/s {row['confirm_ok']:5d}"
-                f"  conflicts {row['conflicts']:4d}  errors {row['errors']:3d}"
-                f"  seats free/held/sold {row['free']}/{row['held']}/{row['sold']}"
-            )
-        print(f"{line}  client cpu {cpu}{hub}", flush=True)
-        if first["sold"] == self.seats and first["mirror_seq"] is not None and not self.sold_out:
-            self.sold_out = True
-            self.sold_out_at = float(second)
-
-
-async def _seeded(plans: list[ClientPlan], database_url: str, secret: str) -> list[ClientPlan]:
-    """The plans with tokens for every buyer, the accounts made directly (loadtest.accounts)."""
-    emails = [buyer_email(p.run_token, n) for p in plans for n in p.buyer_ids]
-    tokens = iter(await accounts.seed_buyers(database_url, secret, emails, PASSWORD))
-    return [dataclasses.replace(p, tokens=tuple(next(tokens) for _ in p.buyer_ids)) for p in plans]
-
-
-def plans_for(args: argparse.Namespace, url: str, event_id: str, token: str) -> list[ClientPlan]:
-    k = max(1, args.processes)
-    mix = parse_mix(args.mix)
-    ws_url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    plans = []
-    for i in range(k):
-        buyer_ids = tuple(range(i, args.buyers, k))
-        watchers = args.watchers // k + (1 if i < args.watchers % k else 0)
-        probes = args.probes // k + (1 if i < args.probes % k else 0)
-        plans.append(
-            ClientPlan(
-                index=i,
-                base_url=url,
-                ws_url=ws_url,
-                event_id=event_id,
-                run_token=token,
-                buyer_ids=buyer_ids,
-                total_buyers=args.buyers,
-                watchers=watchers,
-                probes=probes,
-                mix=mix,
-                cancel_rate=args.cancel_rate,
-                lapse_rate=args.lapse_rate,
-                think_ms=args.think_ms,
-                profile=args.profile,
-                max_per_user=args.max_per_user,
-            )
+    @classmethod
+    def of_hub(cls, hub: StartedHub) -> Target:
+        return cls(
+            hub.url,
+            hub.database_url,
+            hub.redis_url,
+            hub.secret_key,
+            hub.redis_prefix,
+            (hub.admin_email, hub.admin_password),
         )
-    return plans
+
+    @classmethod
+    def of_args(cls, args: argparse.Namespace) -> Target:
+        return cls(
+            args.url.rstrip("/"),
+            args.database_url,
+            args.redis_url,
+            args.secret_key,
+            args.redis_prefix,
+            (args.admin_email, args.admin_password),
+        )
 
 
-def run_phase(
-    clients: Clients,
-    progress: Progress,
-    name: str,
-    url: str,
-    duration: float,
-    stop_early: bool,
-    event_id: str | None = None,
-) -> dict[int, Any]:
-    start_at = time.monotonic() + 1.0
-    clients.send("go", name, start_at, duration, url, event_id)
-    stopped = False
+@dataclass(slots=True)
+class Comparison:
+    """The back-to-back phases: the hub's holds on a large event, then the ceiling's."""
 
-    def on_tick(index: int, figures: dict[str, Any]) -> None:
-        nonlocal stopped
-        progress.tick(index, figures)
-        if stop_early and progress.sold_out and not stopped:
-            stopped = True
-            print(f"sold out after {progress.sold_out_at:.0f}s: stopping the surge", flush=True)
-            clients.send("stop")
-
-    return clients.gather("result", duration + 90, on_tick)
+    throughput: dict[int, Any] | None = None
+    throughput_rows: list[dict[str, Any]] = field(default_factory=list)
+    ceiling: dict[int, Any] | None = None
+    ceiling_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -532,7 +193,6 @@ def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     hub: StartedHub | None = None
     clients: Clients | None = None
-    ceiling_proc: subprocess.Popen[Any] | None = None
     try:
         if args.start_hub:
             print(
@@ -540,26 +200,22 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             hub = start_hub(args)
-            url, database_url = hub.url, hub.database_url
-            redis_url, secret, prefix = hub.redis_url, hub.secret_key, hub.redis_prefix
-            admin = (hub.admin_email, hub.admin_password)
+            target = Target.of_hub(hub)
         else:
-            url, database_url = args.url.rstrip("/"), args.database_url
-            redis_url, secret, prefix = args.redis_url, args.secret_key, args.redis_prefix
-            admin = (args.admin_email, args.admin_password)
+            target = Target.of_args(args)
+        url, admin = target.url, target.admin
         event_id = args.event
         if event_id is None:
-            if not all(admin):
+            if not (admin[0] and admin[1]):
                 print("surge: --event, or admin credentials to create one", file=sys.stderr)
                 return 2
             event_id = create_event(url, admin[0], admin[1], args.seats, args.max_per_user)
         seats = len(httpx.get(f"{url}/api/v1/events/{event_id}/seats", timeout=30).json()["seats"])
         print(f"event {event_id}: {seats} seats", flush=True)
-        token = uuid.uuid4().hex[:10]
-        plans = plans_for(args, url, event_id, token)
+        plans = plans_for(args, url, event_id, uuid.uuid4().hex[:10])
         started = time.monotonic()
-        if database_url and secret:
-            plans = asyncio.run(_seeded(plans, database_url, secret))
+        if target.database_url and target.secret:
+            plans = asyncio.run(seeded(plans, target.database_url, target.secret))
             print(f"seeded {args.buyers} buyers in {time.monotonic() - started:.1f}s", flush=True)
         clients = Clients(plans)
         print(f"signing up {args.buyers} buyers, opening {args.watchers} watchers...", flush=True)
@@ -574,35 +230,9 @@ def run(args: argparse.Namespace) -> int:
             for result in surge.values()
             for bid, (seat_ids, cancelled) in result["bookings"].items()
         ]
-        result_audit = asyncio.run(_audit(url, database_url, event_id, seen))
+        result_audit = asyncio.run(_audit(url, target.database_url, event_id, seen))
         print(result_audit.line(), flush=True)
-        ceiling: dict[int, Any] | None = None
-        ceiling_rows: list[dict[str, Any]] = []
-        throughput: dict[int, Any] | None = None
-        throughput_rows: list[dict[str, Any]] = []
-        if not args.no_ceiling and all(admin):
-            # Like for like with the ceiling: the same clients, back-to-back holds, on an event
-            # too large to sell out in the run, so every hold does the hub's full work.
-            print(f"throughput: hub holds on a {args.throughput_seats}-seat event...", flush=True)
-            big = create_event(url, admin[0], admin[1], args.throughput_seats, 1_000)
-            progress.rows = []
-            throughput = run_phase(
-                clients, progress, "throughput", url, args.compare_duration, False, event_id=big
-            )
-            throughput_rows = progress.rows
-        if not args.no_ceiling and redis_url and secret:
-            print(f"ceiling: the bare hold endpoint, {args.workers} workers...", flush=True)
-            ceiling_proc, ceiling_url = start_ceiling(args.workers, redis_url, secret, prefix)
-            progress.rows = []
-            ceiling = run_phase(
-                clients, progress, "ceiling", ceiling_url, args.compare_duration, False
-            )
-            ceiling_rows = progress.rows
-            stop_process(ceiling_proc)
-            ceiling_proc = None
-            asyncio.run(_clear_ceiling(redis_url, prefix))
-        elif not args.no_ceiling:
-            print("ceiling: skipped (needs --redis-url and --secret-key with --url)", flush=True)
+        compared = _compare(args, target, clients, progress)
         meta = {
             "command": "python -m loadtest " + " ".join(sys.argv[1:]),
             "args": {k: v for k, v in vars(args).items() if k not in ("secret_key", "func")},
@@ -621,11 +251,11 @@ def run(args: argparse.Namespace) -> int:
             meta,
             surge,
             surge_rows,
-            ceiling,
-            ceiling_rows,
+            compared.ceiling,
+            compared.ceiling_rows,
             result_audit,
-            throughput=throughput,
-            throughput_rows=throughput_rows,
+            throughput=compared.throughput,
+            throughput_rows=compared.throughput_rows,
         )
         print(report.summary(results), flush=True)
         if args.json_out:
@@ -634,12 +264,49 @@ def run(args: argparse.Namespace) -> int:
             report.write_html(results, args.html_out)
         return 0 if result_audit.ok else 1
     finally:
-        if ceiling_proc is not None:
-            stop_process(ceiling_proc)
         if clients is not None:
             clients.close()
         if hub is not None:
             hub.stop()
+
+
+def _compare(
+    args: argparse.Namespace, target: Target, clients: Clients, progress: Progress
+) -> Comparison:
+    """The hub's back-to-back holds, then the ceiling's, with the same clients and tokens."""
+    compared = Comparison()
+    if args.no_ceiling:
+        return compared
+    email, password = target.admin
+    if email and password:
+        # Like for like with the ceiling: the same clients, back-to-back holds, on an event
+        # too large to sell out in the run, so every hold does the hub's full work.
+        print(f"throughput: hub holds on a {args.throughput_seats}-seat event...", flush=True)
+        big = create_event(target.url, email, password, args.throughput_seats, 1_000)
+        progress.rows = []
+        compared.throughput = run_phase(
+            clients, progress, "throughput", target.url, args.compare_duration, False, event_id=big
+        )
+        compared.throughput_rows = progress.rows
+    if not (target.redis_url and target.secret):
+        print("ceiling: skipped (needs --redis-url and --secret-key with --url)", flush=True)
+        return compared
+    print(f"ceiling: the bare hold endpoint, {args.workers} workers...", flush=True)
+    proc: subprocess.Popen[Any] | None = None
+    try:
+        proc, ceiling_url = start_ceiling(
+            args.workers, target.redis_url, target.secret, target.prefix
+        )
+        progress.rows = []
+        compared.ceiling = run_phase(
+            clients, progress, "ceiling", ceiling_url, args.compare_duration, False
+        )
+        compared.ceiling_rows = progress.rows
+    finally:
+        if proc is not None:
+            stop_process(proc)
+    asyncio.run(clear_ceiling(target.redis_url, target.prefix))
+    return compared
 
 
 async def _audit(
@@ -653,32 +320,3 @@ async def _audit(
         return audit.Audit(False, ["no --database-url: PostgreSQL could not be audited"])
     pg = await audit.load_pg(database_url, event_id)
     return audit.check(api, pg, seen)
-
-
-def start_ceiling(
-    workers: int, redis_url: str, secret: str, prefix: str
-) -> tuple[subprocess.Popen[Any], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "EVENTLY_REDIS_URL": redis_url,
-        "EVENTLY_DATABASE_URL": "postgresql://unused/unused",
-        "EVENTLY_SECRET_KEY": secret,
-        "EVENTLY_REDIS_PREFIX": prefix,
-    }
-    cmd = [sys.executable, "-m", "loadtest.ceiling", "--port", str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/api/v1/events/x/holds", (401,), 30, proc)
-        time.sleep(0.5)
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc, url
-
-
-async def _clear_ceiling(redis_url: str, prefix: str) -> None:
-    from loadtest.ceiling import clear
-
-    await clear(redis_url, prefix)
