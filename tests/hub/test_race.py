@@ -3,8 +3,9 @@
 200+ concurrent clients contend for 50 seats with single holds, group holds, confirms,
 one-call bookings, releases and cancels. Afterwards PostgreSQL and Redis are audited: no
 seat has two active tickets, sold + free + held = capacity, and Redis agrees with
-PostgreSQL seat by seat. The control run switches both guards off (a test-only setting)
-and the same audit must find a double sale — proof that the test can see one.
+PostgreSQL seat by seat. The control run serves a test-only app with both guards off
+(``tests/hub/unguarded_app.py``) and the same audit must find a double sale — proof that
+the test can see one.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tests.servers import TestServers, run_token, scratch_database
 pytestmark = pytest.mark.slow
 
 CLIENTS = 220
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {200, 201, 204, 402, 404, 409, 410, 422, 503}
 
 
@@ -69,9 +71,17 @@ async def running_hub(servers: TestServers, home: Path, *, unsafe: bool) -> Asyn
             "EVENTLY_PAYMENT_LATENCY_MS": "5",  # widen the window between check and write
             "EVENTLY_DB_POOL_MAX": "10",
             "EVENTLY_DB_POOL_MIN": "1",
-            "EVENTLY_UNSAFE_DISABLE_DB_GUARD": "on" if unsafe else "off",
+            "PYTHONPATH": str(ROOT),
         }
         command = [sys.executable, "-m", "hub.cli", "serve", "--workers", "2", "--port", str(port)]
+        if unsafe:  # the same hub behind the test-only unguarded booking path
+            migrate = [sys.executable, "-m", "hub.cli", "migrate"]
+            await asyncio.to_thread(subprocess.run, migrate, env=env, check=True)
+            command = [
+                sys.executable,
+                *("-m", "uvicorn", "tests.hub.unguarded_app:create", "--factory"),
+                *("--workers", "2", "--port", str(port), "--log-level", "error"),
+            ]
         proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped by PID below
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -204,6 +214,7 @@ class Audit:
     sold_pg: set[int]
     states: bytes
     held_by_holds: list[int]
+    availability: dict[str, int]  # what the API tells buyers
 
 
 async def _audit(hub: Hub, event_id: str) -> Audit:
@@ -236,7 +247,9 @@ async def _audit(hub: Hub, event_id: str) -> Audit:
                 held.extend(record.seats)
     finally:
         await store.close()
-    return Audit(int(double), sold, snapshot[1], held)
+    async with httpx.AsyncClient(base_url=hub.base) as http:
+        availability = (await http.get(f"/api/v1/events/{event_id}")).json()["availability"]
+    return Audit(int(double), sold, snapshot[1], held, availability)
 
 
 async def _contend(hub: Hub) -> tuple[str, Tally]:
@@ -284,7 +297,14 @@ async def test_no_double_sale_under_contention(servers: TestServers, tmp_path: P
     assert audit.double_sold == 0
     states = audit.states
     assert len(states) == 50 and set(states) <= {0, 1, 2}
-    assert states.count(0) + states.count(1) + states.count(2) == 50
+    # What buyers are told adds up to the venue, and agrees with the seat state seat by seat.
+    shown = audit.availability
+    assert shown["available"] + shown["held"] + shown["sold"] == shown["total"] == 50, shown
+    assert (shown["available"], shown["held"], shown["sold"]) == (
+        states.count(0),
+        states.count(1),
+        states.count(2),
+    ), shown
     assert {i for i, code in enumerate(states) if code == 2} == audit.sold_pg  # Redis == PG
     assert sorted(i for i, code in enumerate(states) if code == 1) == sorted(audit.held_by_holds)
     assert len(audit.held_by_holds) == len(set(audit.held_by_holds))  # no seat in two holds
