@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -311,31 +312,46 @@ async def _one_run(
     return _report(
         label,
         args,
-        seqs,
-        sent,
-        stamps,
+        Changes(seqs=seqs, sent=sent, answered=stamps),
         records,
         failed,
-        sampler_rss,
-        sampler_cpu,
-        rss_connected,
-        client_cpu,
+        Footprint(
+            rss=sampler_rss, rss_connected=rss_connected, cpu=sampler_cpu, client_cpu=client_cpu
+        ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The driven changes, one entry each, in the driver's order: the change's seq, when it
+    was sent, and when Redis answered it (wall clock)."""
+
+    seqs: np.ndarray
+    sent: np.ndarray
+    answered: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What a run cost: the server's peak RSS and its RSS once every watcher connected (bytes),
+    its CPU samples and the watcher processes' CPU (% of one core)."""
+
+    rss: int
+    rss_connected: int
+    cpu: list[float]
+    client_cpu: float
 
 
 def _report(
     label: str,
     args: argparse.Namespace,
-    seqs: np.ndarray,
-    sent: np.ndarray,
-    answered: np.ndarray,
+    changes: Changes,
     records: list[dict[str, Any]],
     failed: int,
-    rss: int,
-    cpu: list[float],
-    rss_connected: int,
-    client_cpu: float,
+    footprint: Footprint,
 ) -> dict[str, Any]:
+    seqs, sent, answered = changes.seqs, changes.sent, changes.answered
+    rss, rss_connected, cpu = footprint.rss, footprint.rss_connected, footprint.cpu
     conn = np.concatenate([np.frombuffer(r["conn"], dtype=np.int32) for r in records])
     frm = np.concatenate([np.frombuffer(r["from"], dtype=np.int64) for r in records])
     seq = np.concatenate([np.frombuffer(r["seq"], dtype=np.int64) for r in records])
@@ -351,7 +367,7 @@ def _report(
         "hub_rss_mb": max(rss, rss_connected) / 2**20,
         "rss_connected_mb": rss_connected / 2**20,
         "hub_cpu": float(np.mean(cpu)) if cpu else 0.0,
-        "client_cpu": client_cpu,
+        "client_cpu": footprint.client_cpu,
     }
     if len(seqs):
         # every change k has seq seqs[k]; a message (from, seq] covers the changes with
