@@ -1,4 +1,5 @@
-"""The request middleware: request id, one log line, metrics per route template."""
+"""The request middleware: request id, one log line, metrics per route template, and the
+last stop of an unexpected error (one JSON log line, a 500, the connection kept)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import metrics
-from hub.errors import Busy
+from hub.errors import Busy, HubError
 from hub.problem_json import problem_response
 
 log = structlog.get_logger(__name__)
@@ -30,11 +31,13 @@ class RequestObserver:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         started = time.perf_counter()
         status = 500
+        answering = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answering = True
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 message = {**message, "headers": headers}
             await send(message)
@@ -42,6 +45,16 @@ class RequestObserver:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # An unexpected error ends here: logged once (JSON), answered with a 500, and not
+            # re-raised. Past this point Starlette's ServerErrorMiddleware would re-raise it
+            # to uvicorn, which logs it again as a plain-text traceback and, the 500 being
+            # already sent, closes the connection: the client's next keep-alive request
+            # would meet a reset.
+            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            if not answering:
+                error = HubError("An unexpected error occurred; it has been logged")
+                await problem_response(Request(scope), error)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("evently.route") or _fallback_route(scope)
