@@ -61,12 +61,16 @@ def frames(seed: int = 1) -> dict[str, dict[str, Any]]:
 
 
 def libraries() -> dict[str, tuple[Encode, Decode]]:
-    """Each library's encoder and decoder, configured as the hub would use it."""
-    packer = msgpack.Packer(use_bin_type=True)
+    """Each library's encoder and decoder, called as the hub calls it (``msgpack``: as in
+    ``hub/channels/codec.py`` and ``fanout.py``; ``msgspec``: one encoder and decoder per
+    process, as ``codec.py`` keeps its JSON encoder)."""
     encoder = msgspec.msgpack.Encoder()
     decoder = msgspec.msgpack.Decoder()
     return {
-        "msgpack": (packer.pack, lambda data: msgpack.unpackb(data, raw=False)),
+        "msgpack": (
+            lambda message: msgpack.packb(message, use_bin_type=True),
+            lambda data: msgpack.unpackb(data, raw=False),
+        ),
         "msgspec": (encoder.encode, decoder.decode),
     }
 
