@@ -1,4 +1,9 @@
-"""structlog set-up: JSON lines in production, a readable console on a terminal."""
+"""structlog set-up: JSON lines in production, a readable console on a terminal.
+
+In JSON mode every line the process writes to stderr is one JSON object: structlog's own
+events, and the records of libraries that log through the standard library (uvicorn,
+asyncpg), which go through the same processors and renderer.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,10 @@ import logging
 import sys
 
 import structlog
+
+# uvicorn's loggers have handlers of their own (and do not propagate to the root logger):
+# their output is re-rendered in place rather than moved.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def configure(fmt: str, level: str = "info") -> None:
@@ -31,9 +40,29 @@ def configure(fmt: str, level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        formatter = _json_formatter(shared, renderer)
+        handler.setFormatter(formatter)
+        for name in SERVER_LOGGERS:
+            for server_handler in logging.getLogger(name).handlers:
+                server_handler.setFormatter(formatter)
+    else:
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     # Libraries that use the standard library's logging go to the same stream.
-    logging.basicConfig(
-        level=max(numeric, logging.WARNING),
-        stream=sys.stderr,
-        format="%(name)s %(levelname)s %(message)s",
+    logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler])
+
+
+def _json_formatter(
+    shared: list[structlog.typing.Processor], renderer: structlog.typing.Processor
+) -> logging.Formatter:
+    """A standard-library formatter that writes a record as structlog would: one JSON line,
+    with the logger's name and any traceback as a field."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
     )

@@ -20,14 +20,17 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from hub.settings import Settings
 from tests.live import free_port, hub_env
 
 ROOT = Path(__file__).resolve().parents[3]
 FAILING_PATH = "/api/v1/test-only/fail"
+FAILING_SOCKET = "/ws/test-only/fail"
 FAILING_APP = f'''
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from hub.asgi import create as create_hub
 
@@ -36,9 +39,14 @@ async def fail(request):
     raise RuntimeError("deliberate failure for the test")
 
 
+async def fail_socket(websocket):
+    raise RuntimeError("deliberate socket failure for the test")
+
+
 def create():
     app = create_hub()
     app.router.routes.insert(0, Route("{FAILING_PATH}", fail))
+    app.router.routes.insert(0, WebSocketRoute("{FAILING_SOCKET}", fail_socket))
     return app
 '''
 
@@ -79,6 +87,18 @@ async def failing_hub(settings: Settings, folder: Path, stderr: list[str]) -> As
         stderr.extend(err.splitlines())
 
 
+def _json_lines(stderr: list[str]) -> list[dict[str, Any]]:
+    """Every line the process wrote to stderr, each of which must be one JSON object."""
+    lines = [line for line in stderr if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"a log line is not JSON: {line!r}\n" + "\n".join(lines))
+    return records
+
+
 def _client_address(response: httpx.Response) -> Any:
     return response.extensions["network_stream"].get_extra_info("client_addr")
 
@@ -106,16 +126,28 @@ async def test_an_unexpected_error_is_a_500_logged_once_and_keeps_the_connection
             addresses.append(_client_address(listed))
         assert len(set(addresses)) == 1, addresses
 
-    lines = [line for line in stderr if line.strip()]
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            pytest.fail(f"a log line is not JSON: {line!r}\n" + "\n".join(lines))
+    records = _json_lines(stderr)
     failures = [r for r in records if r.get("event") == "unhandled_error"]
-    assert len(failures) == 2, lines
+    assert len(failures) == 2, stderr
     for record in failures:
         assert record["path"] == FAILING_PATH
         assert "RuntimeError: deliberate failure for the test" in record["exception"]
-    assert sum("deliberate failure" in line for line in lines) == 2, lines
+    assert sum("deliberate failure" in line for line in stderr) == 2, stderr
+
+
+async def test_the_servers_own_error_logs_are_json_lines_too(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A WebSocket handler's error reaches uvicorn, which logs it through the standard
+    # library: that line must be JSON like the hub's own.
+    stderr: list[str] = []
+    async with failing_hub(settings, tmp_path, stderr) as base:
+        url = base.replace("http://", "ws://") + FAILING_SOCKET
+        with pytest.raises(InvalidStatus):
+            async with connect(url):
+                pass
+    records = _json_lines(stderr)
+    failures = [r for r in records if "deliberate socket failure" in r.get("exception", "")]
+    assert len(failures) == 1, stderr
+    assert failures[0]["logger"] == "uvicorn.error"
+    assert failures[0]["level"] == "error"
