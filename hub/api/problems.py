@@ -37,5 +37,9 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
+    """Starlette's last-resort handler. A handler's unexpected error never gets here: the
+    request middleware (``hub.middleware.RequestObserver``) answers and logs it without
+    re-raising, which keeps the connection; only a failure of that middleware itself does,
+    and Starlette then re-raises it to the server after this 500."""
     log.exception("unhandled_error", path=request.url.path)
     return problem_response(request, HubError("An unexpected error occurred; it has been logged"))
