@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import jwt
 import structlog
@@ -19,27 +16,9 @@ from hub import store as store_mod
 from hub.context import Hub
 from hub.db import tokens as tokens_db
 from hub.errors import Unauthorized
+from hub.tokens import ALGORITHM, Principal, Role
 
 log = structlog.get_logger(__name__)
-
-ALGORITHM = "HS256"
-
-
-class Role(enum.StrEnum):
-    USER = "user"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user_id: uuid.UUID
-    role: Role
-    jti: uuid.UUID
-    expires_at: int
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
 
 
 def hash_password(hasher: PasswordHasher, password: str) -> str:
@@ -65,31 +44,6 @@ def issue_token(secret: str, user_id: uuid.UUID, role: Role, ttl_seconds: int) -
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_token(secret: str, token: str) -> Principal:
-    """Verify signature, algorithm and expiry; return who the token speaks for.
-
-    Raises:
-        Unauthorized: the token is malformed, forged, expired or lacks a claim.
-    """
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            options={"require": ["sub", "role", "iat", "exp", "jti"]},
-        )
-        return Principal(
-            user_id=uuid.UUID(claims["sub"]),
-            role=Role(claims["role"]),
-            jti=uuid.UUID(claims["jti"]),
-            expires_at=int(claims["exp"]),
-        )
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("The token has expired") from None
-    except (jwt.InvalidTokenError, ValueError, TypeError):
-        raise Unauthorized("The token is not valid") from None
-
-
 def bearer_token(conn: HTTPConnection) -> str | None:
     header = conn.headers.get("authorization")
     if not header:
@@ -112,35 +66,9 @@ async def authenticate(hub: Hub, conn: HTTPConnection) -> Principal | None:
     return await principal_from_token(hub, token)
 
 
-class VerifiedTokens:
-    """Tokens whose signature this process has checked, by their exact text (bounded, least
-    recently used out). A buyer in a surge sends the same token with every click; checking
-    its HMAC and parsing its claims once is enough. Expiry and revocation are still checked
-    on every request."""
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._known: OrderedDict[str, Principal] = OrderedDict()
-
-    def principal(self, secret: str, token: str) -> Principal:
-        known = self._known.get(token)
-        if known is not None:
-            if known.expires_at <= time.time():
-                del self._known[token]
-                raise Unauthorized("The token has expired")
-            self._known.move_to_end(token)
-            return known
-        principal = decode_token(secret, token)
-        self._known[token] = principal
-        if len(self._known) > self.capacity:
-            self._known.popitem(last=False)
-        return principal
-
-
 async def principal_from_token(hub: Hub, token: str) -> Principal:
     assert hub.settings.secret_key is not None
-    verified: VerifiedTokens = hub.parts.setdefault("verified_tokens", VerifiedTokens())
-    principal = verified.principal(hub.settings.secret_key, token)
+    principal = hub.tokens.principal(hub.settings.secret_key, token)
     if await is_revoked(hub, principal.jti):
         raise Unauthorized("The token has been revoked")
     return principal

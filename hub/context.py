@@ -1,33 +1,108 @@
-"""The resources one hub process owns, created and closed by the app's lifespan."""
+"""The hub: everything one hub process owns, as typed fields, created once.
+
+``Hub`` is what a service can reach: the settings, the PostgreSQL pool, the Redis store,
+the live inventory, and the per-process members built from them (verified tokens, the
+event / venue-seat / layout caches, the hold-log writer, the payment provider, the
+notification sender). ``AppHub`` adds what only a process serving the web app has: the
+channel hub, the admin feed and the leadership campaign. The app's lifespan
+(``hub.assembly``) builds an ``AppHub`` and starts its tasks; commands outside the web app
+use ``open_hub``. Tests may replace a member (``hub.payments = provider``).
+
+Nearly every module imports this one, so it imports nothing that imports it back: each
+field's type lives in a module below it (``hub.tokens``, ``hub.records``, ``hub.senders``,
+``hub.hold_log``, ``hub.payments``, ``hub.channels``, ``hub.leader``), and whatever needs
+the services (the channels' snapshot reader, the leader's loops) is handed over by the
+lifespan when it starts them.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from argon2 import PasswordHasher
 
+from hub.cache import SharedLoads
+from hub.channels.admin import AdminFeed
+from hub.channels.fanout import Channels
 from hub.db import Database
+from hub.hold_log import HoldLogWriter
 from hub.inventory import Inventory
+from hub.leader import Leadership
+from hub.payments import PaymentProvider, default_provider
+from hub.records import Event, Layout, VenueSeats
+from hub.senders import LogSender, Sender
 from hub.settings import Settings
 from hub.store import Store
+from hub.tokens import VerifiedTokens
+
+# Every hold and confirmation reads its event; a surge reads the same few events thousands
+# of times a second. Events change rarely (an admin's edit, a cancellation), so each
+# process keeps them for a second. Staleness is bounded and harmless: a booking re-checks
+# the event's status inside its transaction, and a held seat keeps its quoted price.
+EVENT_CACHE_SECONDS = 1.0
+EVENT_CACHE_SIZE = 10_000
+# Venue seats never change once written: kept until pushed out by newer venues.
+VENUE_CACHE_SIZE = 64
+LAYOUT_CACHE_SIZE = 64
 
 
-@dataclass
+@dataclass(kw_only=True, eq=False)
 class Hub:
+    """What a service can reach in one hub process.
+
+    Built from ``settings``, ``db`` and ``store``; every other member is created once, here,
+    from those three.
+    """
+
     settings: Settings
     db: Database
     store: Store
     passwords: PasswordHasher = field(default_factory=PasswordHasher)
-    # Services that later subsystems attach (inventory, channels, payments, leader ...),
-    # keyed by name, so the lifespan stays the one owner of every resource.
-    parts: dict[str, Any] = field(default_factory=dict)
     inventory: Inventory = field(init=False)
+    # Bearer tokens whose signature this process has checked.
+    tokens: VerifiedTokens = field(init=False)
+    # Per-process caches; each key is loaded once however many ask at the same time.
+    events: SharedLoads[uuid.UUID, Event] = field(init=False)
+    venue_seats: SharedLoads[uuid.UUID, VenueSeats] = field(init=False)
+    layouts: SharedLoads[uuid.UUID, Layout] = field(init=False)
+    # Placed holds, written to PostgreSQL in batches (flushed by ``hold_log.flushing()``).
+    hold_log: HoldLogWriter = field(init=False)
+    payments: PaymentProvider = field(init=False)
+    # Where the outbox's notifications go.
+    sender: Sender = field(init=False)
 
     def __post_init__(self) -> None:
         self.inventory = Inventory(self.store.client, self.store.keys)
+        self.tokens = VerifiedTokens()
+        self.events = SharedLoads(EVENT_CACHE_SIZE, EVENT_CACHE_SECONDS)
+        self.venue_seats = SharedLoads(VENUE_CACHE_SIZE)
+        self.layouts = SharedLoads(LAYOUT_CACHE_SIZE)
+        self.hold_log = HoldLogWriter(self.db)
+        self.payments = default_provider(self.settings)
+        self.sender = LogSender()
+
+
+@dataclass(kw_only=True, eq=False)
+class AppHub(Hub):
+    """The hub of a process serving the web app: a ``Hub`` and its live members.
+
+    They are created with the hub but run only once the lifespan starts them: the
+    channels' pub/sub link and housekeeping, the admin feed (while an admin watches), and
+    the campaign for leadership.
+    """
+
+    channels: Channels = field(init=False)
+    admin_feed: AdminFeed = field(init=False)
+    leadership: Leadership = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.channels = Channels(self.settings, self.store.keys, self.inventory)
+        self.admin_feed = AdminFeed(self.channels, self.store, self.db)
+        self.leadership = Leadership(self.store, self.settings.leader_lease_seconds)
 
 
 @asynccontextmanager
@@ -37,7 +112,9 @@ async def open_hub(settings: Settings) -> AsyncIterator[Hub]:
     db = await Database.connect(settings.database_url, min_size=1, max_size=4)
     store = Store.connect(settings.redis_url, prefix=settings.redis_prefix, max_connections=16)
     try:
-        yield Hub(settings=settings, db=db, store=store)
+        hub = Hub(settings=settings, db=db, store=store)
+        async with hub.hold_log.flushing():
+            yield hub
     finally:
         await store.close()
         await db.close()

@@ -6,6 +6,9 @@ pexpire script. A renewal that fails, or that cannot reach Redis before the leas
 run out, means leadership is lost: the leader loops are cancelled at once, before another
 process could have taken over. A dead leader's lease simply runs out, so another process
 takes over within one lease TTL.
+
+The loops come bound to whatever they work on (the lifespan binds the services' loops to
+the hub), so this module knows only Redis and imports nothing that imports the hub.
 """
 
 from __future__ import annotations
@@ -14,19 +17,18 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import structlog
 
 from hub import metrics
-from hub.context import Hub
-from hub.store import UNAVAILABLE
+from hub.store import UNAVAILABLE, Store
 from hub.tasks import background
 
 log = structlog.get_logger(__name__)
 
 # A leader loop runs until cancelled. It should catch its own errors per iteration.
-LeaderLoop = Callable[[Hub], Awaitable[None]]
+Loop = Callable[[], Awaitable[None]]
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -42,20 +44,29 @@ return 0
 
 
 class Leadership:
-    """Campaigns for the lease and runs ``loops`` while this process holds it."""
+    """Campaigns for the lease and runs its loops (by name) while this process holds it."""
 
-    def __init__(self, hub: Hub, loops: Sequence[LeaderLoop]) -> None:
-        self.hub = hub
-        self.loops = loops
+    def __init__(self, store: Store, lease_seconds: float) -> None:
+        self.client = store.client
         self.token = uuid.uuid4().hex
-        self.key = hub.store.keys.global_("leader")
-        self.lease_ms = int(hub.settings.leader_lease_seconds * 1000)
+        self.key = store.keys.global_("leader")
+        self.lease_ms = int(lease_seconds * 1000)
         self.is_leader = False
-        self._renew = hub.store.client.register_script(_RENEW)
-        self._resign = hub.store.client.register_script(_RESIGN)
+        self._renew = store.client.register_script(_RENEW)
+        self._resign = store.client.register_script(_RESIGN)
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def run(self) -> None:
+    @contextlib.asynccontextmanager
+    async def campaigning(self, loops: Mapping[str, Loop]) -> AsyncIterator[None]:
+        """Campaign for the duration of the block, running ``loops`` while leader; resign at
+        its end."""
+        try:
+            async with background(self.run(loops), "leader:campaign"):
+                yield
+        finally:
+            await self.resign()
+
+    async def run(self, loops: Mapping[str, Loop]) -> None:
         """Campaign forever: take the lease when free, renew while held."""
         interval = self.lease_ms / 3000
         held_until = 0.0
@@ -68,12 +79,12 @@ class Leadership:
                     else:
                         self._step_down("lease_taken")
                 else:
-                    acquired = await self.hub.store.client.set(
+                    acquired = await self.client.set(
                         self.key, self.token, nx=True, px=self.lease_ms
                     )
                     if acquired:
                         held_until = time.monotonic() + self.lease_ms / 1000
-                        self._step_up()
+                        self._step_up(loops)
             except UNAVAILABLE as exc:
                 log.warning("leader_redis_unreachable", error=type(exc).__name__)
             # Give up before the lease could expire elsewhere: never two leaders at once.
@@ -81,13 +92,13 @@ class Leadership:
                 self._step_down("renewal_overdue")
             await asyncio.sleep(interval)
 
-    def _step_up(self) -> None:
+    def _step_up(self, loops: Mapping[str, Loop]) -> None:
         self.is_leader = True
         metrics.IS_LEADER.set(1)
         log.info("leadership_acquired")
         self._tasks = [
-            asyncio.create_task(_guarded(loop, self.hub), name=f"leader:{loop.__name__}")
-            for loop in self.loops
+            asyncio.create_task(_guarded(name, loop), name=f"leader:{name}")
+            for name, loop in loops.items()
         ]
 
     def _step_down(self, reason: str) -> None:
@@ -111,32 +122,14 @@ class Leadership:
             log.info("leadership_resigned")
 
 
-async def _guarded(loop: LeaderLoop, hub: Hub) -> None:
+async def _guarded(name: str, loop: Loop) -> None:
     """Run a loop; if it crashes, log and restart it after a pause."""
     while True:
         try:
-            await loop(hub)
+            await loop()
             return
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("leader_loop_crashed", loop=loop.__name__)
+            log.exception("leader_loop_crashed", loop=name)
             await asyncio.sleep(1.0)
-
-
-def leadership_part(
-    loops: Sequence[LeaderLoop],
-) -> Callable[[Hub], contextlib.AbstractAsyncContextManager[None]]:
-    """A lifespan part that campaigns for leadership and runs ``loops`` while leader."""
-
-    @contextlib.asynccontextmanager
-    async def part(hub: Hub) -> AsyncIterator[None]:
-        leadership = Leadership(hub, loops)
-        hub.parts["leadership"] = leadership
-        try:
-            async with background(leadership.run(), "leader:campaign"):
-                yield
-        finally:
-            await leadership.resign()
-
-    return part

@@ -12,7 +12,6 @@ import random
 import uuid
 from typing import Protocol
 
-from hub.context import Hub
 from hub.settings import Settings
 
 
@@ -67,14 +66,7 @@ class SimulatedPayments:
 
 
 def default_provider(settings: Settings) -> PaymentProvider:
+    """The provider a hub starts with (``hub.payments``; tests may put their own there)."""
     return SimulatedPayments(
         settings.payment_latency_ms, settings.payment_failure_rate, random.Random()
     )
-
-
-def provider_of(hub: Hub) -> PaymentProvider:
-    """The hub's payment provider (``hub.parts["payments"]``; tests may put their own there)."""
-    provider: PaymentProvider | None = hub.parts.get("payments")
-    if provider is None:
-        provider = hub.parts.setdefault("payments", default_provider(hub.settings))
-    return provider

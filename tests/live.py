@@ -20,7 +20,7 @@ import uvicorn
 
 from hub.app import create_app
 from hub.cli import uvicorn_options
-from hub.context import Hub
+from hub.context import AppHub
 from hub.settings import Settings
 
 
@@ -40,7 +40,7 @@ def server_config(app: Any, port: int) -> uvicorn.Config:
 
 @dataclass
 class WsServer:
-    hub: Hub
+    hub: AppHub
     settings: Settings
     port: int
 

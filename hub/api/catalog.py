@@ -1,17 +1,18 @@
-"""Where the app's parts are listed: HTTP endpoint modules, WebSocket routes, pages, and the
-subsystems the lifespan starts. Adding a feature means adding it here, once."""
+"""Where the app's members are listed: HTTP endpoint modules, WebSocket routes, pages, and the
+loops the leader runs. Adding a feature means adding it here, once.
+
+``hub.app`` imports this module; nothing here imports the app back.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from starlette.routing import BaseRoute
 
-from hub.api import accounts, bookings, events, holds, venues, waitlist
+from hub.api import accounts, bookings, events, holds, pages, sockets, venues, waitlist
 from hub.api.routing import Api
-
-if TYPE_CHECKING:
-    from hub.app import Part
+from hub.assembly import LeaderLoop
+from hub.services.expiry import expiry_loop
+from hub.services.notifications import outbox_loop
 
 
 def build_api() -> Api:
@@ -22,22 +23,13 @@ def build_api() -> Api:
 
 
 def websocket_routes() -> list[BaseRoute]:
-    from hub.channels import websocket_routes as channel_routes
-
-    return [*channel_routes()]
+    return sockets.websocket_routes()
 
 
 def page_routes() -> list[BaseRoute]:
-    from hub.api import pages
-
     return pages.routes()
 
 
-def subsystem_parts() -> list[Part]:
-    from hub.channels import channels_part
-    from hub.leader import leadership_part
-    from hub.services.expiry import expiry_loop
-    from hub.services.hold_log import hold_log_part
-    from hub.services.notifications import outbox_loop
-
-    return [hold_log_part, channels_part, leadership_part([expiry_loop, outbox_loop])]
+def leader_loops() -> list[LeaderLoop]:
+    """The loops only the leader process runs (one of each across all processes)."""
+    return [expiry_loop, outbox_loop]

@@ -20,7 +20,8 @@ from hub.channels import codec
 from hub.channels.codec import Encoded, Subprotocol
 from hub.channels.fanout import Channels
 from hub.channels.peers import Peer
-from hub.context import Hub
+from hub.db import Database
+from hub.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -29,9 +30,10 @@ HEALTH_TIMEOUT_SECONDS = 0.5
 
 
 class AdminFeed:
-    def __init__(self, hub: Hub, channels: Channels) -> None:
-        self.hub = hub
+    def __init__(self, channels: Channels, store: Store, db: Database) -> None:
         self.channels = channels
+        self.store = store
+        self.db = db
         self.peers: set[Peer] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -107,13 +109,13 @@ class AdminFeed:
     async def _redis_ms(self) -> float | None:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                return round(await self.hub.store.ping(), 2)
+                return round(await self.store.ping(), 2)
         except Exception:
             return None
 
     async def _pg_ms(self) -> float | None:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-                return round(await self.hub.db.ping(), 2)
+                return round(await self.db.ping(), 2)
         except Exception:
             return None

@@ -33,6 +33,7 @@ import gc
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgpack
@@ -43,15 +44,23 @@ from hub.channels import codec
 from hub.channels.codec import Encoded, Subprotocol
 from hub.channels.mirror import Applied, Mirror, counts_of
 from hub.channels.peers import Peer
-from hub.channels.snapshots import read_snapshot
 from hub.channels.subscriber import Subscriber
-from hub.context import Hub
 from hub.errors import NotFound
+from hub.inventory import Inventory
+from hub.settings import Settings
+from hub.store import Keys
 
 log = structlog.get_logger(__name__)
 
 _PROTOS = tuple(Subprotocol)
 FREEZE_ABOVE_WATCHERS = 1000
+
+# ``(seq, one status byte per seat, current prices by section)`` of one event.
+Snapshot = tuple[int, bytes, dict[str, Any]]
+# Reads an event's snapshot (from Redis, loading it from PostgreSQL if needed); raises
+# ``NotFound`` for an unknown event. The lifespan gives it to ``start``: it reads through
+# the services, which take the hub that holds this channel hub.
+SnapshotReader = Callable[[uuid.UUID], Awaitable[Snapshot]]
 
 
 class Channel:
@@ -90,10 +99,9 @@ class Channel:
 class Channels:
     """The channel hub of one process; the lifespan starts and stops it."""
 
-    def __init__(self, hub: Hub) -> None:
-        settings = hub.settings
+    def __init__(self, settings: Settings, keys: Keys, inventory: Inventory) -> None:
         assert settings.redis_url is not None
-        self.hub = hub
+        self.inventory = inventory
         self.tick = settings.ws_tick_ms / 1000
         self.backlog = settings.ws_backlog_bytes
         self.behind_deadline = settings.ws_behind_seconds
@@ -106,15 +114,19 @@ class Channels:
         self.deliveries = 0
         self.subscriber = Subscriber(
             settings.redis_url,
-            hub.store.keys.global_("hub:control"),
+            keys.global_("hub:control"),
             self._on_message,
             self._on_link,
         )
         self._housekeeping: asyncio.Task[None] | None = None
         self._frozen_at = 0.0
         self._frozen_at_watchers = 0
+        self._read_snapshot: SnapshotReader | None = None
 
-    async def start(self) -> None:
+    async def start(self, read_snapshot: SnapshotReader) -> None:
+        """Link to Redis pub/sub and start housekeeping; channels load through
+        ``read_snapshot`` from now on."""
+        self._read_snapshot = read_snapshot
         await self.subscriber.start()
         self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house())
 
@@ -133,7 +145,7 @@ class Channels:
         """Add a watcher; it gets a snapshot now, or as soon as the channel has loaded."""
         channel = self.events.get(event_id)
         if channel is None:
-            channel = Channel(event_id, self.hub.inventory.channel(event_id))
+            channel = Channel(event_id, self.inventory.channel(event_id))
             self.events[event_id] = channel
             self._by_name[channel.name.encode()] = channel
             self._reload(channel)
@@ -242,6 +254,8 @@ class Channels:
         channel.loading = asyncio.get_running_loop().create_task(self._load(channel))
 
     async def _load(self, channel: Channel) -> None:
+        read_snapshot = self._read_snapshot
+        assert read_snapshot is not None, "watchers arrive only after start()"
         delay = 0.1
         try:
             while True:
@@ -249,7 +263,7 @@ class Channels:
                 channel.buffer.clear()
                 try:
                     await self.subscriber.subscribe(channel.name)
-                    seq, seats, prices = await read_snapshot(self.hub, channel.event_id)
+                    seq, seats, prices = await read_snapshot(channel.event_id)
                 except NotFound as exc:
                     for peer in list(channel.peers):
                         peer.close(4404, exc.detail[:120])

@@ -18,11 +18,11 @@ import structlog
 
 from engines.money import cents_to_decimal
 from hub import jsonenc
-from hub.cache import SharedLoads
 from hub.context import Hub
 from hub.db import events as events_db
 from hub.db import venues as venues_db
 from hub.errors import Conflict, NotFound, ValidationError
+from hub.records import Event
 from hub.services import live_seats, venues
 
 log = structlog.get_logger(__name__)
@@ -32,24 +32,6 @@ _STATUS_JSON = (b',"status":"free"}', b',"status":"held"}', b',"status":"sold"}'
 DEFAULT_MAX_TICKETS = 10
 
 Filters = events_db.Filters
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An event as stored, prices in cents keyed by section in venue order."""
-
-    id: uuid.UUID
-    venue_id: uuid.UUID
-    name: str
-    description: str
-    category: str
-    keywords: tuple[str, ...]
-    starts_at: dt.datetime
-    status: str
-    max_tickets_per_user: int
-    capacity: int
-    base_cents: Mapping[str, int]
-    current_cents: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,30 +176,19 @@ async def update_event(
     return await get_event(hub, event_id)
 
 
-# Every hold and confirmation reads its event; a surge reads the same few events thousands
-# of times a second. Events change rarely (an admin's edit, a cancellation), so each
-# process keeps them for a second. Staleness is bounded and harmless: a booking re-checks
-# the event's status inside its transaction, and a held seat keeps its quoted price.
-EVENT_CACHE_SECONDS = 1.0
-
-
 async def load_event(hub: Hub, event_id: uuid.UUID, *, fresh: bool = False) -> Event:
-    """The stored event, at most ``EVENT_CACHE_SECONDS`` old unless ``fresh``.
+    """The stored event, at most ``EVENT_CACHE_SECONDS`` old unless ``fresh`` (the process
+    keeps events that long: see ``hub.context``).
 
     Raises:
         NotFound: no such event.
     """
-    cache: SharedLoads[uuid.UUID, Event] = hub.parts.setdefault(
-        "event_cache", SharedLoads(10_000, EVENT_CACHE_SECONDS)
-    )
-    return await cache.get(event_id, lambda: _read_event(hub, event_id), fresh=fresh)
+    return await hub.events.get(event_id, lambda: _read_event(hub, event_id), fresh=fresh)
 
 
 def forget_event(hub: Hub, event_id: uuid.UUID) -> None:
     """Drop this process's cached copy (after an edit or a cancellation)."""
-    cache = hub.parts.get("event_cache")
-    if cache is not None:
-        cache.forget(event_id)
+    hub.events.forget(event_id)
 
 
 async def _read_event(hub: Hub, event_id: uuid.UUID) -> Event:

@@ -10,34 +10,17 @@ the load, which can only mark seats sold (never free, which could undo a newer s
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import structlog
 
 from engines.seating import SeatTable
-from hub.cache import SharedLoads
 from hub.context import Hub
 from hub.db import inventory as inventory_db
 from hub.inventory import HoldKind, SeatCode
+from hub.records import Layout, VenueSeats
 from hub.services import venues
-from hub.services.venues import Seat, VenueSeats
 
 log = structlog.get_logger(__name__)
-
-_LAYOUT_CACHE_SIZE = 64
-
-
-@dataclass(frozen=True, eq=False)
-class Layout:
-    """A venue's seats (static once written): rows, the seating table and id <-> idx maps."""
-
-    venue_id: uuid.UUID
-    seats: tuple[Seat, ...]  # by idx
-    table: SeatTable
-    idx_of: dict[uuid.UUID, int]
-
-    def __len__(self) -> int:
-        return len(self.seats)
 
 
 async def layout_of(hub: Hub, venue_id: uuid.UUID) -> Layout:
@@ -46,14 +29,11 @@ async def layout_of(hub: Hub, venue_id: uuid.UUID) -> Layout:
     Raises:
         NotFound: no such venue.
     """
-    cache: SharedLoads[uuid.UUID, Layout] = hub.parts.setdefault(
-        "layout_cache", SharedLoads(_LAYOUT_CACHE_SIZE)
-    )
 
     async def build() -> Layout:
         return _build_layout(await venues.venue_seats(hub, venue_id))
 
-    return await cache.get(venue_id, build)
+    return await hub.layouts.get(venue_id, build)
 
 
 def _build_layout(seats: VenueSeats) -> Layout:

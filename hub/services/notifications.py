@@ -1,8 +1,9 @@
 """Notifications: written to the outbox in the transaction of what they report, then sent.
 
-The leader drains the outbox. Sending goes through a ``Sender``; until the monitoring work
-brings email, the default sender writes each notification to the log. A sender that fails
-leaves the batch unsent, with its attempt counted, to be retried on the next pass.
+The leader drains the outbox. Sending goes through the hub's ``Sender`` (``hub.senders``;
+until the monitoring work brings email, the default writes each notification to the log).
+A sender that fails leaves the batch unsent, with its attempt counted, to be retried on
+the next pass.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from hub.context import Hub
 from hub.db import Connection, outbox
+from hub.senders import Sender
 
 log = structlog.get_logger(__name__)
 
@@ -28,17 +30,6 @@ class Kind(enum.StrEnum):
     BOOKING_CANCELLED = "booking_cancelled"
     OFFER_MADE = "waitlist_offer"
     EVENT_CANCELLED = "event_cancelled"
-
-
-class Sender(Protocol):
-    async def send(self, email: str | None, kind: str, payload: dict[str, Any]) -> None: ...
-
-
-class LogSender:
-    """Writes each notification as a structured log line."""
-
-    async def send(self, email: str | None, kind: str, payload: dict[str, Any]) -> None:
-        log.info("notification_sent", kind=kind, to=email, payload=payload)
 
 
 async def notify(con: Connection, kind: Kind, user_id: uuid.UUID, payload: dict[str, Any]) -> None:
@@ -74,16 +65,11 @@ async def drain(hub: Hub, sender: Sender) -> int:
         return len(sent)
 
 
-def sender_for(hub: Hub) -> Sender:
-    sender: Sender = hub.parts.setdefault("notification_sender", LogSender())
-    return sender
-
-
 async def outbox_loop(hub: Hub) -> None:
     """Leader loop: drain the outbox continuously."""
     while True:
         try:
-            while await drain(hub, sender_for(hub)) == BATCH:
+            while await drain(hub, hub.sender) == BATCH:
                 pass
         except asyncio.CancelledError:
             raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -20,10 +20,10 @@ import structlog
 
 from engines.money import cents_to_decimal
 from engines.venue_layout import SectionSpec, layout_sections, row_label, stage_distance
-from hub.cache import SharedLoads
 from hub.context import Hub
 from hub.db import venues as venues_db
 from hub.errors import NotFound, ValidationError
+from hub.records import Seat, VenueSeats
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +31,6 @@ MAX_SECTIONS = 50
 MAX_ROWS = 200
 MAX_SEATS_PER_ROW = 500
 MAX_SEATS = 50_000
-CACHE_VENUES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,40 +54,6 @@ class NewSeat:
     x: float
     y: float
     accessible: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Seat:
-    """A stored seat."""
-
-    id: uuid.UUID
-    idx: int
-    section: str
-    row: str
-    number: int
-    x: float
-    y: float
-    accessible: bool
-    distance: float
-
-
-@dataclass(frozen=True, slots=True)
-class VenueSeats:
-    """A venue's seats in idx order, with what seat maps need precomputed.
-
-    ``section_index`` holds, per seat, the position of its section in ``sections``;
-    ``fragments`` holds, per seat, its JSON object up to and including ``"price":``.
-    """
-
-    venue_id: uuid.UUID
-    sections: tuple[str, ...]
-    seats: tuple[Seat, ...]
-    section_index: bytes
-    fragments: tuple[bytes, ...]
-    index_of: dict[uuid.UUID, int] = field(repr=False)
-
-    def __len__(self) -> int:
-        return len(self.seats)
 
 
 async def create_venue(
@@ -267,10 +232,7 @@ async def venue_seats(hub: Hub, venue_id: uuid.UUID) -> VenueSeats:
     Raises:
         NotFound: the venue has no seats (it does not exist).
     """
-    cache: SharedLoads[uuid.UUID, VenueSeats] = hub.parts.setdefault(
-        "venue_seat_cache", SharedLoads(CACHE_VENUES)
-    )
-    return await cache.get(venue_id, lambda: _read_venue_seats(hub, venue_id))
+    return await hub.venue_seats.get(venue_id, lambda: _read_venue_seats(hub, venue_id))
 
 
 async def _read_venue_seats(hub: Hub, venue_id: uuid.UUID) -> VenueSeats:

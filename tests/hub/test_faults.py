@@ -17,7 +17,9 @@ from tests.live import free_port
 @pytest.fixture(scope="module")
 async def no_redis(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A hub whose Redis is unreachable (nothing listens on its port)."""
-    app = create_app(settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0"), parts=[])
+    app = create_app(
+        settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0"), leader_loops=()
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://down") as client:

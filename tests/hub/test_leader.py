@@ -6,30 +6,28 @@ import asyncio
 import contextlib
 
 from hub.context import Hub
-from hub.leader import Leadership
+from hub.leader import Leadership, Loop
 from hub.store import Keys, Store
 from tests.waiting import eventually
 
 
-def _candidate(hub: Hub, prefix: str, runs: list[str]) -> Leadership:
-    async def work(_: Hub) -> None:
+def _candidate(hub: Hub, prefix: str, runs: list[str]) -> tuple[Leadership, dict[str, Loop]]:
+    async def work() -> None:
         runs.append("started")
         await asyncio.Event().wait()
 
-    settings = hub.settings.replace(redis_prefix=prefix, leader_lease_seconds=0.6)
-    store = Store(hub.store.client, Keys(prefix))
-    return Leadership(Hub(settings=settings, db=hub.db, store=store), [work])
+    return Leadership(Store(hub.store.client, Keys(prefix)), 0.6), {"work": work}
 
 
 async def test_exactly_one_leader_and_takeover(hub: Hub) -> None:
     prefix = hub.settings.redis_prefix + "leader-test:"
     runs_a: list[str] = []
     runs_b: list[str] = []
-    a, b = _candidate(hub, prefix, runs_a), _candidate(hub, prefix, runs_b)
-    task_a = asyncio.create_task(a.run())
+    (a, work_a), (b, work_b) = _candidate(hub, prefix, runs_a), _candidate(hub, prefix, runs_b)
+    task_a = asyncio.create_task(a.run(work_a))
     assert await eventually(lambda: a.is_leader)
     assert await eventually(lambda: runs_a == ["started"], within=1)
-    task_b = asyncio.create_task(b.run())
+    task_b = asyncio.create_task(b.run(work_b))
     await asyncio.sleep(0.8)  # more than a lease: b must still not lead while a renews
     assert a.is_leader and not b.is_leader
     assert runs_a == ["started"] and runs_b == []

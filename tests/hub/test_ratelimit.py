@@ -27,7 +27,7 @@ async def test_window_counts_per_caller(hub: Hub) -> None:
 
 @pytest.fixture(scope="module")
 async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.replace(rate_limits=True), parts=[])
+    app = create_app(settings.replace(rate_limits=True), leader_loops=())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1234))
         async with httpx.AsyncClient(transport=transport, base_url="http://limited") as client:

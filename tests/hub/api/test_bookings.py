@@ -62,14 +62,11 @@ class ScriptedPayments:
 
 @pytest.fixture
 def payments(hub: Hub) -> Iterator[ScriptedPayments]:
-    previous = hub.parts.get("payments")
+    previous = hub.payments
     provider = ScriptedPayments()
-    hub.parts["payments"] = provider
+    hub.payments = provider
     yield provider
-    if previous is None:
-        hub.parts.pop("payments", None)
-    else:
-        hub.parts["payments"] = previous
+    hub.payments = previous
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ async def test_stalled_clients_do_not_delay_others_and_are_dropped(ws: WsServer)
         for _ in range(600):
             await client.send({"t": "resync"})
     dropped_before = metrics.total(metrics.WS_DROPPED, action="closed")
-    channel = ws.hub.parts["channels"].events[event_id]
+    channel = ws.hub.channels.events[event_id]
     worst = 0.0
     seat = 0
     deadline = time.monotonic() + ws.settings.ws_behind_seconds + 3

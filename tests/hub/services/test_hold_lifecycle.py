@@ -27,7 +27,7 @@ from tests.hub.api.booking_helpers import API, book, hold, hold_ok, ids_in, seat
 @pytest.fixture(scope="module")
 async def short_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A second hub on the same servers whose holds last one second (no leader loops)."""
-    app = create_app(settings.replace(hold_ttl_seconds=1), parts=[])
+    app = create_app(settings.replace(hold_ttl_seconds=1), leader_loops=())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://short") as client:

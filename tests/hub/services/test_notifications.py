@@ -41,9 +41,9 @@ async def test_sent_once_and_failures_retried(hub: Hub, user: Account) -> None:
         pass
 
     # The leader's outbox loop (running in this app) does the sending, through our senders.
-    original = notifications.sender_for(hub)
+    original = hub.sender
     try:
-        hub.parts["notification_sender"] = Recorder(fail=True)
+        hub.sender = Recorder(fail=True)
 
         async def attempted() -> bool:
             attempts = await hub.db.fetchval(
@@ -53,7 +53,7 @@ async def test_sent_once_and_failures_retried(hub: Hub, user: Account) -> None:
 
         assert await eventually(attempted, within=5)
         recorder = Recorder()
-        hub.parts["notification_sender"] = recorder
+        hub.sender = recorder
 
         def mine() -> list[tuple[str | None, str, dict[str, Any]]]:
             return [s for s in recorder.sent if s[2].get("marker") == marker]
@@ -62,4 +62,4 @@ async def test_sent_once_and_failures_retried(hub: Hub, user: Account) -> None:
         await asyncio.sleep(1.5)  # another pass must not send it again
         assert mine() == [(user.email, "booking_confirmed", {"marker": marker})]
     finally:
-        hub.parts["notification_sender"] = original
+        hub.sender = original

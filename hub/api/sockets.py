@@ -1,5 +1,9 @@
 """The WebSocket endpoints ``/ws/events/{event_id}`` and ``/ws/admin``, as raw ASGI apps.
 
+They serve the app hub's channel hub and admin feed (``hub.channels``); this edge module,
+not the channels package, knows the hub and authentication, so the channels stay below
+``hub.context``.
+
 Raw ASGI rather than ``starlette.websockets.WebSocket``: the endpoint needs the scope's
 ``evently.direct`` extension to build a peer the broadcaster writes to without awaiting,
 and it never needs Starlette's per-message wrappers. Everything before ``accept`` (Origin,
@@ -16,13 +20,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from starlette.routing import BaseRoute, WebSocketRoute
 
 from hub import metrics
 from hub.auth import Principal, principal_from_token
 from hub.channels import codec
 from hub.channels.codec import Subprotocol
 from hub.channels.peers import Peer, make_peer
-from hub.context import Hub
+from hub.context import AppHub
 from hub.errors import HubError
 
 log = structlog.get_logger(__name__)
@@ -67,9 +72,9 @@ async def _refuse(send: Any, scope: Scope, status: int, detail: str) -> None:
 class _Session:
     """One accepted connection: its peer and the client messages it understands."""
 
-    def __init__(self, hub: Hub, peer: Peer, receive: Any) -> None:
+    def __init__(self, hub: AppHub, peer: Peer, receive: Any) -> None:
         self.hub = hub
-        self.channels = hub.parts["channels"]
+        self.channels = hub.channels
         self.peer = peer
         self.receive = receive
 
@@ -114,8 +119,8 @@ class EventSocket:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        hub: Hub = scope["app"].state.hub
-        channels = hub.parts["channels"]
+        hub: AppHub = scope["app"].state.hub
+        channels = hub.channels
         settings = hub.settings
         if not origin_allowed(scope, settings.allowed_origins):
             log.info("ws_refused", reason="origin", origin=_header(scope, b"origin"))
@@ -182,7 +187,7 @@ class AdminSocket:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        hub: Hub = scope["app"].state.hub
+        hub: AppHub = scope["app"].state.hub
         if not origin_allowed(scope, hub.settings.allowed_origins):
             await _refuse(send, scope, 403, "Origin not allowed")
             return
@@ -202,7 +207,7 @@ class AdminSocket:
             peer.close(4403, "Admins only")
             return
         peer.user_id = principal.user_id
-        feed = hub.parts["admin_feed"]
+        feed = hub.admin_feed
         feed.join(peer)
         metrics.WS_CONNECTIONS.labels("admin").inc()
         try:
@@ -215,6 +220,13 @@ class AdminSocket:
         finally:
             feed.leave(peer)
             metrics.WS_CONNECTIONS.labels("admin").dec()
+
+
+def websocket_routes() -> list[BaseRoute]:
+    return [
+        WebSocketRoute("/ws/events/{event_id}", EventSocket()),
+        WebSocketRoute("/ws/admin", AdminSocket()),
+    ]
 
 
 def _release(counter: Any, key: Any) -> None:

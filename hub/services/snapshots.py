@@ -1,17 +1,21 @@
-"""Where a channel's state comes from: Redis's live seats, loaded from PostgreSQL if needed."""
+"""Where a live channel's state comes from: Redis's live seats, loaded from PostgreSQL if needed.
+
+The channel hub (``hub.channels.fanout``) is handed ``read_snapshot`` bound to the hub by
+the lifespan; it sits below the services and does not import them.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from engines.money import cents_to_decimal
+from hub.channels.fanout import Snapshot
 from hub.context import Hub
 from hub.errors import NotFound
 from hub.services import events
 
 
-async def read_snapshot(hub: Hub, event_id: uuid.UUID) -> tuple[int, bytes, dict[str, Any]]:
+async def read_snapshot(hub: Hub, event_id: uuid.UUID) -> Snapshot:
     """``(seq, one code per seat, current prices by section)``.
 
     Redis's seat state is read atomically with its seq. An event Redis does not hold yet
