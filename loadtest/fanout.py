@@ -29,7 +29,7 @@ import numpy as np
 import psutil
 import redis.asyncio as aioredis
 
-from hub.inventory import HoldKind, Inventory
+from hub.inventory import HoldKind, HoldPlaced, Inventory, Released, ReleaseMode
 from hub.store import Keys
 from loadtest.watchers import watcher_process
 
@@ -142,8 +142,8 @@ async def _drive(
         sent.append(time.time())
         if held and (len(held) > n_seats // 2 or random.random() < 0.5):
             seat, hold_id = held.popitem()
-            released = await inventory.release(event_id, hold_id, mode="force")
-            assert not isinstance(released, str)
+            released = await inventory.release(event_id, hold_id, mode=ReleaseMode.FORCE)
+            assert isinstance(released, Released), released
             seq = released.seq
             free.append(seat)
         else:
@@ -152,7 +152,8 @@ async def _drive(
             placed = await inventory.place_hold(
                 event_id, hold_id, user, HoldKind.GROUP, [seat], [100], 600_000, None
             )
-            seq = placed.seq  # type: ignore[union-attr]
+            assert isinstance(placed, HoldPlaced), placed
+            seq = placed.seq
             held[seat] = hold_id
         stamps.append(time.time())
         seqs.append(seq)
