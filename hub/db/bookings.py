@@ -19,58 +19,6 @@ BOOKING_COLUMNS = (
 ACTIVE_TICKET_GUARD = "tickets_one_active_per_seat"
 
 
-async def insert_booking(
-    con: Connection,
-    *,
-    reference: str,
-    event_id: uuid.UUID,
-    user_id: uuid.UUID,
-    hold_id: uuid.UUID | None,
-    subtotal_cents: int,
-    discount_cents: int,
-    discount_bp: int,
-    discount_code: str | None,
-    total_cents: int,
-    group_name: str | None,
-) -> Record:
-    row = await con.fetchrow(
-        f"""INSERT INTO bookings AS b (reference, event_id, user_id, hold_id, subtotal_cents,
-                   discount_cents, discount_bp, discount_code, total_cents, group_name)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            RETURNING {BOOKING_COLUMNS}""",
-        reference,
-        event_id,
-        user_id,
-        hold_id,
-        subtotal_cents,
-        discount_cents,
-        discount_bp,
-        discount_code,
-        total_cents,
-        group_name,
-    )
-    assert row is not None
-    return row
-
-
-async def insert_tickets(
-    con: Connection,
-    booking_id: uuid.UUID,
-    event_id: uuid.UUID,
-    seat_ids: Sequence[uuid.UUID],
-    prices: Sequence[int],
-) -> None:
-    """One active ticket per seat; the partial unique index refuses a seat sold already."""
-    await con.execute(
-        """INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
-           SELECT $1, $2, seat, price FROM unnest($3::uuid[], $4::bigint[]) AS x(seat, price)""",
-        booking_id,
-        event_id,
-        list(seat_ids),
-        list(prices),
-    )
-
-
 async def insert_payment(
     con: Connection,
     *,

@@ -1,13 +1,24 @@
-"""Leader election against a real Redis: one leader, loss noticed, takeover after death."""
+"""Leader election against a real Redis: one leader, loss noticed, takeover after death; and
+across hub processes, a killed leader's duties (expiry) taken over by the survivor."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from typing import Any
+
+import httpx
+import pytest
 
 from hub.context import Hub
 from hub.leader import Leadership, Loop
+from hub.settings import Settings
 from hub.store import Keys, Store
+from tests.conftest import Account
+from tests.factories import make_event
+from tests.hub.api.booking_helpers import API, statuses
+from tests.live import hub_process
 from tests.waiting import eventually
 
 
@@ -51,3 +62,55 @@ async def test_exactly_one_leader_and_takeover(hub: Hub) -> None:
         await task_b
     await b.resign()
     await hub.store.client.delete(b.key)
+
+
+@pytest.mark.slow
+async def test_leader_failover_keeps_expiry_going(
+    client: httpx.AsyncClient, settings: Settings, admin: Account, user: Account
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=2)
+    # Two hub processes on a key prefix of their own, so only they compete for the lease.
+    own = {
+        "redis_prefix": f"{settings.redis_prefix}failover:",
+        "hold_ttl_seconds": "1",
+        "leader_lease_seconds": "1",
+    }
+    async with hub_process(settings, **own) as a, hub_process(settings, **own) as b:
+        async with httpx.AsyncClient() as http:
+
+            async def leader_of() -> list[Any]:
+                found = []
+                for proc in (a, b):
+                    if proc.proc.poll() is not None:
+                        continue
+                    text = (await http.get(f"{proc.base}/metrics")).text
+                    if "evently_leader 1.0" in text:
+                        found.append(proc)
+                return found
+
+            assert await eventually(lambda: _one(leader_of), within=5)
+            (leader,) = await leader_of()
+            survivor = b if leader is a else a
+            leader.proc.kill()  # no goodbye: the lease must run out
+            leader.proc.wait()
+            started = time.monotonic()
+            held = await http.post(
+                f"{survivor.base}{API}/events/{event['id']}/holds",
+                json={"quantity": 1},
+                headers=user.headers,
+            )
+            assert held.status_code == 201, held.text
+            seat = held.json()["seats"][0]["id"]
+
+            async def released() -> bool:
+                seats = (await http.get(f"{survivor.base}{API}/events/{event['id']}/seats")).json()
+                return statuses(seats["seats"])[seat] == "free"
+
+            assert await eventually(released, within=5)
+            # Lease (1 s) runs out, the survivor takes over, the 1 s hold expires, swept.
+            assert time.monotonic() - started < 4
+            assert [p.port for p in await leader_of()] == [survivor.port]
+
+
+async def _one(leaders: Any) -> bool:
+    return len(await leaders()) == 1

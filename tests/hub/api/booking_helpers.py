@@ -1,11 +1,14 @@
-"""Helpers shared by the hold and booking tests: seat maps, holds, bookings over HTTP."""
+"""Helpers shared by the hold, booking and waitlist tests: seat maps, holds, bookings and
+waitlist places over HTTP, and the clock that hold and offer expiry is judged by."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
 
+from hub.context import Hub
 from tests.conftest import Account
 
 API = "/api/v1"
@@ -48,3 +51,32 @@ async def hold_ok(
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+async def waitlist_of(client: httpx.AsyncClient, who: Account, event_id: str) -> dict[str, Any]:
+    response = await client.get(f"{API}/events/{event_id}/waitlist", headers=who.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def join_waitlist(
+    client: httpx.AsyncClient, who: Account, event_id: str, n: int
+) -> dict[str, Any]:
+    response = await client.post(
+        f"{API}/events/{event_id}/waitlist", json={"quantity": n}, headers=who.headers
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def iso_ms(iso: str) -> float:
+    """An API timestamp (``expires_at`` ...) in milliseconds since the epoch."""
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
+
+
+async def redis_clock_reaches(hub: Hub, moment_ms: float) -> bool:
+    """Whether Redis's clock, the one clock hold expiry is judged by, has reached
+    ``moment_ms``: wait on this with ``eventually`` rather than sleep past a TTL."""
+    return await hub.inventory.server_time_ms() >= moment_ms
