@@ -554,10 +554,15 @@ def percentiles(
     data = np.asarray(values, dtype=np.float64)
     if any(not 0.0 <= q <= 1.0 for q in qs):
         raise ValueError("percentiles are fractions in [0, 1]")
+    # A hair under q x total, so 0.07 x 100 landing on 7.000000000000001 still picks the
+    # 7th value, whose cumulative share is exactly 0.07 (numpy's quantile would take the
+    # 8th); raw rows and histograms share the rule, so they agree.
+    shares = np.asarray(qs, dtype=np.float64) * (1.0 - 1e-12)
     if weights is None:
         if data.size == 0:
             return tuple(None for _ in qs)
-        found = np.quantile(data, list(qs), method="inverted_cdf")
+        ranks = np.clip(np.ceil(shares * data.size).astype(np.int64) - 1, 0, data.size - 1)
+        found = np.partition(data, np.unique(ranks))[ranks]  # no full sort of a big sample
         return tuple(float(v) for v in found)
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != data.shape or np.any(w < 0):
@@ -568,7 +573,7 @@ def percentiles(
         return tuple(None for _ in qs)
     order = np.argsort(data, kind="stable")
     cumulative = np.cumsum(w[order])
-    at = np.searchsorted(cumulative, np.asarray(qs) * cumulative[-1], side="left")
+    at = np.searchsorted(cumulative, shares * cumulative[-1], side="left")
     return tuple(float(v) for v in data[order][np.minimum(at, data.size - 1)])
 
 
@@ -581,6 +586,8 @@ def user_behaviour(
 ) -> UserBehaviour:
     """Everything the user-behaviour report needs, from one row per booking.
 
+    Bookings made at or after ``now`` are left out of every figure.
+
     Args:
         user: integer user code per booking.
         booked_at: when each booking was made.
@@ -592,18 +599,23 @@ def user_behaviour(
         The report; rates are None when there is nothing to divide by.
     """
     seconds = to_seconds_array(booked_at)
-    n = seconds.size
     starts = to_seconds_array(event_starts_at)
     gone = np.asarray(cancelled, dtype=np.bool_)
-    if starts.shape != (n,) or gone.shape != (n,):
+    users = _int_column(user, "user", seconds.size)
+    if starts.shape != seconds.shape or gone.shape != seconds.shape:
         raise ValueError("every column needs one entry per booking")
-    cohorts = retention_cohorts(user, seconds, now)
+    # One snapshot for every figure: rows stamped at or after `now` (clock skew between
+    # the hub and the database) are left out of all of them, not just the cohorts.
+    before = seconds < to_seconds(now)
+    users, seconds, starts, gone = users[before], seconds[before], starts[before], gone[before]
+    n = seconds.size
+    cohorts = retention_cohorts(users, seconds, now)
     hours, weekdays = booking_clock(seconds)
     p10, p50, p90 = percentiles((starts - seconds) / DAY, (0.1, 0.5, 0.9))
     return UserBehaviour(
         cohorts=cohorts,
         retention_rate=retention_rate(cohorts),
-        repeat_rate=repeat_rate(user),
+        repeat_rate=repeat_rate(users),
         booking_hours=hours,
         booking_weekdays=weekdays,
         lead_time_days=LeadTimes(p10, p50, p90),
