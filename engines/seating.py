@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FREE = 0
+from engines.seats import SeatCode
+
 PITCH_SLACK = 1.5
 _EPS = 1e-6
 _COLUMNS: dict[str, type[np.generic]] = {
@@ -271,7 +272,7 @@ def _eligible(
     status = np.asarray(status)
     if status.shape != (n,):
         raise ValueError(f"status has shape {status.shape}, expected ({n},)")
-    eligible = status == FREE
+    eligible = status == SeatCode.FREE
     if sections is not None:
         unknown = sorted(set(sections) - set(table.section_names))
         if unknown:
@@ -364,7 +365,7 @@ def rank_best_available(
     eligible = _eligible(table, status, sections, accessible_only, max_price_cents, price_cents)
     if int(np.count_nonzero(eligible)) < quantity:
         return []
-    free = np.asarray(status) == FREE
+    free = np.asarray(status) == SeatCode.FREE
     starts = _ranked_windows(table, eligible, free, quantity, 0, len(table), limit)
     if starts.size:
         return [list(range(int(start), int(start) + quantity)) for start in starts]

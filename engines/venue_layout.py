@@ -17,6 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engines.seats import SeatSpec
+
 SEAT_PITCH_M = 0.5
 ROW_DEPTH_M = 0.9
 AISLE_GAP_M = 1.2
@@ -37,19 +39,6 @@ class SectionSpec:
     rows: int  # 1..200
     seats_per_row: int  # 1..500
     accessible: frozenset[tuple[str, int]] = frozenset()  # (row label, seat number) pairs
-
-
-@dataclass(frozen=True, slots=True)
-class SeatSpec:
-    """One generated seat; ``distance`` is its distance to the stage point in metres."""
-
-    section: str
-    row: str
-    number: int
-    x: float
-    y: float
-    accessible: bool
-    distance: float
 
 
 def row_label(index: int) -> str:

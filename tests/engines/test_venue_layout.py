@@ -4,10 +4,10 @@ from itertools import pairwise
 
 import pytest
 
+from engines.seats import SeatSpec
 from engines.venue_layout import (
     AISLE_GAP_M,
     SEAT_PITCH_M,
-    SeatSpec,
     SectionSpec,
     layout_sections,
     row_label,
