@@ -1,0 +1,319 @@
+"""``Inventory``: typed calls to the seat-state scripts of every event, and the reads of
+the keys they write. The package docstring (``hub.inventory``) has the keys and the state
+tables the scripts implement."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Sequence
+
+import msgpack
+from redis.asyncio import Redis
+
+from engines.seats import SeatCode
+from hub.inventory.locks import AssignmentLocks
+from hub.inventory.records import (
+    ConfirmStarted,
+    HoldKind,
+    HoldPlaced,
+    HoldRecord,
+    HoldRefused,
+    HoldStatus,
+    Refusal,
+    Released,
+    ReleaseMode,
+)
+from hub.inventory.scripts import Scripts
+from hub.store import Keys
+
+_OK = "ok"  # the first word of a script's answer when it did what it was asked
+
+
+class Inventory:
+    """Typed calls to the seat-state scripts of every event."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._scripts = Scripts(client)
+        self._locks = AssignmentLocks(client, keys, self._scripts.unlock)
+
+    def _k(self, event_id: uuid.UUID, *names: str) -> list[str]:
+        return [self.keys.event(event_id, name) for name in names]
+
+    def _hold_key(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> str:
+        return self.keys.event(event_id, f"hold:{hold_id}")
+
+    def channel(self, event_id: uuid.UUID) -> str:
+        return self.keys.event(event_id, "ch")
+
+    async def place_hold(
+        self,
+        event_id: uuid.UUID,
+        hold_id: uuid.UUID,
+        user_id: uuid.UUID,
+        kind: HoldKind,
+        seats: Sequence[int],
+        prices: Sequence[int],
+        ttl_ms: int,
+        limit: int | None,
+        index_ttl_s: int | None = None,
+        *,
+        alternatives: Sequence[tuple[Sequence[int], Sequence[int]]] = (),
+    ) -> HoldPlaced | HoldRefused:
+        """Hold every seat or none: ``seats`` (quoted ``prices``) if all are free, else the
+        first of the ``alternatives`` ``(seats, prices)`` whose seats all are. ``limit``
+        caps the user's held plus owned seats.
+
+        With ``index_ttl_s`` the hold's index entry is written in the same round trip (and
+        removed again if the hold was refused): ``GET /holds/{id}`` names no event, so the
+        entry maps the hold to its event and owner; it outlives the hold, so an expired hold
+        can be told apart from one that never was (see ``hold_ref``)."""
+        keys = [*self._k(event_id, "seats", "seq", "meta", "holder")]
+        keys += [self._hold_key(event_id, hold_id), *self._k(event_id, "expiry", "owned", "ch")]
+        args: list[str | int] = [
+            str(hold_id),
+            str(user_id),
+            kind.value,
+            ttl_ms,
+            -1 if limit is None else limit,
+            1 + len(alternatives),
+        ]
+        for these, their_prices in ((seats, prices), *alternatives):
+            args.append(len(these))
+            for idx, price in zip(these, their_prices, strict=True):
+                args += [idx, price]
+        if index_ttl_s is None:
+            result = await self._scripts.hold(keys=keys, args=args)
+        else:
+            index = (self._index_key(hold_id), f"{event_id} {user_id}", index_ttl_s)
+            result = await self._scripts.pipelined(
+                self._scripts.hold,
+                keys,
+                args,
+                lambda pipe: pipe.set(index[0], index[1], ex=index[2]),
+            )
+        refusal = _refusal(result)
+        if refusal is not None and index_ttl_s is not None:
+            await self.client.delete(self._index_key(hold_id))
+        if refusal is None:
+            return HoldPlaced(
+                seq=int(result[1]), expires_ms=int(result[2]), seats=_ints(_s(result[3]))
+            )
+        if refusal is Refusal.TAKEN:
+            return HoldRefused(refusal, taken=tuple(int(i) for i in result[1]))
+        if refusal is Refusal.LIMIT:
+            return HoldRefused(refusal, current=int(result[1]))
+        return HoldRefused(refusal)
+
+    async def release(
+        self,
+        event_id: uuid.UUID,
+        hold_id: uuid.UUID,
+        *,
+        user_id: uuid.UUID | None = None,
+        mode: ReleaseMode = ReleaseMode.RELEASE,
+    ) -> Released | Refusal:
+        """Release a hold's seats (see ``ReleaseMode``). Returns ``Released`` or the refusal:
+        missing (also: not ``user_id``'s hold), confirming, not_due."""
+        keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
+        keys += self._k(event_id, "expiry", "owned", "ch")
+        args = [str(hold_id), str(user_id or ""), ReleaseMode(mode).value]
+        result = await self._scripts.release(keys=keys, args=args)
+        refusal = _refusal(result)
+        if refusal is not None:
+            return refusal
+        return Released(
+            seq=int(result[1]),
+            hold_id=hold_id,
+            user_id=uuid.UUID(_s(result[2])),
+            seats=_ints(_s(result[3])),
+            kind=HoldKind(_s(result[4])),
+        )
+
+    async def begin_confirm(
+        self, event_id: uuid.UUID, hold_id: uuid.UUID, user_id: uuid.UUID
+    ) -> ConfirmStarted | Refusal:
+        """Mark a hold confirming. Returns the hold's seats or: missing, confirming, expired."""
+        keys = [self._hold_key(event_id, hold_id)]
+        result = await self._scripts.begin_confirm(keys=keys, args=[str(user_id)])
+        refusal = _refusal(result)
+        if refusal is not None:
+            return refusal
+        return ConfirmStarted(
+            seats=_ints(_s(result[1])),
+            prices=_ints(_s(result[2])),
+            kind=HoldKind(_s(result[3])),
+            expires_ms=int(result[4]),
+        )
+
+    async def abort_confirm(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> bool:
+        """Put a confirming hold back to held; False when it was not confirming."""
+        keys = [self._hold_key(event_id, hold_id)]
+        return bool(await self._scripts.abort_confirm(keys=keys, args=[]))
+
+    async def finish_confirm(
+        self, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int], *, forget: bool = False
+    ) -> int:
+        """The seats of a committed booking become sold and the hold goes; returns the new
+        seq. With ``forget`` the hold's index entry goes too, in the same round trip."""
+        keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
+        keys += self._k(event_id, "expiry", "ch")
+        csv = ",".join(str(int(i)) for i in seats)
+        if not forget:
+            return int(await self._scripts.finish_confirm(keys=keys, args=[str(hold_id), csv]))
+        index = self._index_key(hold_id)
+        seq = await self._scripts.pipelined(
+            self._scripts.finish_confirm, keys, [str(hold_id), csv], lambda pipe: pipe.delete(index)
+        )
+        return int(seq)
+
+    async def set_seats(
+        self,
+        event_id: uuid.UUID,
+        seats: Sequence[int],
+        code: SeatCode,
+        *,
+        user_id: uuid.UUID | None = None,
+        count_delta: int = 0,
+    ) -> int:
+        """Force seats to a state PostgreSQL decided (sold or free); returns the new seq."""
+        keys = self._k(event_id, "seats", "seq", "holder", "ch", "owned")
+        args: list[str | int] = [int(code), str(user_id or ""), count_delta, *seats]
+        return int(await self._scripts.set_seats(keys=keys, args=args))
+
+    async def load(
+        self,
+        event_id: uuid.UUID,
+        n_seats: int,
+        sold: Sequence[int],
+        owned: dict[uuid.UUID, int],
+        *,
+        force: bool = False,
+    ) -> bool:
+        """Build the event's seat state from PostgreSQL's facts; False if already loaded."""
+        keys = self._k(event_id, "seats", "seq", "meta", "holder", "expiry", "owned", "ch")
+        args: list[str | int] = [n_seats, 1 if force else 0, len(sold), *sold]
+        for user, count in owned.items():
+            args += [str(user), count]
+        result = await self._scripts.load(keys=keys, args=args)
+        return _s(result[0]) == _OK
+
+    def assignment_lock(
+        self, event_id: uuid.UUID, *, ttl_ms: int = 2000, wait_s: float = 2.0
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """The event's short seat-assignment lock (see ``hub.inventory.locks``).
+
+        Raises:
+            AssignmentBusy: on entry, when not acquired within ``wait_s``.
+        """
+        return self._locks.hold(event_id, ttl_ms=ttl_ms, wait_s=wait_s)
+
+    async def is_loaded(self, event_id: uuid.UUID) -> bool:
+        return bool(await self.client.exists(self.keys.event(event_id, "meta")))
+
+    async def snapshot(self, event_id: uuid.UUID) -> tuple[int, bytes] | None:
+        """(seq, one status byte per seat), read atomically; None when not loaded."""
+        keys = self._k(event_id, "seq", "seats", "meta")
+        seq, seats = await self._scripts.snapshot(keys=keys, args=[])
+        if seq is None or seats is None:
+            return None
+        return int(seq), bytes(seats)
+
+    async def get_hold(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> HoldRecord | None:
+        raw = await self.client.hgetall(self._hold_key(event_id, hold_id))
+        if not raw:
+            return None
+        h = {_s(k): _s(v) for k, v in raw.items()}
+        return HoldRecord(
+            hold_id=hold_id,
+            event_id=event_id,
+            user_id=uuid.UUID(h["user"]),
+            kind=HoldKind(h["kind"]),
+            status=HoldStatus(h["status"]),
+            seats=_ints(h["seats"]),
+            prices=_ints(h["prices"]),
+            created_ms=int(h["created"]),
+            expires_ms=int(h["expires"]),
+            extended=h.get("extended") == "1",
+            confirming_since_ms=int(h["confirming_since"]) if "confirming_since" in h else None,
+        )
+
+    async def extend(
+        self, event_id: uuid.UUID, hold_id: uuid.UUID, add_ms: int, max_lifetime_ms: int
+    ) -> int | Refusal:
+        """Extend once; returns the new expiry ms or: missing, already, confirming, expired,
+        max_lifetime."""
+        keys = [self._hold_key(event_id, hold_id), self.keys.event(event_id, "expiry")]
+        args: list[str | int] = [add_ms, max_lifetime_ms, str(hold_id)]
+        result = await self._scripts.extend(keys=keys, args=args)
+        refusal = _refusal(result)
+        if refusal is not None:
+            return refusal
+        return int(result[1])
+
+    async def due_holds(
+        self, event_ids: Sequence[uuid.UUID], now_ms: int, limit: int = 500
+    ) -> list[list[uuid.UUID]]:
+        """For each event, up to ``limit`` holds due by ``now_ms``: one round trip for all."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.zrangebyscore(self.keys.event(event_id, "expiry"), "-inf", now_ms, 0, limit)
+            found = await pipe.execute()
+        return [[uuid.UUID(_s(m)) for m in members] for members in found]
+
+    async def hold_ref(self, hold_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID] | None:
+        """``(event id, owner)`` of a hold placed within the index's lifetime, or None."""
+        value = await self.client.get(self._index_key(hold_id))
+        if value is None:
+            return None
+        event_id, user_id = _s(value).split(" ")
+        return uuid.UUID(event_id), uuid.UUID(user_id)
+
+    async def forget_hold(self, hold_id: uuid.UUID) -> None:
+        """Drop the index entry of a hold that ended by its owner's hand (booked, released)."""
+        await self.client.delete(self._index_key(hold_id))
+
+    def _index_key(self, hold_id: uuid.UUID) -> str:
+        # Global, not under the event's hash tag: it is written after the hold script.
+        return self.keys.global_(f"hold-event:{hold_id}")
+
+    async def due_holders(self, event_id: uuid.UUID, seats: Sequence[int]) -> list[uuid.UUID]:
+        """The holds past their expiry that hold any of ``seats``, in one round trip."""
+        if not seats:
+            return []
+        keys = self._k(event_id, "holder", "expiry")
+        found = await self._scripts.due_holders(keys=keys, args=list(seats))
+        return sorted(uuid.UUID(_s(h)) for h in found)
+
+    async def hold_ids(self, event_id: uuid.UUID) -> list[uuid.UUID]:
+        """Every live hold of the event (the expiry index lists each one)."""
+        members = await self.client.zrange(self.keys.event(event_id, "expiry"), 0, -1)
+        return [uuid.UUID(_s(m)) for m in members]
+
+    async def owned_count(self, event_id: uuid.UUID, user_id: uuid.UUID) -> int:
+        value = await self.client.hget(self.keys.event(event_id, "owned"), str(user_id))
+        return int(value or 0)
+
+    async def publish(self, event_id: uuid.UUID, message: dict[str, object]) -> None:
+        """Publish a non-seat message (price tick, offer ...) on the event's channel."""
+        await self.client.publish(self.channel(event_id), msgpack.packb(message))
+
+    async def server_time_ms(self) -> int:
+        seconds, micros = await self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ints(csv: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in csv.split(",") if part)
+
+
+def _refusal(result: list[object]) -> Refusal | None:
+    """None when a script answered ``{'ok', ...}``, else its refusal."""
+    word = _s(result[0])
+    return None if word == _OK else Refusal(word)
