@@ -17,13 +17,16 @@ import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from hub import logs
 from hub.db.migrate import migrate
 from hub.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from hub.demo import DemoSummary
 
 log = structlog.get_logger(__name__)
 
@@ -161,14 +164,18 @@ def _run_uvicorn(host: str, port: int, workers: int) -> None:
     uvicorn.run("hub.asgi:create", **uvicorn_options(host, port, workers))
 
 
-def _print_banner(host: str, port: int, summary: Any) -> None:
-    base = f"http://{host}:{port}"
+def _print_banner(host: str, port: int, summary: DemoSummary | None) -> None:
+    print(banner(f"http://{host}:{port}", summary), flush=True)
+
+
+def banner(base: str, summary: DemoSummary | None) -> str:
+    """What ``serve`` prints before uvicorn starts: only URLs that answer 200 once it runs
+    (the API has no page of its own at its prefix: its OpenAPI document is the entry)."""
     lines = [
         "",
         f"  Evently Hub is starting on {base}",
-        f"    API           {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json)",
         f"    Events        {base}/",
-        f"    Admin panel   {base}/admin",
+        f"    API (OpenAPI) {base}/api/v1/openapi.json",
     ]
     if summary is not None:
         lines.append(f"    Seat map      {base}/events/{summary.first_event_id}")
@@ -176,7 +183,7 @@ def _print_banner(host: str, port: int, summary: Any) -> None:
         lines.extend(
             f"      {role:<6} {email} / {password}" for role, email, password in summary.logins
         )
-    print("\n".join(lines) + "\n", flush=True)
+    return "\n".join(lines) + "\n"
 
 
 def _local_secret(home: Path) -> str:
