@@ -13,6 +13,7 @@ from hub.api.holds import Quantity, SeatIds, SeatLineOut, Section
 from hub.api.inputs import Input
 from hub.api.routing import Api, Auth, Call, JSONBytes
 from hub.api.venues import PageQuery
+from hub.errors import Forbidden
 from hub.services import booking_views, bookings, cancellation, idempotency
 from hub.services.bookings import BookingRequest
 from hub.services.idempotency import Replay
@@ -115,11 +116,14 @@ async def create_booking(call: Call) -> Any:
     auth=Auth.USER,
     query=BookingsQuery,
     response=BookingPage,
-    errors=(401, 422),
+    errors=(401, 403, 422),
     tag="bookings",
 )
 async def list_bookings(call: Call) -> Any:
     query: BookingsQuery = call.query
+    if query.user_id not in (None, call.user.user_id) and not call.user.is_admin:
+        # Another user's id in a query is refused, not silently replaced by the caller's.
+        raise Forbidden("Only an admin may list another user's bookings")
     return await booking_views.list_bookings(
         call.hub,
         call.user.user_id,
