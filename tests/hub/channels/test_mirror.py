@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engines.seats import SeatCode
 from hub.channels.mirror import Applied, Mirror, Tick, counts_of
 
-FREE, HELD, SOLD = 0, 1, 2
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
 
 
 def test_messages_in_order_are_applied_and_open_one_tick() -> None:
