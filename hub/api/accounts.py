@@ -8,11 +8,11 @@ from pydantic import Field, StringConstraints
 
 from hub import ratelimit
 from hub.api.inputs import Input
-from hub.api.routing import Api, Auth, Call
+from hub.api.routing import Api, Auth, Call, Doc
 from hub.api.schemas import SessionOut, UserOut
 from hub.services import accounts
 
-api = Api()
+api = Api(tag="accounts")
 
 Email = Annotated[
     str,
@@ -36,13 +36,10 @@ class LoginIn(Input):
 @api.route(
     "POST",
     "/auth/register",
-    limit=ratelimit.AUTH,
-    summary="Create an account",
+    Doc("Create an account", response=SessionOut, errors=(409, 422)),
     body=RegisterIn,
-    response=SessionOut,
     status=201,
-    errors=(409, 422),
-    tag="accounts",
+    limit=ratelimit.AUTH,
 )
 async def register(call: Call) -> Any:
     body: RegisterIn = call.body
@@ -52,12 +49,9 @@ async def register(call: Call) -> Any:
 @api.route(
     "POST",
     "/auth/login",
-    limit=ratelimit.AUTH,
-    summary="Log in",
+    Doc("Log in", response=SessionOut, errors=(401, 422)),
     body=LoginIn,
-    response=SessionOut,
-    errors=(401, 422),
-    tag="accounts",
+    limit=ratelimit.AUTH,
 )
 async def login(call: Call) -> Any:
     body: LoginIn = call.body
@@ -67,11 +61,9 @@ async def login(call: Call) -> Any:
 @api.route(
     "POST",
     "/auth/logout",
-    summary="Revoke the token used for this call",
+    Doc("Revoke the token used for this call", errors=(401,)),
     auth=Auth.USER,
     status=204,
-    errors=(401,),
-    tag="accounts",
 )
 async def logout(call: Call) -> Any:
     await accounts.logout(call.hub, call.user)
@@ -80,11 +72,8 @@ async def logout(call: Call) -> Any:
 @api.route(
     "GET",
     "/users/me",
-    summary="The caller's account",
+    Doc("The caller's account", response=UserOut, errors=(401,)),
     auth=Auth.USER,
-    response=UserOut,
-    errors=(401,),
-    tag="accounts",
 )
 async def me(call: Call) -> Any:
     return await accounts.me(call.hub, call.user.user_id)

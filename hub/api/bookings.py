@@ -11,14 +11,14 @@ from pydantic import BaseModel, StringConstraints, model_validator
 from hub import ratelimit
 from hub.api.holds import Quantity, SeatIds, SeatLineOut, Section
 from hub.api.inputs import Input
-from hub.api.routing import Api, Auth, Call, JSONBytes
+from hub.api.routing import Api, Auth, Call, Doc, JSONBytes
 from hub.api.venues import PageQuery
 from hub.errors import Forbidden
 from hub.services import booking_views, bookings, cancellation, idempotency
 from hub.services.bookings import BookingRequest
 from hub.services.idempotency import Replay
 
-api = Api()
+api = Api(tag="bookings")
 
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -76,14 +76,15 @@ class BookingPage(BaseModel):
 @api.route(
     "POST",
     "/bookings",
-    limit=ratelimit.BOOKINGS,
-    summary="Book: confirm a hold, or hold and confirm in one call (Idempotency-Key honoured)",
+    Doc(
+        "Book: confirm a hold, or hold and confirm in one call (Idempotency-Key honoured)",
+        response=BookingOut,
+        errors=(401, 402, 404, 409, 410, 422, 503),
+    ),
     auth=Auth.USER,
     body=BookingIn,
-    response=BookingOut,
     status=201,
-    errors=(401, 402, 404, 409, 410, 422, 503),
-    tag="bookings",
+    limit=ratelimit.BOOKINGS,
 )
 async def create_booking(call: Call) -> Any:
     body: BookingIn = call.body
@@ -112,12 +113,13 @@ async def create_booking(call: Call) -> Any:
 @api.route(
     "GET",
     "/bookings",
-    summary="The caller's bookings, newest first (admins: anyone's, user_id to filter)",
+    Doc(
+        "The caller's bookings, newest first (admins: anyone's, user_id to filter)",
+        response=BookingPage,
+        errors=(401, 403, 422),
+    ),
     auth=Auth.USER,
     query=BookingsQuery,
-    response=BookingPage,
-    errors=(401, 403, 422),
-    tag="bookings",
 )
 async def list_bookings(call: Call) -> Any:
     query: BookingsQuery = call.query
@@ -137,11 +139,8 @@ async def list_bookings(call: Call) -> Any:
 @api.route(
     "GET",
     "/bookings/{booking_id}",
-    summary="One booking (its owner or an admin)",
+    Doc("One booking (its owner or an admin)", response=BookingOut, errors=(401, 404)),
     auth=Auth.USER,
-    response=BookingOut,
-    errors=(401, 404),
-    tag="bookings",
 )
 async def get_booking(call: Call) -> Any:
     return await booking_views.get_booking(
@@ -152,11 +151,12 @@ async def get_booking(call: Call) -> Any:
 @api.route(
     "POST",
     "/bookings/{booking_id}/cancel",
-    summary="Cancel a booking and refund it (owner or admin; not after the event starts)",
+    Doc(
+        "Cancel a booking and refund it (owner or admin; not after the event starts)",
+        response=BookingOut,
+        errors=(401, 404, 409),
+    ),
     auth=Auth.USER,
-    response=BookingOut,
-    errors=(401, 404, 409),
-    tag="bookings",
 )
 async def cancel_booking(call: Call) -> Any:
     return await cancellation.cancel_booking(

@@ -10,12 +10,12 @@ from pydantic import AwareDatetime, Field, StringConstraints, field_validator, m
 
 from engines.money import decimal_to_cents
 from hub.api.inputs import Input
-from hub.api.routing import Api, Auth, Call, JSONBytes
+from hub.api.routing import Api, Auth, Call, Doc, JSONBytes
 from hub.api.schemas import EventOut, EventPage, SeatMapOut
 from hub.api.venues import Name, PageQuery, Price, SectionName
 from hub.services import cancellation, events
 
-api = Api()
+api = Api(tag="events")
 
 Category = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=50)]
@@ -82,13 +82,10 @@ class EventsQuery(PageQuery):
 @api.route(
     "POST",
     "/events",
-    summary="Create an event",
+    Doc("Create an event", response=EventOut, errors=(401, 403, 422)),
     auth=Auth.ADMIN,
     body=EventIn,
-    response=EventOut,
     status=201,
-    errors=(401, 403, 422),
-    tag="events",
 )
 async def create_event(call: Call) -> Any:
     body: EventIn = call.body
@@ -108,12 +105,13 @@ async def create_event(call: Call) -> Any:
 @api.route(
     "PATCH",
     "/events/{event_id}",
-    summary="Change an event's details or section prices",
+    Doc(
+        "Change an event's details or section prices",
+        response=EventOut,
+        errors=(401, 403, 404, 409, 422),
+    ),
     auth=Auth.ADMIN,
     body=EventPatch,
-    response=EventOut,
-    errors=(401, 403, 404, 409, 422),
-    tag="events",
 )
 async def update_event(call: Call) -> Any:
     body: EventPatch = call.body
@@ -127,11 +125,8 @@ async def update_event(call: Call) -> Any:
 @api.route(
     "GET",
     "/events",
-    summary="Search and list events, upcoming first",
+    Doc("Search and list events, upcoming first", response=EventPage, errors=(422,)),
     query=EventsQuery,
-    response=EventPage,
-    errors=(422,),
-    tag="events",
 )
 async def list_events(call: Call) -> Any:
     query: EventsQuery = call.query
@@ -159,10 +154,7 @@ def _moment(value: dt.datetime | dt.date | None, *, end_of_day: bool) -> dt.date
 @api.route(
     "GET",
     "/events/{event_id}",
-    summary="One event with prices and availability",
-    response=EventOut,
-    errors=(404,),
-    tag="events",
+    Doc("One event with prices and availability", response=EventOut, errors=(404,)),
 )
 async def get_event(call: Call) -> Any:
     return await events.get_event(call.hub, call.path["event_id"])
@@ -171,10 +163,11 @@ async def get_event(call: Call) -> Any:
 @api.route(
     "GET",
     "/events/{event_id}/seats",
-    summary="Every seat of the event with its current price and status, in seat order",
-    response=SeatMapOut,
-    errors=(404,),
-    tag="events",
+    Doc(
+        "Every seat of the event with its current price and status, in seat order",
+        response=SeatMapOut,
+        errors=(404,),
+    ),
 )
 async def event_seats(call: Call) -> Any:
     return JSONBytes(await events.seat_map(call.hub, call.path["event_id"]))
@@ -183,11 +176,12 @@ async def event_seats(call: Call) -> Any:
 @api.route(
     "POST",
     "/events/{event_id}/cancel",
-    summary="Cancel the event: bookings refunded, holds released, waitlist closed, all told",
+    Doc(
+        "Cancel the event: bookings refunded, holds released, waitlist closed, all told",
+        response=EventOut,
+        errors=(404, 409),
+    ),
     auth=Auth.ADMIN,
-    response=EventOut,
-    errors=(404, 409),
-    tag="events",
 )
 async def cancel_event(call: Call) -> Any:
     return await cancellation.cancel_event(call.hub, call.path["event_id"])

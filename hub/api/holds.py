@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from hub import ratelimit
 from hub.api.inputs import Input
-from hub.api.routing import Api, Auth, Call
+from hub.api.routing import Api, Auth, Call, Doc
 from hub.services import holds
 
-api = Api()
+api = Api(tag="holds")
 
 MAX_SEATS_PER_HOLD = 100
 
@@ -55,14 +55,15 @@ class HoldOut(BaseModel):
 @api.route(
     "POST",
     "/events/{event_id}/holds",
-    limit=ratelimit.HOLDS,
-    summary="Hold seats: the named ones, or the best available",
+    Doc(
+        "Hold seats: the named ones, or the best available",
+        response=HoldOut,
+        errors=(401, 404, 409, 422, 503),
+    ),
     auth=Auth.USER,
     body=HoldIn,
-    response=HoldOut,
     status=201,
-    errors=(401, 404, 409, 422, 503),
-    tag="holds",
+    limit=ratelimit.HOLDS,
 )
 async def place_hold(call: Call) -> Any:
     body: HoldIn = call.body
@@ -79,11 +80,8 @@ async def place_hold(call: Call) -> Any:
 @api.route(
     "GET",
     "/holds/{hold_id}",
-    summary="One of the caller's holds",
+    Doc("One of the caller's holds", response=HoldOut, errors=(401, 404, 410)),
     auth=Auth.USER,
-    response=HoldOut,
-    errors=(401, 404, 410),
-    tag="holds",
 )
 async def get_hold(call: Call) -> Any:
     return await holds.get_hold(call.hub, call.user.user_id, call.path["hold_id"])
@@ -92,11 +90,9 @@ async def get_hold(call: Call) -> Any:
 @api.route(
     "DELETE",
     "/holds/{hold_id}",
-    summary="Release one of the caller's holds",
+    Doc("Release one of the caller's holds", errors=(401, 404, 409)),
     auth=Auth.USER,
     status=204,
-    errors=(401, 404, 409),
-    tag="holds",
 )
 async def release_hold(call: Call) -> Any:
     await holds.release_hold(call.hub, call.user.user_id, call.path["hold_id"])
@@ -105,11 +101,12 @@ async def release_hold(call: Call) -> Any:
 @api.route(
     "POST",
     "/holds/{hold_id}/extend",
-    summary="Extend one of the caller's holds, once, within the maximum lifetime",
+    Doc(
+        "Extend one of the caller's holds, once, within the maximum lifetime",
+        response=HoldOut,
+        errors=(401, 404, 409, 410),
+    ),
     auth=Auth.USER,
-    response=HoldOut,
-    errors=(401, 404, 409, 410),
-    tag="holds",
 )
 async def extend_hold(call: Call) -> Any:
     return await holds.extend_hold(call.hub, call.user.user_id, call.path["hold_id"])

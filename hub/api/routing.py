@@ -96,42 +96,55 @@ class JSONBytes(Response):
     media_type = "application/json"
 
 
-class Api:
-    """Collects endpoints; turns them into Starlette routes and an OpenAPI document."""
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """What an endpoint declares only for its reader and the OpenAPI document: a summary,
+    the shape of a success (handlers return plain data, so it is never enforced) and the
+    error statuses it may answer besides those its declaration implies."""
 
-    def __init__(self) -> None:
+    summary: str
+    response: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+
+
+class Api:
+    """Collects the endpoints of one API module (one OpenAPI ``tag``); turns them into
+    Starlette routes and an OpenAPI document."""
+
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
         self.endpoints: list[Endpoint] = []
 
     def route(
         self,
         method: str,
         path: str,
+        doc: Doc,
         *,
-        summary: str,
         auth: Auth = Auth.NONE,
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
-        response: type[BaseModel] | None = None,
         status: int = 200,
-        errors: tuple[int, ...] = (),
-        tag: str = "",
         limit: Limit | None = None,
     ) -> Callable[[Handler], Handler]:
+        """Declare an endpoint: what is enforced (role, body, query, rate limit) and the
+        success status as arguments, what is only documented as ``doc``."""
+
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
                 Endpoint(
-                    method.upper(),
-                    PREFIX + path,
-                    handler,
-                    summary,
-                    auth,
-                    body,
-                    query,
-                    response,
-                    status,
-                    errors,
-                    tag,
-                    limit,
+                    method=method.upper(),
+                    path=PREFIX + path,
+                    handler=handler,
+                    summary=doc.summary,
+                    auth=auth,
+                    body=body,
+                    query=query,
+                    response=doc.response,
+                    status=status,
+                    errors=doc.errors,
+                    tag=self.tag,
+                    limit=limit,
                 )
             )
             return handler

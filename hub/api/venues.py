@@ -9,11 +9,11 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from engines.money import decimal_to_cents
 from hub.api.inputs import Input, QueryInput
-from hub.api.routing import Api, Auth, Call
+from hub.api.routing import Api, Auth, Call, Doc
 from hub.api.schemas import VenueOut, VenuePage
 from hub.services import venues
 
-api = Api()
+api = Api(tag="venues")
 
 MAX_PRICE = Decimal("1000000.00")
 
@@ -70,13 +70,14 @@ class VenueIn(Input):
 @api.route(
     "POST",
     "/venues",
-    summary="Create a venue from sections or an explicit seat list",
+    Doc(
+        "Create a venue from sections or an explicit seat list",
+        response=VenueOut,
+        errors=(401, 403, 422),
+    ),
     auth=Auth.ADMIN,
     body=VenueIn,
-    response=VenueOut,
     status=201,
-    errors=(401, 403, 422),
-    tag="venues",
 )
 async def create_venue(call: Call) -> Any:
     body: VenueIn = call.body
@@ -103,11 +104,8 @@ async def create_venue(call: Call) -> Any:
 @api.route(
     "GET",
     "/venues",
-    summary="List venues",
+    Doc("List venues", response=VenuePage, errors=(422,)),
     query=PageQuery,
-    response=VenuePage,
-    errors=(422,),
-    tag="venues",
 )
 async def list_venues(call: Call) -> Any:
     query: PageQuery = call.query
@@ -117,10 +115,7 @@ async def list_venues(call: Call) -> Any:
 @api.route(
     "GET",
     "/venues/{venue_id}",
-    summary="One venue with its sections",
-    response=VenueOut,
-    errors=(404,),
-    tag="venues",
+    Doc("One venue with its sections", response=VenueOut, errors=(404,)),
 )
 async def get_venue(call: Call) -> Any:
     return await venues.get_venue(call.hub, call.path["venue_id"])

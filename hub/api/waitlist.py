@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from hub import ratelimit
 from hub.api.inputs import Input
-from hub.api.routing import Api, Auth, Call
+from hub.api.routing import Api, Auth, Call, Doc
 from hub.services import waitlist
 
-api = Api()
+api = Api(tag="waitlist")
 
 
 class WaitlistIn(Input):
@@ -47,14 +47,11 @@ class WaitlistOut(WaitlistJoinOut):
 @api.route(
     "POST",
     "/events/{event_id}/waitlist",
-    limit=ratelimit.WAITLIST,
-    summary="Join the event's waitlist",
+    Doc("Join the event's waitlist", response=WaitlistJoinOut, errors=(404, 409)),
     auth=Auth.USER,
     body=WaitlistIn,
-    response=WaitlistJoinOut,
     status=201,
-    errors=(404, 409),
-    tag="waitlist",
+    limit=ratelimit.WAITLIST,
 )
 async def join(call: Call) -> Any:
     body: WaitlistIn = call.body
@@ -64,10 +61,8 @@ async def join(call: Call) -> Any:
 @api.route(
     "GET",
     "/events/{event_id}/waitlist",
-    summary="The caller's place in the waitlist and any standing offer",
+    Doc("The caller's place in the waitlist and any standing offer", response=WaitlistOut),
     auth=Auth.USER,
-    response=WaitlistOut,
-    tag="waitlist",
 )
 async def status(call: Call) -> Any:
     return await waitlist.status(call.hub, call.user.user_id, call.path["event_id"])
@@ -76,10 +71,9 @@ async def status(call: Call) -> Any:
 @api.route(
     "DELETE",
     "/events/{event_id}/waitlist",
-    summary="Leave the waitlist (a standing offer passes to the next in line)",
+    Doc("Leave the waitlist (a standing offer passes to the next in line)"),
     auth=Auth.USER,
     status=204,
-    tag="waitlist",
 )
 async def leave(call: Call) -> Any:
     await waitlist.leave(call.hub, call.user.user_id, call.path["event_id"])
