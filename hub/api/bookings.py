@@ -50,6 +50,12 @@ class BookingsQuery(PageQuery):
     user_id: uuid.UUID | None = None
 
 
+class RefundOut(BaseModel):
+    amount: Decimal
+    status: str  # due | paid | failed
+    paid_at: str | None
+
+
 class BookingOut(BaseModel):
     id: uuid.UUID
     reference: str
@@ -64,6 +70,7 @@ class BookingOut(BaseModel):
     total: Decimal
     group_name: str | None
     created_at: str
+    refund: RefundOut | None
 
 
 class BookingPage(BaseModel):

@@ -13,6 +13,7 @@ from hub.api.routing import Api
 from hub.assembly import LeaderLoop
 from hub.services.expiry import expiry_loop
 from hub.services.notifications import outbox_loop
+from hub.services.refunds import refund_loop
 
 
 def build_api() -> Api:
@@ -32,4 +33,4 @@ def page_routes() -> list[BaseRoute]:
 
 def leader_loops() -> list[LeaderLoop]:
     """The loops only the leader process runs (one of each across all processes)."""
-    return [expiry_loop, outbox_loop]
+    return [expiry_loop, outbox_loop, refund_loop]

@@ -108,9 +108,9 @@ async def cancel(con: Connection, booking_id: uuid.UUID, refund_cents: int) -> R
     when there is nothing to pay back); run in a transaction."""
     await con.execute("UPDATE tickets SET active = false WHERE booking_id = $1", booking_id)
     row = await con.fetchrow(
-        f"""UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), refund_cents = $2,
-                   refund_status = CASE WHEN $2 > 0 THEN 'due' ELSE 'paid' END,
-                   refund_paid_at = CASE WHEN $2 > 0 THEN NULL ELSE now() END,
+        f"""UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), refund_cents = $2::bigint,
+                   refund_status = CASE WHEN $2::bigint > 0 THEN 'due' ELSE 'paid' END,
+                   refund_paid_at = CASE WHEN $2::bigint > 0 THEN NULL ELSE now() END,
                    refund_next_at = now()
              WHERE b.id = $1 RETURNING {BOOKING_COLUMNS}""",
         booking_id,
@@ -168,8 +168,8 @@ async def refund_failed(
     the booking shows the refund as failed (it is still retried)."""
     await con.execute(
         """UPDATE bookings SET refund_attempts = refund_attempts + 1,
-                  refund_next_at = now() + make_interval(secs => $2),
-                  refund_status = CASE WHEN refund_attempts + 1 >= $3 THEN 'failed'
+                  refund_next_at = now() + make_interval(secs => $2::float8),
+                  refund_status = CASE WHEN refund_attempts + 1 >= $3::int THEN 'failed'
                                        ELSE refund_status END
             WHERE id = $1 AND refund_status IN ('due', 'failed')""",
         booking_id,

@@ -163,9 +163,7 @@ def log_placed(
     hub: Hub, hold_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, seats: int
 ) -> None:
     """Queue the hold-log row of a placed hold (batched by the process's writer)."""
-    writer = hub.parts.get("hold_log")
-    if writer is not None:
-        writer.add(hold_id, event_id, user_id, seats)
+    hub.hold_log.add(hold_id, event_id, user_id, seats)
 
 
 async def log_outcome(

@@ -19,7 +19,6 @@ import structlog
 from hub.context import Hub
 from hub.db import bookings as bookings_db
 from hub.metrics import REFUNDS
-from hub.payments import provider_of
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +35,7 @@ async def pay_due_refunds(hub: Hub) -> int:
     paid = 0
     for row in due:
         try:
-            refund_ref = await provider_of(hub).refund(
+            refund_ref = await hub.payments.refund(
                 row["refund_cents"], row["user_id"], row["reference"], row["provider_ref"]
             )
         except asyncio.CancelledError:
@@ -50,7 +49,7 @@ async def pay_due_refunds(hub: Hub) -> int:
             continue
         async with hub.db.transaction() as con:
             recorded = await bookings_db.record_refund(
-                con, row["id"], provider_of(hub).name, refund_ref
+                con, row["id"], hub.payments.name, refund_ref
             )
         if recorded:
             paid += 1

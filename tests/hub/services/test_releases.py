@@ -8,6 +8,7 @@ hold in their name.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from engines.seats import SeatCode
 from hub.context import Hub
-from hub.inventory import SeatCode
 from hub.payments import PaymentDeclined
 from hub.settings import Settings
 from tests.conftest import Account, register
@@ -43,11 +44,15 @@ async def quick(short: WsServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 class Declining:
-    """A payment provider that declines every charge."""
+    """A payment provider that declines every charge once ``gate`` opens."""
 
     name = "declining"
 
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
     async def charge(self, amount_cents: int, user_id: uuid.UUID, reference: str) -> str:
+        await self.gate.wait()
         raise PaymentDeclined("declined for the test")
 
     async def refund(
@@ -57,10 +62,11 @@ class Declining:
 
 
 @pytest.fixture
-def declining(hub: Hub) -> Iterator[None]:
+def declining(hub: Hub) -> Iterator[Declining]:
     previous = hub.payments
-    hub.payments = Declining()
-    yield
+    provider = Declining()
+    hub.payments = provider
+    yield provider
     hub.payments = previous
 
 
@@ -130,13 +136,20 @@ async def test_a_failed_one_call_booking_is_offered(
     admin: Account,
     user: Account,
     other_user: Account,
-    declining: None,
+    declining: Declining,
 ) -> None:
     event_id, seats = await _two_seat_event(client, admin)
     first = await hold_ok(client, user, event_id, seat_ids=seats[:1])
-    await _wait_in_line(client, other_user, event_id)
     buyer = await register(client)
-    failed = await book(client, buyer, event_id=event_id, seat_ids=seats[1:])
+    booking = asyncio.create_task(book(client, buyer, event_id=event_id, seat_ids=seats[1:]))
+
+    async def both_held() -> bool:
+        return set(statuses(await seat_map(client, event_id)).values()) == {"held"}
+
+    assert await eventually(both_held)  # the one-call booking holds its seat, then pays
+    await _wait_in_line(client, other_user, event_id)
+    declining.gate.set()
+    failed = await booking
     assert failed.status_code == 402, failed.text
     assert await _offered(client, other_user, event_id) == set(seats[1:])
     assert statuses(await seat_map(client, event_id))[seats[0]] == "held"
