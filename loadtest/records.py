@@ -21,11 +21,13 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from engines.seats import SeatCode
+
 # Request kinds, as stored in the per-request arrays.
 HOLD, CONFIRM, RELEASE, CANCEL, CEILING_HOLD = 0, 1, 2, 3, 4
 KIND_NAMES = {HOLD: "hold", CONFIRM: "confirm", RELEASE: "release", CANCEL: "cancel"}
 KIND_NAMES[CEILING_HOLD] = "ceiling_hold"
-FREE, HELD, SOLD = 0, 1, 2  # seat codes of the WebSocket contract
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD  # short names, one definition
 CONFLICT_CODES = frozenset({"seat_unavailable", "sold_out"})
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode

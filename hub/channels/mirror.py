@@ -21,6 +21,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engines.seats import SeatCode
+
 
 class Applied(enum.Enum):
     APPLIED = "applied"  # the first change of a new tick (caller schedules a flush)
@@ -103,7 +105,7 @@ class Mirror:
 
 
 def counts_of(seats: bytes | bytearray) -> Counts:
-    held = seats.count(1)
-    sold = seats.count(2)
+    held = seats.count(SeatCode.HELD)
+    sold = seats.count(SeatCode.SOLD)
     total = len(seats)
     return total, total - held - sold, held, sold

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from engines.discounts import PriceBreakdown, price_group
+from engines.seats import SeatCode
 from hub.context import Hub
 from hub.db import Connection, UniqueViolation
 from hub.db import bookings as bookings_db
@@ -35,7 +36,7 @@ from hub.errors import (
     SeatUnavailable,
     ValidationError,
 )
-from hub.inventory import ConfirmStarted, HoldKind, Refusal, ReleaseMode, SeatCode
+from hub.inventory import ConfirmStarted, HoldKind, Refusal, ReleaseMode
 from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
 from hub.payments import PaymentDeclined, provider_of
 from hub.services import (

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from engines.money import cents_to_decimal
+from engines.seats import SeatCode
 from hub import jsonenc
 from hub.context import Hub
 from hub.db import events as events_db
@@ -27,7 +28,6 @@ from hub.services import live_seats, venues
 
 log = structlog.get_logger(__name__)
 
-FREE, HELD, SOLD = 0, 1, 2
 _STATUS_JSON = (b',"status":"free"}', b',"status":"held"}', b',"status":"sold"}')
 DEFAULT_MAX_TICKETS = 10
 
@@ -61,8 +61,8 @@ async def seat_states(hub: Hub, event: Event) -> tuple[int, bytes]:
 
 
 def availability(states: bytes) -> dict[str, int]:
-    held = states.count(HELD)
-    sold = states.count(SOLD)
+    held = states.count(SeatCode.HELD)
+    sold = states.count(SeatCode.SOLD)
     total = len(states)
     return {"total": total, "available": total - held - sold, "held": held, "sold": sold}
 

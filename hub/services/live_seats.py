@@ -14,9 +14,10 @@ import uuid
 import structlog
 
 from engines.seating import SeatTable
+from engines.seats import SeatCode
 from hub.context import Hub
 from hub.db import inventory as inventory_db
-from hub.inventory import HoldKind, SeatCode
+from hub.inventory import HoldKind
 from hub.records import Layout, VenueSeats
 from hub.services import venues
 

@@ -35,10 +35,11 @@ from collections.abc import Sequence
 
 import structlog
 
+from engines.seats import SeatCode
 from hub.context import Hub
 from hub.db import lifecycle
 from hub.db import waitlist as waitlist_db
-from hub.inventory import HoldKind, HoldPlaced, Refusal, Released, ReleaseMode, SeatCode
+from hub.inventory import HoldKind, HoldPlaced, Refusal, Released, ReleaseMode
 from hub.metrics import EXPIRED_HOLDS
 from hub.services import events, live_seats, notifications, placing
 

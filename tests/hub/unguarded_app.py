@@ -19,8 +19,9 @@ import asyncpg
 import jwt
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engines.seats import SeatCode
 from hub.asgi import create as create_hub
-from hub.inventory import Inventory, SeatCode
+from hub.inventory import Inventory
 from hub.settings import Settings
 from hub.store import Store
 
