@@ -233,7 +233,7 @@ def build_model(
         features=features,
         open_features=sp.csr_array(features[open_events]),
         feature_labels=labels,
-        mean_features=np.asarray(features.mean(axis=0)).ravel(),
+        mean_features=np.asarray(features.sum(axis=0)).ravel() / max(len(catalogue), 1),
         popularity=popularity,
         recent=recent.astype(np.int64),
         total=total.astype(np.int64),

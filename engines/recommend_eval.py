@@ -365,6 +365,7 @@ def als_rankings(
     """Top ``TOP`` per scored user from implicit's ALS over the same training bookings and
     the same candidates (events open at the cutoff, not booked by the user)."""
     from implicit.cpu.als import AlternatingLeastSquares  # optional bench dependency
+    from threadpoolctl import threadpool_limits  # implicit's own dependency
 
     event_ids = sorted(event.event_id for event in events)
     column = {event_id: i for i, event_id in enumerate(event_ids)}
@@ -375,14 +376,16 @@ def als_rankings(
     matrix = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), len(event_ids))
     )
-    model = AlternatingLeastSquares(
-        factors=params.factors,
-        regularization=params.regularization,
-        alpha=params.alpha,
-        iterations=params.iterations,
-        random_state=seed,
-    )
-    model.fit(matrix, show_progress=False)
+    # implicit's advice: BLAS's own thread pool fights ALS's threads (up to 10x slower).
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(
+            factors=params.factors,
+            regularization=params.regularization,
+            alpha=params.alpha,
+            iterations=params.iterations,
+            random_state=seed,
+        )
+        model.fit(matrix, show_progress=False)
     open_at = np.array(
         [
             column[event.event_id]

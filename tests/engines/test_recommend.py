@@ -238,3 +238,28 @@ def test_hybrid_beats_popularity_on_a_held_out_split() -> None:
     popular_scores = score_rankings(popular, split.relevant, n_open)
     assert hybrid_scores.precision_at_5 >= 2 * popular_scores.precision_at_5
     assert hybrid_scores.coverage > popular_scores.coverage
+
+
+def test_a_catalogue_without_bookings_still_answers() -> None:
+    model = build_model([], CATALOGUE, NOW)
+    cold = recommend(model, (), now=NOW, limit=10)
+    assert {item.event_id for item in cold} == {e.event_id for e in CATALOGUE[2:]}
+    assert all(item.reasons == (f"new in {_category(item.event_id)}",) for item in cold)
+    warm = recommend(model, ["p-jazz"], now=NOW, limit=2)
+    assert {item.event_id for item in warm} == {"f-jazz1", "f-jazz2"}
+    assert build_model([], [], NOW).open_events.size == 0
+
+
+def _category(event_id: str) -> str:
+    return next(event.category for event in CATALOGUE if event.event_id == event_id)
+
+
+def test_evaluation_metrics_by_hand() -> None:
+    rankings = {"a": ["x", "y", "z", "w", "v", "u"], "b": ["u", "v", "w", "x", "y"]}
+    relevant = {"a": frozenset({"y", "u"}), "b": frozenset({"q"})}
+    scores = score_rankings(rankings, relevant, n_open=10)
+    assert scores.precision_at_5 == pytest.approx((1 / 5 + 0) / 2)
+    assert scores.recall_at_5 == pytest.approx((1 / 2 + 0) / 2)
+    ideal = 1 + 1 / np.log2(3)
+    assert scores.ndcg_at_10 == pytest.approx((1 / np.log2(3) + 1 / np.log2(7)) / ideal / 2)
+    assert scores.coverage == pytest.approx(6 / 10)
