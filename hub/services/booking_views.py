@@ -84,8 +84,8 @@ async def list_bookings(
     """The caller's bookings, newest first: ``{items, page, size, total}``.
 
     Args:
-        for_user: an admin's filter; an admin without it sees everyone's. Ignored for a
-            non-admin, who only ever sees their own.
+        for_user: an admin's filter; an admin without it sees everyone's. A non-admin
+            only ever sees their own (the route refuses anyone else's id with 403).
     """
     owner: uuid.UUID | None = user_id
     if is_admin:
