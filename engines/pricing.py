@@ -20,9 +20,9 @@ Factors, with u = (sold + held) / capacity; the weights are the module constants
     waitlist  nobody waiting                waiting = remaining seats: +0.114
                                             (tanh of the ratio), saturates at +0.15
 
-Demand, time and waitlist are functions of state only; velocity of the window counts, which
-empty when sales stop, so a quiet event settles and stays settled. A low-demand discount
-is only ever the demand factor (an unsold event starts below base, an early-bird price).
+Velocity is never negative: when sales stop, the window empties and the factor returns to
+0 and stays there however the baseline decays, so a quiet event settles and stays settled.
+The only discount is the demand factor (an unsold event starts below base, early-bird).
 
 Clamping and attribution. The raw sum of the factors, in [-0.15, +0.70] with these weights,
 is clamped to [MIN_CHANGE, MAX_CHANGE] = [-0.20, +0.50] by scaling every factor by the same
@@ -32,9 +32,10 @@ number (clamped / raw), so each keeps its sign and share. Then, in integer arith
 2. ``new = (base * (10**6 + ppm) + 500_000) // 10**6``: rounded half up to the cent, exact;
 3. new is clipped to ``[ceil(0.8 * base), floor(1.5 * base)]`` in cents, so rounding can
    never take a price a cent outside the bounds;
-4. the rounding residual ``(new - base) / base - clamped sum`` is shared among the factors
-   in proportion to their size, so ``sum(factors) == (new - base) / base`` and
-   ``round_half_up(base * (1 + sum(factors))) == new`` for every row.
+4. the rounding residual ``(new - base) / base - clamped sum`` (under one cent's worth,
+   1 / base) is shared among the factors in proportion to their size, so
+   ``sum(factors) == (new - base) / base`` and ``round_half_up(base * (1 + sum(factors)))
+   == new`` for every row: the factors always add up to the change they explain.
 
 Applying. A target replaces the current price when it differs by at least 1 % of the
 CURRENT price (``|new - current| * 100 >= current``, exact) or when the current price lies
@@ -50,6 +51,13 @@ baseline never contains the burst it is compared with; it starts from a prior (s
 evenly over PRIOR_SELL_THROUGH_SECONDS) and forgets with VELOCITY_HALF_LIFE_SECONDS. The
 ratio is smoothed by a few pseudo-bookings, so two bookings of a tiny event are no surge and
 an event without history is neutral: ``ratio = (recent + 2) / (normal + 2)``.
+
+Use (the leader's tick): keep a `VelocityState` (`start_velocity`, `realign_velocity` as
+events come and go), call `update_velocity` once per interval with each event's bookings
+since the last, build `PricingInputs` with its ``recent_bookings()`` and
+``normal_bookings()``, call `quote_prices`, write the rows where ``applied``. An on-demand
+update reads the state without advancing it. Nothing here reads a clock: time to the
+start comes in as seconds.
 """
 
 from __future__ import annotations
@@ -97,6 +105,10 @@ PRIOR_SELL_THROUGH_SECONDS = 30 * 86_400.0
 _PPM = 1_000_000
 _MIN_PPM = round(MIN_CHANGE * _PPM)
 _MAX_PPM = round(MAX_CHANGE * _PPM)
+#: Rows per pass of `quote_prices`. Its temporaries stay small enough for the allocator to
+#: recycle them: whole-array temporaries at 60,000 rows came back as fresh pages on every
+#: call (2,200 page faults a call), which cost more than the arithmetic.
+_CHUNK_ROWS = 4_096
 
 
 class Factor(IntEnum):
@@ -113,6 +125,10 @@ FACTOR_NAMES: tuple[str, ...] = tuple(f.name.lower() for f in Factor)
 _ROW_COLUMNS = ("event", "base_cents", "current_cents", "capacity", "sold", "held")
 _EVENT_INT_COLUMNS = ("waitlisted",)
 _EVENT_FLOAT_COLUMNS = ("seconds_to_start", "recent_bookings", "normal_bookings")
+
+
+def _chunks(n: int) -> list[slice]:
+    return [slice(start, start + _CHUNK_ROWS) for start in range(0, n, _CHUNK_ROWS)]
 
 
 def _int_column(name: str, value: object) -> np.ndarray:
@@ -239,10 +255,10 @@ def demand_factor(utilisation: np.ndarray) -> np.ndarray:
     Returns:
         A fraction of the base price in [-DEMAND_DISCOUNT, +DEMAND_PREMIUM].
     """
-    u = np.clip(utilisation, 0.0, 1.0)
-    shortfall = np.clip((DEMAND_LOW - u) / DEMAND_LOW, 0.0, 1.0)
-    excess = np.clip((u - DEMAND_HIGH) / (1.0 - DEMAND_HIGH), 0.0, 1.0)
-    out: np.ndarray = DEMAND_PREMIUM * excess - DEMAND_DISCOUNT * shortfall
+    # Piecewise linear through these knots; np.interp holds the end values outside [0, 1].
+    knots = (0.0, DEMAND_LOW, DEMAND_HIGH, 1.0)
+    values = (-DEMAND_DISCOUNT, 0.0, 0.0, DEMAND_PREMIUM)
+    out: np.ndarray = np.interp(utilisation, knots, values)
     return out
 
 
@@ -252,8 +268,7 @@ def time_factor(seconds_to_start: np.ndarray) -> np.ndarray:
     Returns:
         A fraction in [0, TIME_PREMIUM]; the full premium at and after the start.
     """
-    closeness = np.clip(1.0 - np.asarray(seconds_to_start) / TIME_RAMP_SECONDS, 0.0, 1.0)
-    out: np.ndarray = TIME_PREMIUM * closeness
+    out: np.ndarray = np.interp(seconds_to_start, (0.0, TIME_RAMP_SECONDS), (TIME_PREMIUM, 0.0))
     return out
 
 
@@ -293,19 +308,38 @@ def waitlist_factor(waitlisted: np.ndarray, remaining: np.ndarray) -> np.ndarray
     return out
 
 
-def raw_factors(inputs: PricingInputs) -> np.ndarray:
-    """The unclamped factors of every row, columns in `Factor` order."""
-    used = inputs.sold + inputs.held
-    remaining = np.maximum(inputs.capacity - used, 0)
-    event_remaining = np.bincount(inputs.event, weights=remaining, minlength=inputs.n_events)
-    out = np.empty((inputs.n_rows, len(Factor)), dtype=np.float64)
-    out[:, Factor.DEMAND] = demand_factor(used / inputs.capacity)
-    # Event-level factors are computed once per event and broadcast to its sections.
-    out[:, Factor.TIME] = time_factor(inputs.seconds_to_start)[inputs.event]
-    velocity = velocity_factor(inputs.recent_bookings, inputs.normal_bookings)
-    out[:, Factor.VELOCITY] = velocity[inputs.event]
-    out[:, Factor.WAITLIST] = waitlist_factor(inputs.waitlisted, event_remaining)[inputs.event]
+def _event_factors(inputs: PricingInputs) -> np.ndarray:
+    """Time, velocity and waitlist of every event, shape (3, n_events)."""
+    remaining = np.zeros(inputs.n_events, dtype=np.float64)
+    for rows in _chunks(inputs.n_rows):
+        free = inputs.capacity[rows] - inputs.sold[rows]
+        free -= inputs.held[rows]
+        np.maximum(free, 0, out=free)
+        remaining += np.bincount(inputs.event[rows], weights=free, minlength=inputs.n_events)
+    out = np.empty((3, inputs.n_events), dtype=np.float64)
+    out[0] = time_factor(inputs.seconds_to_start)
+    out[1] = velocity_factor(inputs.recent_bookings, inputs.normal_bookings)
+    out[2] = waitlist_factor(inputs.waitlisted, remaining)
     return out
+
+
+def _raw_rows(inputs: PricingInputs, event_factors: np.ndarray, rows: slice) -> np.ndarray:
+    """The raw factors of some rows, factor-major: shape (len(Factor), rows)."""
+    event = inputs.event[rows]
+    out = np.empty((len(Factor), event.size), dtype=np.float64)
+    used = inputs.sold[rows] + inputs.held[rows]
+    out[Factor.DEMAND] = demand_factor(used / inputs.capacity[rows])
+    # The event-level factors (rows of `_event_factors`: TIME, VELOCITY, WAITLIST, the
+    # last three in `Factor` order), computed once per event, broadcast to its sections.
+    np.take(event_factors, event, axis=1, out=out[Factor.TIME :])
+    return out
+
+
+def raw_factors(inputs: PricingInputs) -> np.ndarray:
+    """The unclamped factors of every row, shape (n_rows, len(Factor)), columns in `Factor`
+    order (a transposed view: each factor is contiguous, which the row sums need to be fast).
+    """
+    return _raw_rows(inputs, _event_factors(inputs), slice(None)).T
 
 
 # --- settling: clamp, round, attribute, apply -----------------------------------------------
@@ -313,9 +347,46 @@ def raw_factors(inputs: PricingInputs) -> np.ndarray:
 
 def price_bounds(base_cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The allowed prices in whole cents: ``[ceil(0.8 * base), floor(1.5 * base)]``."""
-    low = -((-base_cents * (_PPM + _MIN_PPM)) // _PPM)
-    high = (base_cents * (_PPM + _MAX_PPM)) // _PPM
+    low = base_cents * -(_PPM + _MIN_PPM)
+    low //= _PPM
+    np.negative(low, out=low)  # -floor(-x) == ceil(x)
+    high = base_cents * (_PPM + _MAX_PPM)
+    high //= _PPM
     return low, high
+
+
+def _settle(
+    base_cents: np.ndarray, factors: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
+    """Settle raw factors, factor-major (len(Factor), n), IN PLACE; return the targets.
+
+    Factor-major, sums over the factors of a row are contiguous vector additions rather
+    than a slow reduction over a short axis.
+    """
+    total = factors.sum(axis=0)
+    clamped = np.clip(total, MIN_CHANGE, MAX_CHANGE)
+
+    new = np.rint(clamped * _PPM).astype(np.int64)  # the multiplier in ppm
+    new += _PPM
+    new *= base_cents
+    new += _PPM // 2
+    new //= _PPM  # base * (1 + ppm / 10**6), rounded half up, exact
+    np.maximum(new, low, out=new)
+    np.minimum(new, high, out=new)
+
+    # Clamp: one common scale per row (where the raw sum is 0, so is every scaled factor).
+    np.divide(clamped, total, out=total, where=total != 0)
+    factors *= total
+    # Rounding: share the residual in proportion to each factor's size.
+    residual = np.subtract(new, base_cents, dtype=np.float64)
+    np.divide(residual, base_cents, out=residual, where=base_cents > 0)  # else 0 - 0
+    residual -= factors.sum(axis=0)
+    weight = np.abs(factors)
+    weight_sum = weight.sum(axis=0)
+    np.divide(residual, weight_sum, out=residual, where=weight_sum > 0)
+    weight *= residual
+    factors += weight
+    return new
 
 
 def settle_prices(base_cents: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -323,31 +394,28 @@ def settle_prices(base_cents: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, 
 
     Args:
         base_cents: int64 base prices, 0..MAX_CENTS.
-        raw: float64 (n, len(Factor)) unclamped factors.
+        raw: float64 (n, len(Factor)) unclamped factors (not modified).
 
     Returns:
         ``(new_cents, factors)``: int64 targets within `price_bounds`, and the factors
         scaled to the clamp and nudged by the rounding residual, so that each row's sum is
         ``(new - base) / base`` (0 for a base of 0). See the module docstring.
     """
-    total = raw.sum(axis=1)
-    clamped = np.clip(total, MIN_CHANGE, MAX_CHANGE)
-    ppm = np.rint(clamped * _PPM).astype(np.int64)
-    new = (base_cents * (_PPM + ppm) + _PPM // 2) // _PPM
-    low, high = price_bounds(base_cents)
-    new = np.minimum(np.maximum(new, low), high)
+    factors = np.array(raw.T, dtype=np.float64, order="C")
+    new = _settle(base_cents, factors, *price_bounds(base_cents))
+    return new, factors.T
 
-    scale = np.divide(clamped, total, out=np.zeros_like(total), where=total != 0)
-    factors = raw * scale[:, None]
-    realised = np.divide(
-        new - base_cents, base_cents, out=np.zeros_like(total), where=base_cents > 0
-    )
-    residual = realised - factors.sum(axis=1)
-    weight = np.abs(factors)
-    weight_sum = weight.sum(axis=1, keepdims=True)
-    share = np.divide(weight, weight_sum, out=np.zeros_like(weight), where=weight_sum > 0)
-    factors += residual[:, None] * share
-    return new, factors
+
+def _apply(
+    new_cents: np.ndarray, current_cents: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
+    step = np.abs(new_cents - current_cents)
+    outside = current_cents < low
+    outside |= current_cents > high
+    big_enough = step * 100 >= current_cents * MIN_STEP_PERCENT
+    big_enough |= outside
+    big_enough &= step > 0
+    return big_enough
 
 
 def apply_mask(
@@ -360,16 +428,11 @@ def apply_mask(
         `MIN_STEP_PERCENT` % of the current price, or where the current price lies outside
         `price_bounds` (and the target differs from it).
     """
-    step = np.abs(new_cents - current_cents)
-    low, high = price_bounds(base_cents)
-    outside = (current_cents < low) | (current_cents > high)
-    big_enough = step * 100 >= current_cents * MIN_STEP_PERCENT
-    out: np.ndarray = (step > 0) & (big_enough | outside)
-    return out
+    return _apply(new_cents, current_cents, *price_bounds(base_cents))
 
 
 def quote_prices(inputs: PricingInputs) -> PricingResult:
-    """Price every row of ``inputs`` in one vectorised pass.
+    """Price every row of ``inputs``, vectorised (in passes of `_CHUNK_ROWS` rows).
 
     Args:
         inputs: the state of every priced section (validated here).
@@ -381,13 +444,23 @@ def quote_prices(inputs: PricingInputs) -> PricingResult:
         ValueError: if ``inputs`` fails `PricingInputs.validate`.
     """
     inputs.validate()
-    new, factors = settle_prices(inputs.base_cents, raw_factors(inputs))
-    applied = apply_mask(new, inputs.current_cents, inputs.base_cents)
+    n = inputs.n_rows
+    event_factors = _event_factors(inputs)
+    new = np.empty(n, dtype=np.int64)
+    applied = np.empty(n, dtype=np.bool_)
+    factors = np.empty((len(Factor), n), dtype=np.float64)
+    for rows in _chunks(n):
+        base = inputs.base_cents[rows]
+        low, high = price_bounds(base)
+        chunk = _raw_rows(inputs, event_factors, rows)
+        new[rows] = _settle(base, chunk, low, high)
+        factors[:, rows] = chunk
+        applied[rows] = _apply(new[rows], inputs.current_cents[rows], low, high)
     return PricingResult(
         new_cents=new,
         applied=applied,
         price_cents=np.where(applied, new, inputs.current_cents),
-        factors=factors,
+        factors=factors.T,
     )
 
 
@@ -400,7 +473,8 @@ class VelocityState:
 
     ``window[:, cursor]`` is the oldest interval, overwritten by the next update. An event's
     ``filled`` counts the real intervals in its ring (a new event's ring starts empty), so
-    its recent bookings are compared with ``normal_rate * filled`` intervals.
+    its recent bookings are compared with ``normal_rate * filled`` intervals. The arrays
+    are made read-only: a state is a value, and `update_velocity` returns a new one.
     """
 
     window: np.ndarray  # (n_events, n_intervals) int64 bookings per interval
