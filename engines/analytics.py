@@ -425,14 +425,15 @@ class UserBehaviour:
     cancellation_rate: float | None  # cancelled bookings ÷ bookings made
 
 
-def _dense_codes(user: np.ndarray) -> tuple[np.ndarray, int]:
-    """User codes as 0..n-1 rows: as given when they are already compact, else ranked."""
-    if user.size == 0:
-        return user, 0
-    if int(user.min()) >= 0 and int(user.max()) < 4 * user.size + 1024:
-        return user, int(user.max()) + 1
-    unique, dense = np.unique(user, return_inverse=True)
-    return dense.astype(np.int64), int(unique.size)
+def _dense_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes as rows 0..n-1, and each row's code: as given when they are already
+    compact (no sort; rows for unused codes stay empty), else ranked."""
+    if codes.size == 0:
+        return codes, codes
+    if int(codes.min()) >= 0 and int(codes.max()) < 4 * codes.size + 1024:
+        return codes, np.arange(int(codes.max()) + 1)
+    labels, dense = np.unique(codes, return_inverse=True)
+    return dense.astype(np.int64), labels
 
 
 def retention_cohorts(user: np.ndarray, booked_at: np.ndarray, now: Instant) -> tuple[Cohort, ...]:
@@ -460,7 +461,8 @@ def retention_cohorts(user: np.ndarray, booked_at: np.ndarray, now: Instant) -> 
     users, seconds = users[before], seconds[before]
     if users.size == 0:
         return ()
-    codes, n_users = _dense_codes(users)
+    codes, labels = _dense_codes(users)
+    n_users = labels.size
     months = _month_of_day(seconds // DAY)
     first_month = int(months.min())
     now_month = int(_month_of_day(np.array([to_seconds(now) // DAY]))[0])
@@ -505,11 +507,11 @@ def repeat_rate(user: np.ndarray, count: np.ndarray | None = None) -> float | No
         The fraction, or None with no users.
     """
     users = _int_column(user, "user", len(user))
-    codes, n_users = _dense_codes(users)
+    codes, labels = _dense_codes(users)
     if count is None:
-        per_user = np.bincount(codes, minlength=n_users)
+        per_user = np.bincount(codes, minlength=labels.size)
     else:
-        per_user = _sums(codes, _int_column(count, "count", users.size), n_users)
+        per_user = _sums(codes, _int_column(count, "count", users.size), labels.size)
     return _fraction(int(np.count_nonzero(per_user >= 2)), int(np.count_nonzero(per_user)))
 
 
@@ -669,14 +671,14 @@ def trending_events(
     codes = _int_column(event, "event", len(event))
     seconds = to_seconds_array(booked_at)
     weights = np.ones(codes.size) if count is None else _int_column(count, "count", codes.size)
-    if seconds.shape != codes.shape or recent_days <= 0 or normal_days <= 0:
-        raise ValueError("one time per row and positive windows are required")
+    if seconds.shape != codes.shape or recent_days <= 0 or normal_days <= 0 or min_recent < 1:
+        raise ValueError("one time per row, positive windows and min_recent >= 1 are required")
     end = to_seconds(now)
     recent_from = end - round(recent_days * DAY)
     normal_from = recent_from - round(normal_days * DAY)
     if codes.size == 0:
         return ()
-    dense, inverse = np.unique(codes, return_inverse=True)
+    inverse, dense = _dense_codes(codes)  # an unused code has no recent bookings: never chosen
     recent_rows = (seconds >= recent_from) & (seconds < end)
     normal_rows = (seconds >= normal_from) & (seconds < recent_from)
     recent = _sums(inverse[recent_rows], weights[recent_rows], dense.size)

@@ -441,6 +441,10 @@ def test_trending_ranks_by_velocity_against_the_events_own_normal() -> None:
     assert by_code[2].ratio == 5.0
     assert by_code[4].normal == 0.0 and by_code[4].ratio == pytest.approx(42.0)
     assert trending_events(np.array(event), seconds, None, now, limit=1)[0].event == 4
+    sparse = trending_events(np.array(event) * 10**12, seconds, None, now)
+    assert [(e.event // 10**12, e.ratio) for e in sparse] == [(e.event, e.ratio) for e in found]
+    with pytest.raises(ValueError):
+        trending_events(np.array(event), seconds, None, now, min_recent=0)
 
 
 def test_trending_windows_end_before_now() -> None:
