@@ -1,0 +1,139 @@
+"""``python -m loadtest.bench_engines <engine>``: time the pure engines on synthetic data.
+
+Each engine is a subcommand with its own data builder and target; they share the timing
+loop: ``--warmup`` untimed calls, then ``--runs`` timed ones (``time.perf_counter``), and
+the median and p99 in milliseconds. The data is built once, before timing, from a seeded
+generator, so two runs time the same work. Add an engine with an ``add_<engine>`` function
+that makes its subparser and sets ``run``, and one line in `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from engines.pricing import (
+    PricingInputs,
+    quote_prices,
+    start_velocity,
+    update_velocity,
+    velocity_prior,
+)
+from loadtest.report import percentiles
+
+PRICING_TARGET_MS = 20.0
+_DAY = 86_400.0
+
+
+def time_calls(call: Callable[[], Any], *, runs: int, warmup: int) -> np.ndarray:
+    """Seconds taken by each of ``runs`` calls of ``call``, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        call()
+    durations = np.empty(runs, dtype=np.float64)
+    for i in range(runs):
+        start = time.perf_counter()
+        call()
+        durations[i] = time.perf_counter() - start
+    return durations
+
+
+def print_figures(name: str, durations: np.ndarray, target_ms: float | None = None) -> bool:
+    """Print median, p99 and max in ms; return whether the p99 meets ``target_ms``."""
+    figures = percentiles(durations)
+    met = target_ms is None or figures["p99"] <= target_ms
+    verdict = "" if target_ms is None else f"  target p99 <= {target_ms:g} ms: "
+    verdict += "" if target_ms is None else ("met" if met else "MISSED")
+    print(
+        f"{name}: median {figures['p50']:.2f} ms, p99 {figures['p99']:.2f} ms, "
+        f"max {figures['max']:.2f} ms over {figures['n']} runs{verdict}"
+    )
+    return met
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    parser.add_argument("--seed", type=int, default=1, help="data generator seed")
+
+
+# --- pricing ---------------------------------------------------------------------------------
+
+
+def pricing_inputs(rng: np.random.Generator, n_events: int, sections: int) -> PricingInputs:
+    """A plausible tick: every section of every event, all factors in play."""
+    n = n_events * sections
+    capacity = rng.integers(50, 2_000, n)
+    sold = (capacity * rng.beta(2, 2, n)).astype(np.int64)
+    held = (np.maximum(capacity - sold, 0) * rng.uniform(0, 0.1, n)).astype(np.int64)
+    base = rng.integers(1_000, 30_000, n)
+    normal = rng.gamma(2.0, 10.0, n_events)
+    return PricingInputs(
+        event=np.repeat(np.arange(n_events), sections),
+        base_cents=base,
+        current_cents=(base * rng.uniform(0.8, 1.5, n)).astype(np.int64),
+        capacity=capacity,
+        sold=sold,
+        held=held,
+        seconds_to_start=rng.uniform(0, 60 * _DAY, n_events),
+        recent_bookings=rng.poisson(normal * rng.lognormal(0, 0.7, n_events)).astype(np.float64),
+        normal_bookings=normal,
+        waitlisted=rng.integers(0, 400, n_events) * (rng.random(n_events) < 0.2),
+    )
+
+
+def add_pricing(commands: Any) -> None:
+    parser = commands.add_parser("pricing", help="engines.pricing: quote_prices, update_velocity")
+    parser.add_argument("--events", type=int, default=10_000, help="events (default 10 000)")
+    parser.add_argument("--sections", type=int, default=6, help="sections per event (default 6)")
+    parser.add_argument(
+        "--interval", type=float, default=10.0, help="velocity interval, s (default 10)"
+    )
+    _common_arguments(parser)
+    parser.set_defaults(run=run_pricing)
+
+
+def run_pricing(args: argparse.Namespace) -> int:
+    rng = np.random.default_rng(args.seed)
+    inputs = pricing_inputs(rng, args.events, args.sections)
+    result = quote_prices(inputs)
+    print(
+        f"pricing: {args.events} events x {args.sections} sections = {inputs.n_rows} rows; "
+        f"{int(result.applied.sum())} changes applied in the sample tick"
+    )
+    quote = time_calls(lambda: quote_prices(inputs), runs=args.runs, warmup=args.warmup)
+    met = print_figures("quote_prices", quote, PRICING_TARGET_MS)
+
+    capacity = np.bincount(inputs.event, weights=inputs.capacity, minlength=args.events)
+    state = start_velocity(
+        velocity_prior(capacity, interval_seconds=args.interval), interval_seconds=args.interval
+    )
+    counts = rng.poisson(3.0, args.events)
+    for _ in range(state.window.shape[1]):  # a full window, so the EWMA step runs too
+        state = update_velocity(state, counts)
+
+    def velocity_step() -> None:
+        stepped = update_velocity(state, counts)
+        stepped.recent_bookings()
+        stepped.normal_bookings()
+
+    velocity = time_calls(velocity_step, runs=args.runs, warmup=args.warmup)
+    print_figures(f"update_velocity ({args.events} events, reading both columns)", velocity)
+    return 0 if met else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_engines")
+    commands = parser.add_subparsers(dest="engine", required=True)
+    add_pricing(commands)
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
