@@ -38,7 +38,7 @@ from hub.errors import (
 )
 from hub.inventory import ConfirmStarted, HoldKind, Refusal, ReleaseMode
 from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
-from hub.payments import PaymentDeclined, provider_of
+from hub.payments import PaymentDeclined
 from hub.services import (
     booking_views,
     events,
@@ -227,7 +227,7 @@ async def confirm(
         claim,
         group_name,
     )
-    provider = provider_of(hub)
+    provider = hub.payments
     charge_ref: str | None = None
     try:
         try:
@@ -323,7 +323,7 @@ async def _undo(hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseE
     """Nothing was committed: refund any charge, put the hold back (or correct Redis)."""
     try:
         if charge_ref is not None:
-            await provider_of(hub).refund(
+            await hub.payments.refund(
                 job.price.total_cents, job.user_id, job.reference, charge_ref
             )
         if isinstance(exc, SeatUnavailable):
