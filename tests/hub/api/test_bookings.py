@@ -17,6 +17,7 @@ from hub.payments import PaymentDeclined
 from tests.conftest import Account
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import API, book, hold_ok, ids_in, seat_map, statuses
+from tests.waiting import eventually
 
 BOOKING_KEYS = {
     "id",
@@ -32,6 +33,7 @@ BOOKING_KEYS = {
     "total",
     "group_name",
     "created_at",
+    "refund",
 }
 
 
@@ -169,7 +171,7 @@ async def test_ownership_of_holds_and_bookings(
     sneaky = await client.get(
         f"{API}/bookings", params={"user_id": user.id}, headers=other_user.headers
     )
-    assert sneaky.json()["items"] == []
+    assert sneaky.status_code == 403 and sneaky.json()["code"] == "forbidden"
     mine = await client.get(f"{API}/bookings", headers=user.headers)
     assert mine.json() == {"items": [booking], "page": 1, "size": 20, "total": 1}
     filtered = await client.get(
@@ -199,6 +201,14 @@ async def test_cancel_frees_seats_refunds_and_gives_back_the_limit(
     assert all(after[s["id"]] == "free" for s in booking["seats"])
     again = await client.post(f"{API}/bookings/{booking['id']}/cancel", headers=user.headers)
     assert again.status_code == 409
+    # The refund is paid after the cancellation commits, by the leader.
+    assert cancelled["refund"]["amount"] == booking["total"]
+
+    async def refund_paid() -> bool:
+        seen = await client.get(f"{API}/bookings/{booking['id']}", headers=user.headers)
+        return bool(seen.json()["refund"]["status"] == "paid")
+
+    assert await eventually(refund_paid)
     refunds = await hub.db.fetch(
         "SELECT amount_cents FROM payments WHERE booking_id = $1 AND kind = 'refund'",
         uuid.UUID(booking["id"]),
