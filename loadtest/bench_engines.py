@@ -10,9 +10,11 @@ that makes its subparser and sets ``run``, and one line in `main`.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -24,9 +26,13 @@ from engines.pricing import (
     update_velocity,
     velocity_prior,
 )
+from engines.recommend import build_model, recommend
+from engines.recommend_eval import EPOCH, generate_world
 from loadtest.report import percentiles
 
 PRICING_TARGET_MS = 20.0
+RECOMMEND_BUILD_TARGET_S = 60.0
+RECOMMEND_TARGET_MS = 20.0
 _DAY = 86_400.0
 
 
@@ -126,10 +132,73 @@ def run_pricing(args: argparse.Namespace) -> int:
     return 0 if met else 1
 
 
+# --- recommend -------------------------------------------------------------------------------
+
+
+def add_recommend(commands: Any) -> None:
+    parser = commands.add_parser(
+        "recommend", help="engines.recommend: build_model, then recommend per request"
+    )
+    parser.add_argument("--users", type=int, default=50_000, help="users (default 50 000)")
+    parser.add_argument("--events", type=int, default=5_000, help="events (default 5 000)")
+    parser.add_argument(
+        "--mean-bookings",
+        type=float,
+        default=21.0,
+        help="bookings drawn per user (default 21: about 1 000 000 bookings in all)",
+    )
+    _common_arguments(parser)
+    parser.set_defaults(run=run_recommend, runs=2_000, warmup=50)
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    world = generate_world(
+        np.random.default_rng(args.seed),
+        users=args.users,
+        events=args.events,
+        mean_bookings=args.mean_bookings,
+        booking_days=240,
+    )
+    now = EPOCH + timedelta(days=240)
+    history: dict[str, list[str]] = {}
+    for booking in world.bookings:
+        if booking.booked_at <= now:
+            history.setdefault(booking.user_id, []).append(booking.event_id)
+    start = time.perf_counter()
+    model = build_model(world.bookings, world.events, now)
+    build_seconds = time.perf_counter() - start
+    build_met = build_seconds <= RECOMMEND_BUILD_TARGET_S
+    print(
+        f"recommend: {args.users} users x {args.events} events, {len(world.bookings)} bookings;"
+        f" {model.open_events.size} events open at the build"
+    )
+    print(
+        f"build_model: {build_seconds:.1f} s  target <= {RECOMMEND_BUILD_TARGET_S:g} s: "
+        + ("met" if build_met else "MISSED")
+    )
+    # Requests cycle through users in a seeded order, a tenth of them with no history.
+    users = sorted(world.tastes)
+    order = np.random.default_rng(args.seed + 1).permutation(len(users))
+    requests = [tuple(history.get(users[i], ())) if n % 10 else () for n, i in enumerate(order)]
+    del world, history
+    # The generator's million objects are not the hub's: keep the collector off them.
+    gc.collect()
+    gc.freeze()
+    turn = iter(range(10**12))
+
+    def one_request() -> None:
+        recommend(model, requests[next(turn) % len(requests)], now=now, limit=10)
+
+    durations = time_calls(one_request, runs=args.runs, warmup=args.warmup)
+    request_met = print_figures("recommend (limit 10)", durations, RECOMMEND_TARGET_MS)
+    return 0 if build_met and request_met else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.bench_engines")
     commands = parser.add_subparsers(dest="engine", required=True)
     add_pricing(commands)
+    add_recommend(commands)
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)
