@@ -438,9 +438,9 @@ def _engine_precision(split: Split, events: Sequence[EventInfo], config: Recomme
 def tune_als(split: Split, events: Sequence[EventInfo], seed: int) -> AlsParams:
     """Grid search on ``split`` (a validation split) for precision@5."""
     best, best_score = AlsParams(), -1.0
-    for factors in (32, 64, 128):
-        for regularization in (0.01, 0.1, 1.0):
-            for alpha in (1.0, 10.0, 40.0):
+    for factors in (16, 32, 64, 128):
+        for regularization in (0.001, 0.01, 0.1, 1.0):
+            for alpha in (0.25, 1.0, 10.0, 40.0):
                 params = AlsParams(factors, regularization, alpha)
                 rankings = als_rankings(split, events, params, seed)
                 score = score_rankings(rankings, split.relevant, 1).precision_at_5
