@@ -85,11 +85,11 @@ def to_seconds_array(values: np.ndarray | Sequence[int]) -> np.ndarray:
     ``NOT_CANCELLED``, the int64 minimum)."""
     array = np.asarray(values)
     if array.dtype.kind == "M":
-        return array.astype("datetime64[s]").astype(np.int64)
+        return array.astype("datetime64[s]", copy=False).astype(np.int64, copy=False)
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
     if array.dtype.kind in "iu":
-        return array.astype(np.int64)
+        return array.astype(np.int64, copy=False)
     raise TypeError(f"timestamps must be datetime64 or integers, got {array.dtype}")
 
 
@@ -99,7 +99,7 @@ def _int_column(values: np.ndarray | Sequence[int], name: str, n: int) -> np.nda
         array = np.zeros(0, dtype=np.int64)
     if array.dtype.kind not in "iub" or array.shape != (n,):
         raise ValueError(f"{name} must be {n} integers, got {array.dtype} {array.shape}")
-    return array.astype(np.int64)
+    return array.astype(np.int64, copy=False)
 
 
 def _month_of_day(days: np.ndarray) -> np.ndarray:
@@ -458,7 +458,8 @@ def retention_cohorts(user: np.ndarray, booked_at: np.ndarray, now: Instant) -> 
     if seconds.shape != users.shape:
         raise ValueError("user and booked_at must have the same length")
     before = seconds < to_seconds(now)
-    users, seconds = users[before], seconds[before]
+    if not before.all():
+        users, seconds = users[before], seconds[before]
     if users.size == 0:
         return ()
     codes, labels = _dense_codes(users)
@@ -469,7 +470,8 @@ def retention_cohorts(user: np.ndarray, booked_at: np.ndarray, now: Instant) -> 
     span = now_month - first_month + 1
     # A month-by-user grid of "booked at least once": distinct pairs without a sort.
     active = np.zeros((span, n_users), dtype=np.bool_)
-    active[months - first_month, codes] = True
+    # Flat indices: numpy scatters one index array several times faster than two.
+    active.reshape(-1)[(months - first_month) * n_users + codes] = True
     start = np.argmax(active, axis=0)  # each user's first month (0 for codes never seen)
     # grid[c, m]: users of cohort c active in month m, counted over the active cells only
     # (one per distinct user and month); a code never seen has no cell, so no cohort.
@@ -528,9 +530,8 @@ def booking_clock(
         count: bookings per row (default one each).
     """
     seconds = to_seconds_array(booked_at)
-    days = seconds // DAY
-    # One count over the 168 hours of the week, folded both ways.
-    slot = ((days + 3) % 7) * 24 + (seconds - days * DAY) // HOUR
+    # One count over the 168 hours of the week from Monday 00:00, folded both ways.
+    slot = (seconds - _MONDAY_DAY * DAY) % (7 * DAY) // HOUR
     if count is None:
         week = np.bincount(slot, minlength=168).astype(np.int64)
     else:
@@ -561,7 +562,9 @@ def percentiles(
     Returns:
         One value per q; None each when the sample is empty.
     """
-    data = np.asarray(values, dtype=np.float64)
+    data = np.asarray(values)
+    if data.dtype.kind not in "iuf":
+        data = data.astype(np.float64)
     if any(not 0.0 <= q <= 1.0 for q in qs):
         raise ValueError("percentiles are fractions in [0, 1]")
     # A hair under q x total, so 0.07 x 100 landing on 7.000000000000001 still picks the
@@ -622,7 +625,8 @@ def user_behaviour(
     n = seconds.size
     cohorts = retention_cohorts(users, seconds, now)
     hours, weekdays = booking_clock(seconds)
-    p10, p50, p90 = percentiles((starts - seconds) / DAY, (0.1, 0.5, 0.9))
+    lead = percentiles(starts - seconds, (0.1, 0.5, 0.9))  # whole seconds: no float copy
+    p10, p50, p90 = (None if v is None else v / DAY for v in lead)
     return UserBehaviour(
         cohorts=cohorts,
         retention_rate=retention_rate(cohorts),
