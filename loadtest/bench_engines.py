@@ -19,6 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from engines.analytics import (
+    DAY,
+    HOUR,
+    HourlyRollup,
+    Period,
+    trending_events,
+    trends,
+    user_behaviour,
+)
+from engines.forecast import DailySeries, backtest, predict_next_month
 from engines.pricing import (
     PricingInputs,
     quote_prices,
@@ -194,10 +204,134 @@ def run_recommend(args: argparse.Namespace) -> int:
     return 0 if build_met and request_met else 1
 
 
+# --- analytics -------------------------------------------------------------------------------
+
+# The endpoint budget is 300 ms end to end; the engine's share should be a small part of it
+# (a third at most for the million raw rows of user behaviour, a tenth or a fifth elsewhere).
+ANALYTICS_TARGET_MS = {
+    "trends": 30.0,
+    "predictions": 60.0,
+    "trending": 30.0,
+    "user_behaviour": 100.0,
+}
+_CATEGORIES = 8
+
+
+def analytics_rollups(
+    rng: np.random.Generator, days: int, bookings: int
+) -> tuple[HourlyRollup, list[HourlyRollup]]:
+    """Hourly rollups overall and per category, as the hub's SQL would sum them: daily,
+    weekly and yearly rhythm, ``bookings`` in all over ``days`` days ending 2026-01-01."""
+    hours = days * 24
+    start = int(np.datetime64("2026-01-01T00:00:00", "s").astype(np.int64)) - hours * HOUR
+    hour = start + np.arange(hours, dtype=np.int64) * HOUR
+    day = hour // DAY
+    of_day = (hour % DAY) // HOUR
+    rate = (
+        (0.3 + np.exp(-(((of_day - 13) / 4.0) ** 2)))
+        * (1.0 + 0.3 * ((day + 3) % 7 >= 4))
+        * (1.0 + 0.3 * np.sin(2 * np.pi * day / 365.25))
+        * (1.0 + 0.5 * np.arange(hours) / hours)
+    )
+    rate *= bookings / rate.sum()
+    shares = rng.dirichlet(np.full(_CATEGORIES, 2.0))
+    parts = []
+    for share in shares:
+        made = rng.poisson(rate * share)
+        tickets = made + rng.poisson(made * 1.5)
+        parts.append(
+            HourlyRollup(
+                hour=hour,
+                bookings=made,
+                tickets=tickets,
+                revenue_cents=tickets * rng.integers(2_000, 9_000),
+                cancellations=rng.binomial(made, 0.05),
+                holds=made + rng.poisson(made * 0.4),
+            )
+        )
+    names = ("bookings", "tickets", "revenue_cents", "cancellations", "holds")
+    overall = HourlyRollup(hour, *(np.sum([getattr(p, n) for p in parts], axis=0) for n in names))
+    return overall, parts
+
+
+def add_analytics(commands: Any) -> None:
+    parser = commands.add_parser(
+        "analytics", help="engines.analytics and engines.forecast on two years of history"
+    )
+    parser.add_argument("--days", type=int, default=730, help="history, days (default 730)")
+    parser.add_argument(
+        "--bookings", type=int, default=1_000_000, help="bookings (default 1 000 000)"
+    )
+    parser.add_argument("--users", type=int, default=200_000, help="users (default 200 000)")
+    parser.add_argument("--events", type=int, default=1_000, help="events (default 1 000)")
+    _common_arguments(parser)
+    parser.set_defaults(run=run_analytics)
+
+
+def run_analytics(args: argparse.Namespace) -> int:
+    rng = np.random.default_rng(args.seed)
+    overall, parts = analytics_rollups(rng, args.days, args.bookings)
+    date_from, date_to = overall.hour[0], overall.hour[-1] + HOUR
+    n, now = args.bookings, int(date_to)
+    booked_at = now - rng.integers(1, args.days * DAY, n)
+    starts = booked_at + (rng.exponential(20.0, n) * DAY).astype(np.int64)
+    user = rng.integers(0, args.users, n)
+    cancelled = rng.random(n) < 0.05
+    recent = 15 * 24  # hourly per-event rollup rows covering both trending windows
+    event = np.repeat(np.arange(args.events), recent)
+    hour = np.tile(now - (np.arange(recent, dtype=np.int64) + 1) * HOUR, args.events)
+    count = rng.poisson(rng.gamma(1.0, 0.5, args.events).repeat(recent))
+    # As the hub does after start-up: the rows of an hourly range (17,520 tuples) then
+    # cost young-generation collections only, not scans of everything alive.
+    gc.collect()
+    gc.freeze()
+    print(
+        f"analytics: {len(overall)} hourly points overall and per category x {_CATEGORIES}, "
+        f"{int(overall.bookings.sum())} bookings over {args.days} days"
+    )
+    met = True
+    timed = {"runs": args.runs, "warmup": args.warmup}
+    target = ANALYTICS_TARGET_MS["trends"]
+    for period in Period:
+
+        def bucket(period: Period = period) -> None:
+            trends(overall, period, date_from, date_to).buckets()
+
+        durations = time_calls(bucket, **timed)
+        met &= print_figures(f"trends {period} with rows and seasonality", durations, target)
+
+    def series(rollup: HourlyRollup) -> DailySeries:
+        return DailySeries.from_trends(trends(rollup, Period.DAILY, date_from, date_to))
+
+    def predict() -> None:
+        by_category = {f"category-{i}": series(part) for i, part in enumerate(parts)}
+        predict_next_month(series(overall), by_category)
+
+    durations = time_calls(predict, **timed)
+    label = f"predictions: daily series, forecasts and back-test, overall + {_CATEGORIES}"
+    met &= print_figures(label, durations, ANALYTICS_TARGET_MS["predictions"])
+    daily = series(overall)
+    found = backtest(daily.bookings, daily.first_day)
+    print(
+        f"  back-test over {found.folds} folds: model MAPE {found.model_mape:.3f}, "
+        f"{found.baseline} MAPE {found.baseline_mape:.3f}"
+    )
+
+    durations = time_calls(lambda: user_behaviour(user, booked_at, starts, cancelled, now), **timed)
+    label = f"user_behaviour on {n} bookings / {args.users} users"
+    met &= print_figures(label, durations, ANALYTICS_TARGET_MS["user_behaviour"])
+
+    durations = time_calls(lambda: trending_events(event, hour, count, now), **timed)
+    label = f"trending_events on {event.size} per-event hourly rows"
+    met &= print_figures(label, durations, ANALYTICS_TARGET_MS["trending"])
+    return 0 if met else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.bench_engines")
     commands = parser.add_subparsers(dest="engine", required=True)
     add_pricing(commands)
+    add_analytics(commands)
     add_recommend(commands)
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
