@@ -443,7 +443,8 @@ def retention_cohorts(user: np.ndarray, booked_at: np.ndarray, now: Instant) -> 
     cohort is the fraction of its users who made at least one booking in the k-th month
     after it. Every booking made counts, also one cancelled later (the user came back).
     Rows may be raw bookings or distinct (user, month) pairs; bookings at or after ``now``
-    are ignored.
+    are ignored. Memory: a byte per user per month from the first booking to ``now``
+    (200,000 users over two years: 5 MB).
 
     Args:
         user: integer user codes (compact codes 0..n-1 are cheapest).
