@@ -108,7 +108,8 @@ async def cancel(con: Connection, booking_id: uuid.UUID, refund_cents: int) -> R
     when there is nothing to pay back); run in a transaction."""
     await con.execute("UPDATE tickets SET active = false WHERE booking_id = $1", booking_id)
     row = await con.fetchrow(
-        f"""UPDATE bookings b SET status = 'cancelled', cancelled_at = now(), refund_cents = $2::bigint,
+        f"""UPDATE bookings b SET status = 'cancelled', cancelled_at = now(),
+                   refund_cents = $2::bigint,
                    refund_status = CASE WHEN $2::bigint > 0 THEN 'due' ELSE 'paid' END,
                    refund_paid_at = CASE WHEN $2::bigint > 0 THEN NULL ELSE now() END,
                    refund_next_at = now()

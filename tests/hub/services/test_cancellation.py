@@ -11,6 +11,7 @@ from hub.context import Hub
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import API, book, hold_ok, join_waitlist, seat_map, waitlist_of
+from tests.waiting import eventually
 
 
 async def test_event_cancellation_refunds_everything_and_frees_every_seat(
@@ -38,6 +39,17 @@ async def test_event_cancellation_refunds_everything_and_frees_every_seat(
             await client.get(f"{API}/bookings/{booking.json()['id']}", headers=who.headers)
         ).json()
         assert got["status"] == "cancelled"
+        assert got["refund"]["amount"] == booking.json()["total"]
+
+    # Refunds are paid by the leader after the cancellation committed.
+    async def all_paid() -> bool:
+        states = [
+            (await client.get(f"{API}/bookings/{b.json()['id']}", headers=w.headers)).json()
+            for w, b in ((user, first), (other_user, second))
+        ]
+        return all(s["refund"]["status"] == "paid" for s in states)
+
+    assert await eventually(all_paid)
     refunds = await hub.db.fetch(
         """SELECT p.amount_cents, b.total_cents
              FROM payments p JOIN bookings b ON b.id = p.booking_id
