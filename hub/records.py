@@ -33,6 +33,9 @@ class Event:
     capacity: int
     base_cents: Mapping[str, int]
     current_cents: Mapping[str, int]
+    # The event's version in Redis when this copy was read (``Inventory.version``): a hold
+    # made with a copy whose version is no longer current is refused as stale.
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ import numpy as np
 import psutil
 import redis.asyncio as aioredis
 
-from hub.inventory import HoldKind, HoldPlaced, Inventory, Released, ReleaseMode
+from hub.inventory import HoldKind, HoldPlaced, HoldRequest, Inventory, ReleaseMode, Released
 from hub.store import Keys
 from loadtest.watchers import watcher_process
 
@@ -150,7 +150,7 @@ async def _drive(
             seat = free.pop()
             hold_id = uuid.uuid4()
             placed = await inventory.place_hold(
-                event_id, hold_id, user, HoldKind.GROUP, [seat], [100], 600_000, None
+                event_id, HoldRequest(hold_id, user, HoldKind.GROUP, [seat], [100], 600_000, None)
             )
             assert isinstance(placed, HoldPlaced), placed
             seq = placed.seq

@@ -12,6 +12,9 @@ Keys of one event E (all carry the hash tag ``{E}``, see ``hub.store.Keys``):
 - ``expiry`` sorted set hold id -> expiry ms (the leader's sweeper reads it)
 - ``owned``  hash user -> seats held plus owned, counted against ``max_tickets_per_user``
 - ``assign`` the short seat-assignment lock (``locks.py``)
+- ``ver``    integer, the event's version: bumped after every committed change to the stored
+             event (``bump_version``); the hold script refuses (``stale``) a hold priced
+             and checked with an older copy. Not seat state: a reload keeps it.
 - channel ``ch``: msgpack maps ``{t: "seats", seq, changes: [[index, code], ...]}`` and
   ``{t: "reset", seq}`` after a (re)load; ``seq`` is the value after the last change.
 - global ``hold-event:H`` -> "E user": which event a hold id belongs to (``hold_ref``).
@@ -30,6 +33,7 @@ a FREE or SOLD seat has none (a sold seat's hold went when it was sold)::
 
     event           FREE     HELD        CONFIRMING  SOLD
     hold            HELD     taken       taken       taken
+    hold_stale      stale    stale       stale       stale
     release         missing  FREE        confirming  missing
     expire          missing  not_due     confirming  missing
     expire_due      missing  FREE        confirming  missing
@@ -94,6 +98,7 @@ from hub.inventory.records import (
     HoldPlaced,
     HoldRecord,
     HoldRefused,
+    HoldRequest,
     HoldStatus,
     Refusal,
     Released,
@@ -107,6 +112,7 @@ __all__ = [
     "HoldPlaced",
     "HoldRecord",
     "HoldRefused",
+    "HoldRequest",
     "HoldStatus",
     "Inventory",
     "Refusal",

@@ -19,6 +19,7 @@ from hub.inventory.records import (
     HoldPlaced,
     HoldRecord,
     HoldRefused,
+    HoldRequest,
     HoldStatus,
     Refusal,
     Released,
@@ -49,45 +50,35 @@ class Inventory:
         return self.keys.event(event_id, "ch")
 
     async def place_hold(
-        self,
-        event_id: uuid.UUID,
-        hold_id: uuid.UUID,
-        user_id: uuid.UUID,
-        kind: HoldKind,
-        seats: Sequence[int],
-        prices: Sequence[int],
-        ttl_ms: int,
-        limit: int | None,
-        index_ttl_s: int | None = None,
-        *,
-        alternatives: Sequence[tuple[Sequence[int], Sequence[int]]] = (),
+        self, event_id: uuid.UUID, request: HoldRequest
     ) -> HoldPlaced | HoldRefused:
-        """Hold every seat or none: ``seats`` (quoted ``prices``) if all are free, else the
-        first of the ``alternatives`` ``(seats, prices)`` whose seats all are. ``limit``
-        caps the user's held plus owned seats.
+        """Hold every seat of one candidate or none (see ``HoldRequest``).
 
-        With ``index_ttl_s`` the hold's index entry is written in the same round trip (and
-        removed again if the hold was refused): ``GET /holds/{id}`` names no event, so the
-        entry maps the hold to its event and owner; it outlives the hold, so an expired hold
-        can be told apart from one that never was (see ``hold_ref``)."""
+        The hold's index entry (with ``index_ttl_s``) is removed again if the hold was
+        refused: ``GET /holds/{id}`` names no event, so the entry maps the hold to its event
+        and owner; it outlives the hold, so an expired hold can be told apart from one that
+        never was (see ``hold_ref``)."""
+        r = request
         keys = [*self._k(event_id, "seats", "seq", "meta", "holder")]
-        keys += [self._hold_key(event_id, hold_id), *self._k(event_id, "expiry", "owned", "ch")]
+        keys += [self._hold_key(event_id, r.hold_id), *self._k(event_id, "expiry", "owned", "ch")]
+        keys += self._k(event_id, "ver")
         args: list[str | int] = [
-            str(hold_id),
-            str(user_id),
-            kind.value,
-            ttl_ms,
-            -1 if limit is None else limit,
-            1 + len(alternatives),
+            str(r.hold_id),
+            str(r.user_id),
+            r.kind.value,
+            r.ttl_ms,
+            -1 if r.limit is None else r.limit,
+            -1 if r.version is None else r.version,
+            1 + len(r.alternatives),
         ]
-        for these, their_prices in ((seats, prices), *alternatives):
+        for these, their_prices in ((r.seats, r.prices), *r.alternatives):
             args.append(len(these))
             for idx, price in zip(these, their_prices, strict=True):
                 args += [idx, price]
-        if index_ttl_s is None:
+        if r.index_ttl_s is None:
             result = await self._scripts.hold(keys=keys, args=args)
         else:
-            index = (self._index_key(hold_id), f"{event_id} {user_id}", index_ttl_s)
+            index = (self._index_key(r.hold_id), f"{event_id} {r.user_id}", r.index_ttl_s)
             result = await self._scripts.pipelined(
                 self._scripts.hold,
                 keys,
@@ -95,8 +86,8 @@ class Inventory:
                 lambda pipe: pipe.set(index[0], index[1], ex=index[2]),
             )
         refusal = _refusal(result)
-        if refusal is not None and index_ttl_s is not None:
-            await self.client.delete(self._index_key(hold_id))
+        if refusal is not None and r.index_ttl_s is not None:
+            await self.client.delete(self._index_key(r.hold_id))
         if refusal is None:
             return HoldPlaced(
                 seq=int(result[1]), expires_ms=int(result[2]), seats=_ints(_s(result[3]))
@@ -215,11 +206,26 @@ class Inventory:
 
     async def snapshot(self, event_id: uuid.UUID) -> tuple[int, bytes] | None:
         """(seq, one status byte per seat), read atomically; None when not loaded."""
-        keys = self._k(event_id, "seq", "seats", "meta")
-        seq, seats = await self._scripts.snapshot(keys=keys, args=[])
+        found = await self.versioned_snapshot(event_id)
+        return None if found is None else (found[0], found[1])
+
+    async def versioned_snapshot(self, event_id: uuid.UUID) -> tuple[int, bytes, int] | None:
+        """(seq, seat bytes, the event's version), read atomically; None when not loaded."""
+        keys = self._k(event_id, "seq", "seats", "meta", "ver")
+        seq, seats, version = await self._scripts.snapshot(keys=keys, args=[])
         if seq is None or seats is None:
             return None
-        return int(seq), bytes(seats)
+        return int(seq), bytes(seats), int(version or 0)
+
+    async def version(self, event_id: uuid.UUID) -> int:
+        """The event's version: bumped by ``bump_version`` whenever the stored event changes
+        (0 before the first change). It is not seat state and survives a reload; lost with
+        Redis, it restarts at 0, which every cached copy from before then fails to match."""
+        return int(await self.client.get(self.keys.event(event_id, "ver")) or 0)
+
+    async def bump_version(self, event_id: uuid.UUID) -> int:
+        """Mark every process's copy of the event stale (after a committed change)."""
+        return int(await self.client.incr(self.keys.event(event_id, "ver")))
 
     async def get_hold(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> HoldRecord | None:
         raw = await self.client.hgetall(self._hold_key(event_id, hold_id))

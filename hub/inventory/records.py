@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -46,6 +47,7 @@ class Refusal(enum.StrEnum):
     EXPIRED = "expired"  # begin_confirm, extend: the hold is past its expiry
     ALREADY = "already"  # extend: extended once already
     MAX_LIFETIME = "max_lifetime"  # extend: no time left within the hold's maximum lifetime
+    STALE = "stale"  # hold: the event changed since the caller read it (see ``version``)
 
 
 class AssignmentBusy(Exception):
@@ -65,6 +67,30 @@ class HoldRecord:
     expires_ms: int
     extended: bool
     confirming_since_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """What one hold-script call asks for.
+
+    ``seats`` (at the quoted ``prices``) if all are free, else the first of the
+    ``alternatives`` ``(seats, prices)`` whose seats all are. ``limit`` caps the user's held
+    plus owned seats (None: no cap). With ``index_ttl_s`` the hold's index entry is written
+    in the same round trip. With ``version`` the script refuses (``Refusal.STALE``) unless
+    the event's version in Redis still equals it: the caller's copy of the event (status,
+    prices) is then known to be current at the moment the seats are held.
+    """
+
+    hold_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: HoldKind
+    seats: Sequence[int]
+    prices: Sequence[int]
+    ttl_ms: int
+    limit: int | None
+    index_ttl_s: int | None = None
+    alternatives: Sequence[tuple[Sequence[int], Sequence[int]]] = ()
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -323,9 +323,7 @@ async def _undo(hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseE
     """Nothing was committed: refund any charge, put the hold back (or correct Redis)."""
     try:
         if charge_ref is not None:
-            await hub.payments.refund(
-                job.price.total_cents, job.user_id, job.reference, charge_ref
-            )
+            await hub.payments.refund(job.price.total_cents, job.user_id, job.reference, charge_ref)
         if isinstance(exc, SeatUnavailable):
             # Redis was wrong about these seats: PostgreSQL sold them. Mark them sold first
             # (so they are never shown free), then free the rest of the hold.

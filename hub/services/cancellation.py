@@ -111,7 +111,7 @@ async def cancel_event(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
             notifications.Kind.EVENT_CANCELLED,
             [(user, {"event_id": str(event_id), "event": event["name"]}) for user in sorted(told)],
         )
-    events.forget_event(hub, event_id)
+    await events.changed(hub, event_id)
     released = await releases.release_all_holds(hub, event_id)
     await live_seats.load(hub, event_id, await _capacity(hub, event_id), force=True)
     BOOKINGS.labels(outcome="cancelled").inc(len(bookings))

@@ -166,7 +166,7 @@ async def update_event(
             _check_sections([s["name"] for s in sections], section_prices)
             await events_db.set_prices(con, event_id, section_prices)
         await events_db.update(con, event_id, changes)
-    forget_event(hub, event_id)
+    await changed(hub, event_id)
     log.info(
         "event_updated",
         event_id=str(event_id),
@@ -191,13 +191,41 @@ def forget_event(hub: Hub, event_id: uuid.UUID) -> None:
     hub.events.forget(event_id)
 
 
+async def changed(hub: Hub, event_id: uuid.UUID) -> None:
+    """A change to the event has committed: every process's copy is stale from now on.
+
+    The version bump is what makes that true at once everywhere: holds carry the version
+    of the copy they were priced and checked with and the hold script refuses a stale one,
+    and event and seat-map reads compare it with the version read beside the seat state.
+    """
+    await hub.inventory.bump_version(event_id)
+    forget_event(hub, event_id)
+
+
+async def current_event(hub: Hub, event_id: uuid.UUID) -> tuple[Event, int, bytes]:
+    """The event as it is now, with its live ``(seq, states)``: the cached copy unless the
+    version read atomically with the seat state says it changed since.
+
+    Raises:
+        NotFound: no such event.
+    """
+    event = await load_event(hub, event_id)
+    seq, states, version = await live_seats.versioned_states(hub, event.id, event.capacity)
+    if version != event.version:
+        event = await load_event(hub, event_id, fresh=True)
+    return event, seq, states
+
+
 async def _read_event(hub: Hub, event_id: uuid.UUID) -> Event:
+    # The version first: a change committing meanwhile bumps it after, so this copy can
+    # only ever be marked stale too early, never current too late.
+    version = await hub.inventory.version(event_id)
     async with hub.db.connection() as con:
         row = await events_db.by_id(con, event_id)
         if row is None:
             raise NotFound(f"No such event: {event_id}")
         prices = await events_db.prices_of(con, [event_id])
-    return _event(row, prices)
+    return _event(row, prices, version)
 
 
 async def get_event(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
@@ -206,8 +234,7 @@ async def get_event(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
     Raises:
         NotFound: no such event.
     """
-    event = await load_event(hub, event_id)
-    _, states = await seat_states(hub, event)
+    event, _, states = await current_event(hub, event_id)
     return event_view(event, availability(states))
 
 
@@ -251,9 +278,8 @@ async def seat_map(hub: Hub, event_id: uuid.UUID) -> bytes:
     Raises:
         NotFound: no such event.
     """
-    event = await load_event(hub, event_id)
+    event, seq, states = await current_event(hub, event_id)
     seats = await venues.venue_seats(hub, event.venue_id)
-    seq, states = await seat_states(hub, event)
     prices = [
         jsonenc.dumps(cents_to_decimal(event.current_cents.get(name, 0))) for name in seats.sections
     ]
@@ -286,7 +312,7 @@ def event_view(event: Event, counts: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
-def _event(row: Any, prices: Sequence[Any]) -> Event:
+def _event(row: Any, prices: Sequence[Any], version: int = 0) -> Event:
     return Event(
         id=row["id"],
         venue_id=row["venue_id"],
@@ -300,4 +326,5 @@ def _event(row: Any, prices: Sequence[Any]) -> Event:
         capacity=row["capacity"],
         base_cents={p["section"]: p["base_price_cents"] for p in prices},
         current_cents={p["section"]: p["current_price_cents"] for p in prices},
+        version=version,
     )

@@ -95,7 +95,31 @@ async def hold_seats(
 ) -> Placed:
     """Place a hold and return it (see ``place_hold`` for the errors)."""
     started = time.perf_counter()
-    event = await events.load_event(hub, event_id)
+    for fresh in (False, True):
+        # The cached copy first; if the event changed since this process read it (the hold
+        # script compares versions), read it again, once.
+        event = await events.load_event(hub, event_id, fresh=fresh)
+        try:
+            placed = await _hold_on(hub, event, user_id, seat_ids, quantity, section, kind)
+            break
+        except placing.StaleEvent:
+            if fresh:
+                raise Busy("The event is being changed right now; try again") from None
+    HOLDS.labels(outcome="placed").inc()
+    HOLD_LATENCY.observe(time.perf_counter() - started)
+    log.info("hold_placed", hold_id=str(placed.hold_id), event_id=str(event_id))
+    return placed
+
+
+async def _hold_on(
+    hub: Hub,
+    event: events.Event,
+    user_id: uuid.UUID,
+    seat_ids: Sequence[uuid.UUID] | None,
+    quantity: int | None,
+    section: str | None,
+    kind: HoldKind,
+) -> Placed:
     placing.check_bookable(event)
     layout = await live_seats.layout_of(hub, event.venue_id)
     named = placing.seat_indexes(layout, seat_ids) if seat_ids is not None else None
@@ -121,9 +145,6 @@ async def hold_seats(
         raise Busy("Too many buyers choosing seats for this event right now; try again") from None
     seats = result.seats
     placing.log_placed(hub, hold_id, event.id, user_id, len(seats))
-    HOLDS.labels(outcome="placed").inc()
-    HOLD_LATENCY.observe(time.perf_counter() - started)
-    log.info("hold_placed", hold_id=str(hold_id), event_id=str(event.id), seats=len(seats))
     prices = tuple(placing.prices_of(event, layout, seats))
     return Placed(hold_id, event, layout, seats, prices, result.expires_ms)
 

@@ -86,8 +86,14 @@ async def load(hub: Hub, event_id: uuid.UUID, n_seats: int, *, force: bool) -> b
 
 async def seat_states(hub: Hub, event_id: uuid.UUID, n_seats: int) -> tuple[int, bytes]:
     """``(seq, one byte per seat: 0 free, 1 held, 2 sold)``, loading the event if needed."""
+    seq, states, _ = await versioned_states(hub, event_id, n_seats)
+    return seq, states
+
+
+async def versioned_states(hub: Hub, event_id: uuid.UUID, n_seats: int) -> tuple[int, bytes, int]:
+    """``(seq, states, the event's version)`` read atomically, loading the event if needed."""
     for _ in range(3):
-        snapshot = await hub.inventory.snapshot(event_id)  # None unless loaded
+        snapshot = await hub.inventory.versioned_snapshot(event_id)  # None unless loaded
         if snapshot is not None:
             return snapshot
         await load(hub, event_id, n_seats, force=False)

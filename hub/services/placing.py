@@ -24,7 +24,7 @@ from hub import jsonenc
 from hub.context import Hub
 from hub.db import holds as holds_db
 from hub.errors import Conflict, ValidationError
-from hub.inventory import HoldKind, HoldPlaced, HoldRefused, Refusal
+from hub.inventory import HoldKind, HoldPlaced, HoldRefused, HoldRequest, Refusal
 from hub.metrics import HOLDS
 from hub.services import events, live_seats
 from hub.services.live_seats import Layout
@@ -75,6 +75,10 @@ class NoneFree(Exception):
     """Best available found fewer than the wanted number of free eligible seats."""
 
 
+class StaleEvent(Exception):
+    """The event changed since the copy the hold was checked and priced with."""
+
+
 def check_bookable(event: events.Event, now: dt.datetime | None = None) -> None:
     """Raises Conflict when the event is cancelled or has started."""
     if event.status != "scheduled":
@@ -105,8 +109,12 @@ async def try_place(
     """One hold-script call for ``want`` (reloading the event's seats or drawing a new id
     when that is the only obstacle). Returns the hold id and the script's answer.
 
+    The call carries ``event.version``: the script refuses it if the event changed since
+    (cancelled, repriced), so no hold is ever placed on a stale copy.
+
     Raises:
         NoneFree: best available found too few free seats.
+        StaleEvent: the event changed; reload it and try again.
     """
     hold_id = uuid.uuid4()
     for _ in range(3):
@@ -117,21 +125,27 @@ async def try_place(
         priced = [(c, prices_of(event, layout, c)) for c in candidates]
         result = await hub.inventory.place_hold(
             event.id,
-            hold_id,
-            want.user_id,
-            want.kind,
-            *priced[0],
-            want.ttl_ms,
-            want.limit,
-            index_ttl_seconds(hub),
-            alternatives=priced[1:],
+            HoldRequest(
+                hold_id=hold_id,
+                user_id=want.user_id,
+                kind=want.kind,
+                seats=priced[0][0],
+                prices=priced[0][1],
+                ttl_ms=want.ttl_ms,
+                limit=want.limit,
+                index_ttl_s=index_ttl_seconds(hub),
+                alternatives=priced[1:],
+                version=event.version,
+            ),
         )
-        if isinstance(result, HoldRefused) and result.reason == Refusal.NOT_LOADED:
+        if isinstance(result, HoldRefused) and result.reason is Refusal.NOT_LOADED:
             await live_seats.ensure_loaded(hub, event.id, len(layout))
             continue
-        if isinstance(result, HoldRefused) and result.reason == Refusal.EXISTS:
+        if isinstance(result, HoldRefused) and result.reason is Refusal.EXISTS:
             hold_id = uuid.uuid4()
             continue
+        if isinstance(result, HoldRefused) and result.reason is Refusal.STALE:
+            raise StaleEvent(str(event.id))
         return hold_id, result
     return hold_id, result
 

@@ -224,7 +224,7 @@ async def _offer(
     )
     try:
         hold_id, result = await placing.try_place(hub, event, layout, want)
-    except placing.NoneFree:
+    except (placing.NoneFree, placing.StaleEvent):  # the next round (or the leader) retries
         result = None
     if not isinstance(result, HoldPlaced):
         reason = result.reason if result is not None else Refusal.TAKEN

@@ -1,19 +1,23 @@
 -- Place a hold: all or nothing over its seats.
--- KEYS: seats seq meta holder hold expiry owned ch
--- ARGV: hold_id user kind ttl_ms limit(-1 = none) n_candidates, then per candidate:
---       k idx1 price1 ... idxk pricek
+-- KEYS: seats seq meta holder hold expiry owned ch ver
+-- ARGV: hold_id user kind ttl_ms limit(-1 = none) version(-1 = unchecked) n_candidates,
+--       then per candidate: k idx1 price1 ... idxk pricek
 -- Holds the first candidate whose seats are all free (a named-seat hold has one candidate;
 -- best available offers its best few, so concurrent choosers take different ones). When
 -- none is free, reports the taken seats of the first candidate.
 -- Returns {'ok', seq, expires_ms, seats_csv} or a refusal: {'not_loaded'},
--- {'bad_seat', idx}, {'taken', {idx, ...}}, {'limit', current}, {'exists'}.
+-- {'bad_seat', idx}, {'taken', {idx, ...}}, {'limit', current}, {'exists'}, {'stale'}.
 if redis.call('EXISTS', KEYS[3]) == 0 then return {'not_loaded'} end
+local version = tonumber(ARGV[6])
+if version >= 0 and tonumber(redis.call('GET', KEYS[9]) or '0') ~= version then
+  return {'stale'}
+end
 local n = tonumber(redis.call('HGET', KEYS[3], 'n'))
 local hold_id, user, kind = ARGV[1], ARGV[2], ARGV[3]
 local ttl, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local idxs, prices, taken = nil, nil, {}
-local pos = 7
-for c = 1, tonumber(ARGV[6]) do
+local pos = 8
+for c = 1, tonumber(ARGV[7]) do
   local k = tonumber(ARGV[pos])
   local these, their_prices, free = {}, {}, true
   for i = 1, k do

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hub.context import Hub
-from hub.inventory import HoldKind
+from hub.inventory import HoldKind, HoldRequest
 from hub.settings import Settings
 from tests.live import WsServer, free_port, serve
 
@@ -35,7 +35,10 @@ async def hold(hub: Hub, event_id: uuid.UUID, *seats: int) -> tuple[uuid.UUID, i
     """Hold seats through the real script; returns the hold id and the seq after it."""
     hold_id = uuid.uuid4()
     placed = await hub.inventory.place_hold(
-        event_id, hold_id, uuid.uuid4(), HoldKind.SINGLE, seats, [100] * len(seats), 60_000, None
+        event_id,
+        HoldRequest(
+            hold_id, uuid.uuid4(), HoldKind.SINGLE, seats, [100] * len(seats), 60_000, None
+        ),
     )
     assert hasattr(placed, "seq"), placed
     return hold_id, placed.seq  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from hub.inventory import HoldKind, Inventory
+from hub.inventory import HoldKind, HoldRequest, Inventory
 from hub.settings import Settings
 from hub.store import Keys
 from loadtest.client import WatchClient
@@ -104,7 +104,10 @@ async def test_watchers_recover_the_right_state_after_redis_restarts(settings: S
                 for w in watchers:
                     await w.next_seat_message()
                 placed = await inventory.place_hold(
-                    event_id, uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [1], [1], 60_000, None
+                    event_id,
+                    HoldRequest(
+                        uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [1], [1], 60_000, None
+                    ),
                 )
                 for w in watchers:
                     await asyncio.wait_for(w.until_seq(placed.seq), 5)  # type: ignore[union-attr]
@@ -117,13 +120,9 @@ async def test_watchers_recover_the_right_state_after_redis_restarts(settings: S
                     with contextlib.suppress(Exception):
                         placed = await inventory.place_hold(
                             event_id,
-                            uuid.uuid4(),
-                            uuid.uuid4(),
-                            HoldKind.SINGLE,
-                            [2],
-                            [1],
-                            60_000,
-                            None,
+                            HoldRequest(
+                                uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [2], [1], 60_000, None
+                            ),
                         )
                         seq = placed.seq  # type: ignore[union-attr]
                         break

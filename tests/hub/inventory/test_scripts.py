@@ -15,6 +15,7 @@ from hub.inventory import (
     HoldKind,
     HoldPlaced,
     HoldRefused,
+    HoldRequest,
     Inventory,
     Refusal,
     Released,
@@ -42,7 +43,7 @@ async def test_hold_is_all_or_nothing_and_names_taken_seats(inventory: Inventory
     seq0 = (await inventory.snapshot(event_id))[0]  # type: ignore[index]
     user = uuid.uuid4()
     first = await inventory.place_hold(
-        event_id, uuid.uuid4(), user, HoldKind.SINGLE, [0, 1], [1000, 1000], 60_000, 10
+        event_id, HoldRequest(uuid.uuid4(), user, HoldKind.SINGLE, [0, 1], [1000, 1000], 60_000, 10)
     )
     assert isinstance(first, HoldPlaced) and first.seq == seq0 + 2
     message = await pubsub.get_message(timeout=1)
@@ -52,7 +53,10 @@ async def test_hold_is_all_or_nothing_and_names_taken_seats(inventory: Inventory
         "changes": [[0, 1], [1, 1]],
     }
     second = await inventory.place_hold(
-        event_id, uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [1, 2, 0], [1, 1, 1], 60_000, None
+        event_id,
+        HoldRequest(
+            uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [1, 2, 0], [1, 1, 1], 60_000, None
+        ),
     )
     assert isinstance(second, HoldRefused) and second.reason is Refusal.TAKEN
     assert sorted(second.taken) == [0, 1]
@@ -66,11 +70,11 @@ async def test_limit_counts_held_and_owned(inventory: Inventory) -> None:
     event_id = await loaded(inventory, 10)
     user = uuid.uuid4()
     ok = await inventory.place_hold(
-        event_id, uuid.uuid4(), user, HoldKind.SINGLE, [0, 1, 2], [1] * 3, 60_000, 4
+        event_id, HoldRequest(uuid.uuid4(), user, HoldKind.SINGLE, [0, 1, 2], [1] * 3, 60_000, 4)
     )
     assert isinstance(ok, HoldPlaced)
     refused = await inventory.place_hold(
-        event_id, uuid.uuid4(), user, HoldKind.SINGLE, [3, 4], [1, 1], 60_000, 4
+        event_id, HoldRequest(uuid.uuid4(), user, HoldKind.SINGLE, [3, 4], [1, 1], 60_000, 4)
     )
     assert (
         isinstance(refused, HoldRefused)
@@ -78,7 +82,7 @@ async def test_limit_counts_held_and_owned(inventory: Inventory) -> None:
         and refused.current == 3
     )
     group = await inventory.place_hold(
-        event_id, uuid.uuid4(), user, HoldKind.GROUP, [5, 6, 7], [1] * 3, 60_000, None
+        event_id, HoldRequest(uuid.uuid4(), user, HoldKind.GROUP, [5, 6, 7], [1] * 3, 60_000, None)
     )
     assert isinstance(group, HoldPlaced)
     assert await inventory.owned_count(event_id, user) == 3
@@ -88,7 +92,7 @@ async def test_confirm_cycle_and_release(inventory: Inventory) -> None:
     event_id = await loaded(inventory, 4)
     user, hold_id = uuid.uuid4(), uuid.uuid4()
     await inventory.place_hold(
-        event_id, hold_id, user, HoldKind.SINGLE, [2, 3], [500, 700], 60_000, 10
+        event_id, HoldRequest(hold_id, user, HoldKind.SINGLE, [2, 3], [500, 700], 60_000, 10)
     )
     assert await inventory.begin_confirm(event_id, hold_id, uuid.uuid4()) is Refusal.MISSING
     started = await inventory.begin_confirm(event_id, hold_id, user)
@@ -109,7 +113,9 @@ async def test_confirm_cycle_and_release(inventory: Inventory) -> None:
     assert await inventory.owned_count(event_id, user) == 0
 
     other = uuid.uuid4()
-    await inventory.place_hold(event_id, other, user, HoldKind.SINGLE, [0], [1], 60_000, 10)
+    await inventory.place_hold(
+        event_id, HoldRequest(other, user, HoldKind.SINGLE, [0], [1], 60_000, 10)
+    )
     released = await inventory.release(event_id, other, user_id=user)
     assert isinstance(released, Released) and released.seats == (0,)
     assert await inventory.release(event_id, other) is Refusal.MISSING
@@ -119,7 +125,7 @@ async def test_expire_only_when_due_and_extend_once(inventory: Inventory) -> Non
     event_id = await loaded(inventory, 3)
     user, hold_id = uuid.uuid4(), uuid.uuid4()
     placed = await inventory.place_hold(
-        event_id, hold_id, user, HoldKind.SINGLE, [0], [1], 60_000, 10
+        event_id, HoldRequest(hold_id, user, HoldKind.SINGLE, [0], [1], 60_000, 10)
     )
     assert isinstance(placed, HoldPlaced)
     assert await inventory.release(event_id, hold_id, mode=ReleaseMode.EXPIRE) is Refusal.NOT_DUE
@@ -127,7 +133,9 @@ async def test_expire_only_when_due_and_extend_once(inventory: Inventory) -> Non
     assert new_expiry == placed.expires_ms + 30_000
     assert await inventory.extend(event_id, hold_id, 30_000, 120_000) is Refusal.ALREADY
     short = uuid.uuid4()
-    brief = await inventory.place_hold(event_id, short, user, HoldKind.SINGLE, [1], [1], 1, 10)
+    brief = await inventory.place_hold(
+        event_id, HoldRequest(short, user, HoldKind.SINGLE, [1], [1], 1, 10)
+    )
     assert isinstance(brief, HoldPlaced)
     await wait_past(inventory, brief.expires_ms)
     [due] = await inventory.due_holds([event_id], await inventory.server_time_ms())
@@ -138,7 +146,7 @@ async def test_expire_only_when_due_and_extend_once(inventory: Inventory) -> Non
 async def test_forced_reload_keeps_live_holds_and_moves_seq_forward(inventory: Inventory) -> None:
     event_id = await loaded(inventory, 4)
     await inventory.place_hold(
-        event_id, uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [1], [1], 60_000, None
+        event_id, HoldRequest(uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [1], [1], 60_000, None)
     )
     seq_before = (await inventory.snapshot(event_id))[0]  # type: ignore[index]
     assert await inventory.load(event_id, 4, [3], {}, force=True)
@@ -153,7 +161,8 @@ async def test_pipelined_scripts_survive_a_redis_that_lost_its_scripts(
     user, hold_id = uuid.uuid4(), uuid.uuid4()
     await inventory.client.script_flush()  # as after a Redis restart
     placed = await inventory.place_hold(
-        event_id, hold_id, user, HoldKind.SINGLE, [1], [100], 60_000, 10, index_ttl_s=60
+        event_id,
+        HoldRequest(hold_id, user, HoldKind.SINGLE, [1], [100], 60_000, 10, index_ttl_s=60),
     )
     assert isinstance(placed, HoldPlaced) and placed.seats == (1,)
     assert await inventory.hold_ref(hold_id) == (event_id, user)
@@ -168,10 +177,10 @@ async def test_due_holders_names_only_expired_holds(inventory: Inventory) -> Non
     event_id = await loaded(inventory, 4)
     short, long = uuid.uuid4(), uuid.uuid4()
     brief = await inventory.place_hold(
-        event_id, short, uuid.uuid4(), HoldKind.SINGLE, [0, 1], [1, 1], 1, None
+        event_id, HoldRequest(short, uuid.uuid4(), HoldKind.SINGLE, [0, 1], [1, 1], 1, None)
     )
     await inventory.place_hold(
-        event_id, long, uuid.uuid4(), HoldKind.SINGLE, [2], [1], 60_000, None
+        event_id, HoldRequest(long, uuid.uuid4(), HoldKind.SINGLE, [2], [1], 60_000, None)
     )
     assert isinstance(brief, HoldPlaced)
     await wait_past(inventory, brief.expires_ms)
@@ -184,7 +193,7 @@ async def test_refusals_off_the_state_table(inventory: Inventory) -> None:
 
     async def hold(seat: int, hold: uuid.UUID = hold_id, *, event: uuid.UUID = event_id) -> object:
         placed = await inventory.place_hold(
-            event, hold, user, HoldKind.SINGLE, [seat], [1], 60_000, None
+            event, HoldRequest(hold, user, HoldKind.SINGLE, [seat], [1], 60_000, None)
         )
         return placed.reason if isinstance(placed, HoldRefused) else placed
 
@@ -200,7 +209,9 @@ async def test_refusals_off_the_state_table(inventory: Inventory) -> None:
     assert await inventory.extend(event_id, hold_id, 30_000, 120_000) is Refusal.CONFIRMING
 
     brief = uuid.uuid4()
-    placed = await inventory.place_hold(event_id, brief, user, HoldKind.SINGLE, [2], [1], 1, None)
+    placed = await inventory.place_hold(
+        event_id, HoldRequest(brief, user, HoldKind.SINGLE, [2], [1], 1, None)
+    )
     assert isinstance(placed, HoldPlaced)
     await wait_past(inventory, placed.expires_ms)
     assert await inventory.extend(event_id, brief, 30_000, 120_000) is Refusal.EXPIRED

@@ -24,6 +24,7 @@ from hub.inventory import (
     HoldPlaced,
     HoldRecord,
     HoldRefused,
+    HoldRequest,
     HoldStatus,
     Inventory,
     Refusal,
@@ -76,7 +77,21 @@ Action = Callable[[Seat0], Awaitable[object]]
 
 ACTIONS: dict[str, Action] = {
     "hold": lambda s: s.inventory.place_hold(
-        s.event_id, uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [SEAT], [100], LONG_TTL_MS, None
+        s.event_id,
+        HoldRequest(uuid.uuid4(), uuid.uuid4(), HoldKind.SINGLE, [SEAT], [100], LONG_TTL_MS, None),
+    ),
+    "hold_stale": lambda s: s.inventory.place_hold(  # made with a copy of an older version
+        s.event_id,
+        HoldRequest(
+            uuid.uuid4(),
+            uuid.uuid4(),
+            HoldKind.SINGLE,
+            [SEAT],
+            [100],
+            LONG_TTL_MS,
+            None,
+            version=7,
+        ),
     ),
     "release": lambda s: s.inventory.release(s.event_id, s.hold_id, user_id=s.user_id),
     "expire": lambda s: s.inventory.release(s.event_id, s.hold_id, mode=ReleaseMode.EXPIRE),
@@ -105,7 +120,7 @@ async def _seat_in(inventory: Inventory, state: str, ttl_ms: int) -> Seat0:
     if state == "FREE":
         return seat
     placed = await inventory.place_hold(
-        event_id, hold_id, user_id, HoldKind.SINGLE, [SEAT], [100], ttl_ms, 10
+        event_id, HoldRequest(hold_id, user_id, HoldKind.SINGLE, [SEAT], [100], ttl_ms, 10)
     )
     assert isinstance(placed, HoldPlaced)
     if state != "HELD":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,28 +19,10 @@ import pytest
 from engines.seats import SeatCode
 from hub.context import Hub
 from hub.payments import PaymentDeclined
-from hub.settings import Settings
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import API, book, hold_ok, seat_map, statuses
-from tests.live import WsServer, serve
 from tests.waiting import eventually
-
-
-@pytest.fixture(scope="module")
-async def short(settings: Settings) -> AsyncIterator[WsServer]:
-    """A second hub on the same servers whose holds and offers last one second."""
-    quick = settings.replace(
-        hold_ttl_seconds=1, hold_max_lifetime_seconds=3, offer_ttl_seconds=1, ws_tick_ms=20
-    )
-    async with serve(quick) as server:
-        yield server
-
-
-@pytest.fixture
-async def quick(short: WsServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=short.base) as client:
-        yield client
 
 
 class Declining:
