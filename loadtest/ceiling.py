@@ -1,10 +1,19 @@
 """The ceiling: the least a hold endpoint can do, run the way the hub runs (DESIGN §7).
 
-One route, ``POST /api/v1/events/{event_id}/holds``, that does only the irreducible work of
-a hold: check the bearer JWT (HS256, the hub's secret, so the buyers' real tokens work),
-parse the JSON body, and make ONE Redis ``EVALSHA`` of a small hold-like script (check the
-seats free, mark them held by the hold, store the hold with a TTL, bump the sequence
-number, publish a delta) — then answer 201 with a small JSON body. It serves with the HTTP
+Two routes that do only the irreducible work of a hold and of its release: check the bearer
+JWT (HS256, the hub's secret, so the buyers' real tokens work), parse the JSON body, and
+make ONE Redis ``EVALSHA`` of a small script (``lua/ceiling_*.lua``):
+
+- ``POST /api/v1/events/{event_id}/holds``: check the seats free, mark them held by the
+  hold, store the hold (owner and seats) with a TTL, bump the sequence number, publish —
+  then 201 with a small JSON body (409 when a seat is taken).
+- ``DELETE /api/v1/holds/{hold_id}``: the owner's release — free the seats the hold still
+  holds, drop it, bump the sequence number, publish — then 204 (404 when there is no such
+  hold or it is another user's). The ceiling's hold id is ``<event_id>.<uuid>``: it names
+  its event, so the release script gets every key it touches declared without a lookup
+  (the hub keeps a hold index for that; a bare endpoint needs none).
+
+It serves with the HTTP
 options the hub runs with (``server_options``: uvloop, httptools, no access log, the same
 backlog; a test keeps them equal to ``evently serve``'s) and the same worker count, so the
 surge report can state the hub's hold throughput as a fraction of what this bare path
@@ -26,6 +35,7 @@ import json
 import random
 import uuid
 from collections.abc import AsyncIterator
+from importlib import resources
 from typing import Any
 
 import jwt
@@ -39,17 +49,13 @@ from hub.store import Store
 
 SEAT_SPACE = 10_000_000
 
-# KEYS: seats hash, seq counter, hold key, channel. ARGV: hold id, ttl ms, seat ids...
-HOLD_SCRIPT = """
-for i = 3, #ARGV do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return {0, ARGV[i]} end
-end
-for i = 3, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
-redis.call('SET', KEYS[3], table.concat(ARGV, ',', 3), 'PX', ARGV[2])
-local seq = redis.call('INCRBY', KEYS[2], #ARGV - 2)
-redis.call('PUBLISH', KEYS[4], seq)
-return {1, seq}
-"""
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+HOLD_SCRIPT = _script("ceiling_hold")
+RELEASE_SCRIPT = _script("ceiling_release")
 
 
 def _problem(status: int, code: str) -> Response:
@@ -66,13 +72,24 @@ def create() -> Starlette:
     ttl_ms = str(settings.hold_ttl_seconds * 1000)
     state: dict[str, Any] = {}
 
-    async def hold(request: Request) -> Response:
+    def user_of(request: Request) -> str | None:
+        """The token's subject, or None when the bearer token is missing or invalid."""
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer "):
-            return _problem(401, "unauthorized")
+            return None
         try:
-            jwt.decode(auth[7:], secret, algorithms=["HS256"])
+            claims = jwt.decode(auth[7:], secret, algorithms=["HS256"])
         except jwt.PyJWTError:
+            return None
+        return str(claims.get("sub", ""))
+
+    def keys_of(event: str, hold_id: str) -> list[str]:
+        tag = f"{prefix}ev:{{{event}}}:"
+        return [tag + "seats", tag + "seq", tag + "hold:" + hold_id, tag + "ch"]
+
+    async def hold(request: Request) -> Response:
+        user = user_of(request)
+        if user is None:
             return _problem(401, "unauthorized")
         try:
             body = json.loads(await request.body())
@@ -83,15 +100,30 @@ def create() -> Starlette:
         except (ValueError, KeyError, TypeError):
             return _problem(422, "validation_error")
         event = request.path_params["event_id"]
-        hold_id = str(uuid.uuid4())
-        tag = f"{prefix}ev:{{{event}}}:"
-        keys = [tag + "seats", tag + "seq", tag + "hold:" + hold_id, tag + "ch"]
+        hold_id = f"{event}.{uuid.uuid4()}"
+        keys = keys_of(event, hold_id)
         client = state["store"].client
-        result = await client.evalsha(state["sha"], len(keys), *keys, hold_id, ttl_ms, *seats)
+        result = await client.evalsha(
+            state["hold"], len(keys), *keys, hold_id, ttl_ms, user, *seats
+        )
         if int(result[0]) != 1:
             return _problem(409, "seat_unavailable")
         out = {"hold_id": hold_id, "event_id": event, "seats": seats, "seq": int(result[1])}
         return Response(json.dumps(out).encode(), 201, media_type="application/json")
+
+    async def release(request: Request) -> Response:
+        user = user_of(request)
+        if user is None:
+            return _problem(401, "unauthorized")
+        hold_id = request.path_params["hold_id"]
+        event, dot, _ = hold_id.rpartition(".")
+        if not dot:
+            return _problem(404, "not_found")
+        keys = keys_of(event, hold_id)
+        client = state["store"].client
+        if int(await client.evalsha(state["release"], len(keys), *keys, hold_id, user)) != 1:
+            return _problem(404, "not_found")
+        return Response(status_code=204)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -100,14 +132,18 @@ def create() -> Starlette:
             settings.redis_url, prefix=prefix, max_connections=settings.redis_pool_max
         )
         state["store"] = store
-        state["sha"] = await store.client.script_load(HOLD_SCRIPT)
+        state["hold"] = await store.client.script_load(HOLD_SCRIPT)
+        state["release"] = await store.client.script_load(RELEASE_SCRIPT)
         try:
             yield
         finally:
             await store.close()
 
     return Starlette(
-        routes=[Route("/api/v1/events/{event_id}/holds", hold, methods=["POST"])],
+        routes=[
+            Route("/api/v1/events/{event_id}/holds", hold, methods=["POST"]),
+            Route("/api/v1/holds/{hold_id}", release, methods=["DELETE"]),
+        ],
         lifespan=lifespan,
     )
 
