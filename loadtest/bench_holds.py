@@ -206,7 +206,10 @@ def _setup(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
     hub = start_hub(database_url, redis_url, prefix, secret, args.workers, max(levels), home)
     stack.callback(hub.stop)
     event_id = create_event(hub.url, hub.admin_email, hub.admin_password, POOL, MAX_PER_USER)
-    seats = httpx.get(f"{hub.url}/api/v1/events/{event_id}/seats", timeout=30).json()["seats"]
+    reply = httpx.get(f"{hub.url}/api/v1/events/{event_id}/seats", timeout=30)
+    if reply.status_code != 200:
+        raise RuntimeError(f"the hub's seat map: {reply.status_code} {reply.text[:500]}")
+    seats = reply.json()["seats"]
     pool = [str(seat["id"]) for seat in seats[:POOL]]
     # One user per connection: a user holds at most 4 seats at a time, under the cap.
     emails = [f"bench-{token}-{i}@example.com" for i in range(max(levels))]
