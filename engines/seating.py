@@ -20,12 +20,13 @@ Invariants: a result is sorted, distinct, eligible, exactly `quantity` long, or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import numpy as np
 
-from engines.seats import SeatCode
+from engines.seats import SeatCode, SeatSpec
 
 PITCH_SLACK = 1.5
 _EPS = 1e-6
@@ -79,38 +80,34 @@ class SeatTable:
         return int(self.section.size)
 
     @classmethod
-    def from_seats(
-        cls, seats: Sequence[tuple[str, str, int, float, float, float, bool]]
-    ) -> SeatTable:
-        """Build a table from ``(section, row, number, x, y, distance, accessible)`` tuples.
+    def from_seats(cls, seats: Sequence[SeatSpec]) -> SeatTable:
+        """Build a table from seat records (``SeatSpec`` or anything extending it).
 
         Args:
-            seats: one tuple per seat, in seat-index order.
+            seats: one record per seat, in seat-index order.
 
         Returns:
             The table; section and row codes are given in order of first appearance.
         """
-        sections: dict[str, int] = {}
-        rows: dict[tuple[str, str], int] = {}
-        codes = np.empty((len(seats), 3), dtype=np.int32)
-        floats = np.empty((len(seats), 3), dtype=np.float64)
-        accessible = np.empty(len(seats), dtype=np.bool_)
-        for i, (section, row, number, x, y, distance, is_accessible) in enumerate(seats):
-            codes[i] = (
-                sections.setdefault(section, len(sections)),
-                rows.setdefault((section, row), len(rows)),
-                number,
-            )
-            floats[i] = (x, y, distance)
-            accessible[i] = is_accessible
+        n = len(seats)
+        # One C-level pass per column (map + attrgetter, no Python loop per seat): a venue's
+        # layout is built on the first request that needs it, 50,000 seats at most.
+        section_of = list(map(attrgetter("section"), seats))
+        row_key = list(zip(section_of, map(attrgetter("row"), seats), strict=True))
+        sections = {name: i for i, name in enumerate(dict.fromkeys(section_of))}
+        rows = {key: i for i, key in enumerate(dict.fromkeys(row_key))}
+
+        def column(values: Iterable[object], dtype: type[np.generic]) -> np.ndarray:
+            return np.fromiter(values, dtype=dtype, count=n)
+
         return cls(
-            section=codes[:, 0].copy(),
-            row=codes[:, 1].copy(),
-            number=codes[:, 2].copy(),
-            x=floats[:, 0].copy(),
-            y=floats[:, 1].copy(),
-            distance=floats[:, 2].copy(),
-            accessible=accessible,
+            section=column(map(sections.__getitem__, section_of), np.int32),
+            row=column(map(rows.__getitem__, row_key), np.int32),
+            number=column(map(attrgetter("number"), seats), np.int32),
+            x=column(map(attrgetter("x"), seats), np.float64),
+            y=column(map(attrgetter("y"), seats), np.float64),
+            distance=column(map(attrgetter("distance"), seats), np.float64),
+            accessible=column(map(attrgetter("accessible"), seats), np.bool_),
             section_names=tuple(sections),
         )
 

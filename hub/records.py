@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engines.seating import SeatTable
+from engines.seats import SeatSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +40,16 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class Seat:
-    """A stored seat."""
+class Seat(SeatSpec):
+    """A stored seat: the venue's seat record with its row id and its position ``idx``.
+
+    It extends ``SeatSpec`` rather than wrapping it so that ``seat.section`` stays one slot
+    read on the hold path and a stored seat goes wherever a ``SeatSpec`` is expected
+    (``SeatTable.from_seats``). Build it with keywords: the inherited fields come first.
+    """
 
     id: uuid.UUID
     idx: int
-    section: str
-    row: str
-    number: int
-    x: float
-    y: float
-    accessible: bool
-    distance: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from engines.seats import SeatSpec
 from hub.db import Connection, Record
 
 SEAT_COLUMNS = (
@@ -19,20 +20,18 @@ SEAT_COLUMNS = (
     "distance",
 )
 
-# (section, row label, number, x, y, accessible, distance), in the venue's seat order.
-SeatTuple = tuple[str, str, int, float, float, bool, float]
-
 
 async def insert(
     con: Connection,
     name: str,
     city: str,
     sections: Sequence[tuple[str, int | None]],
-    seats: Sequence[SeatTuple],
+    seats: Sequence[SeatSpec],
 ) -> uuid.UUID:
     """Insert a venue with its sections (name, base price cents) and seats; run in a transaction.
 
-    Seats go in with COPY: tens of thousands of rows in one round trip.
+    Seats go in with COPY: tens of thousands of rows in one round trip. Their position in
+    ``seats`` is their ``idx``; this is the one place a seat record becomes a row.
     """
     venue_id: uuid.UUID = await con.fetchval(
         "INSERT INTO venues (name, city, capacity) VALUES ($1, $2, $3) RETURNING id",
@@ -47,7 +46,10 @@ async def insert(
     )
     await con.copy_records_to_table(
         "seats",
-        records=[(venue_id, idx, *seat) for idx, seat in enumerate(seats)],
+        records=[
+            (venue_id, idx, s.section, s.row, s.number, s.x, s.y, s.accessible, s.distance)
+            for idx, s in enumerate(seats)
+        ],
         columns=SEAT_COLUMNS,
     )
     return venue_id

@@ -38,10 +38,9 @@ async def layout_of(hub: Hub, venue_id: uuid.UUID) -> Layout:
 
 
 def _build_layout(seats: VenueSeats) -> Layout:
-    table = SeatTable.from_seats(
-        [(s.section, s.row, s.number, s.x, s.y, s.distance, s.accessible) for s in seats.seats]
+    return Layout(
+        seats.venue_id, seats.seats, SeatTable.from_seats(seats.seats), dict(seats.index_of)
     )
-    return Layout(seats.venue_id, seats.seats, table, dict(seats.index_of))
 
 
 async def ensure_loaded(hub: Hub, event_id: uuid.UUID, n_seats: int) -> None:

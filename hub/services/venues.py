@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from engines.money import cents_to_decimal
+from engines.seats import SeatSpec
 from engines.venue_layout import SectionSpec, layout_sections, row_label, stage_distance
 from hub.context import Hub
 from hub.db import venues as venues_db
@@ -99,7 +100,7 @@ async def create_venue(
 
 def _plan_sections(
     sections: Sequence[NewSection],
-) -> tuple[list[tuple[str, int | None]], list[venues_db.SeatTuple]]:
+) -> tuple[list[tuple[str, int | None]], list[SeatSpec]]:
     _check_count("sections", len(sections), 1, MAX_SECTIONS)
     seen: set[str] = set()
     total = 0
@@ -129,18 +130,14 @@ def _plan_sections(
         )
     if total > MAX_SEATS:
         raise ValidationError.field("sections", f"{total} seats; a venue holds at most {MAX_SEATS}")
-    seats = [
-        (s.section, s.row, s.number, s.x, s.y, s.accessible, s.distance)
-        for s in layout_sections(specs)
-    ]
-    return [(s.name, s.base_cents) for s in sections], seats
+    return [(s.name, s.base_cents) for s in sections], layout_sections(specs)
 
 
 def _plan_seats(
     seats: Sequence[NewSeat],
-) -> tuple[list[tuple[str, int | None]], list[venues_db.SeatTuple]]:
+) -> tuple[list[tuple[str, int | None]], list[SeatSpec]]:
     _check_count("seats", len(seats), 1, MAX_SEATS)
-    by_section: dict[str, list[venues_db.SeatTuple]] = {}
+    by_section: dict[str, list[SeatSpec]] = {}
     taken: set[tuple[str, str, int]] = set()
     per_row: dict[tuple[str, str], int] = {}
     rows_of: dict[str, set[str]] = {}
@@ -168,7 +165,7 @@ def _plan_seats(
             )
         distance = round(stage_distance(seat.x, seat.y), 2)
         by_section.setdefault(seat.section, []).append(
-            (seat.section, seat.row, seat.number, seat.x, seat.y, seat.accessible, distance)
+            SeatSpec(seat.section, seat.row, seat.number, seat.x, seat.y, seat.accessible, distance)
         )
     ordered = [row for rows in by_section.values() for row in rows]
     return [(name, None) for name in by_section], ordered
@@ -248,15 +245,15 @@ def _venue_seats(venue_id: uuid.UUID, sections: list[str], rows: Sequence[Any]) 
     position = {name: i for i, name in enumerate(sections)}
     seats = tuple(
         Seat(
-            r["id"],
-            r["idx"],
-            r["section"],
-            r["row_label"],
-            r["number"],
-            r["x"],
-            r["y"],
-            r["accessible"],
-            r["distance"],
+            section=r["section"],
+            row=r["row_label"],
+            number=r["number"],
+            x=r["x"],
+            y=r["y"],
+            accessible=r["accessible"],
+            distance=r["distance"],
+            id=r["id"],
+            idx=r["idx"],
         )
         for r in rows
     )

@@ -11,9 +11,10 @@ from engines.seating import (
     contiguous_runs,
     rank_best_available,
 )
+from engines.seats import SeatCode, SeatSpec
 from engines.venue_layout import SectionSpec, layout_sections
 
-Seat = tuple[str, str, int, float, float, float, bool]
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
 
 
 def row_of(
@@ -25,30 +26,32 @@ def row_of(
     distances: list[float] | None = None,
     accessible: set[int] | None = None,
     first: int = 1,
-) -> list[Seat]:
+) -> list[SeatSpec]:
     """One row of seats numbered from `first`, distance defaulting to hypot(x, y)."""
     dists = distances or [round(float(np.hypot(x, y)), 2) for x in xs]
     acc = accessible or set()
     return [
-        (section, row, first + i, x, y, d, first + i in acc)
+        SeatSpec(section, row, first + i, x, y, accessible=first + i in acc, distance=d)
         for i, (x, d) in enumerate(zip(xs, dists, strict=True))
     ]
 
 
 def status_of(pattern: str) -> np.ndarray:
     """'.' free, 'h' held, 's' sold."""
-    return np.array([".hs".index(c) for c in pattern], dtype=np.uint8)
+    code = {".": FREE, "h": HELD, "s": SOLD}
+    return np.array([code[c] for c in pattern], dtype=np.uint8)
+
+
+def all_free(n: int) -> np.ndarray:
+    return np.full(n, FREE, np.uint8)
 
 
 def free_mask(pattern: str) -> np.ndarray:
-    return status_of(pattern) == 0
+    return status_of(pattern) == FREE
 
 
 def venue_table(*specs: SectionSpec, aisle_every: int = 14) -> SeatTable:
-    seats = layout_sections(list(specs), aisle_every=aisle_every)
-    return SeatTable.from_seats(
-        [(s.section, s.row, s.number, s.x, s.y, s.distance, s.accessible) for s in seats]
-    )
+    return SeatTable.from_seats(layout_sections(list(specs), aisle_every=aisle_every))
 
 
 # --- table and adjacency ---------------------------------------------------------------
@@ -63,6 +66,18 @@ def test_from_seats_codes_sections_and_rows_in_order_of_appearance() -> None:
     assert table.row.tolist() == [0, 0, 1, 2]  # Tier's row A is not Floor's row A
     assert table.number.dtype == np.int32 and table.distance.dtype == np.float64
     assert len(table) == 4
+
+
+def test_from_seats_reads_each_field_of_the_seat_records() -> None:
+    seats = row_of([0.0, 0.5, 1.0], y=2.5, distances=[7.0, 8.0, 9.0], accessible={2}, first=5)
+    table = SeatTable.from_seats(seats)
+    assert table.number.tolist() == [5, 6, 7]
+    assert table.x.tolist() == [0.0, 0.5, 1.0] and table.y.tolist() == [2.5, 2.5, 2.5]
+    assert table.distance.tolist() == [7.0, 8.0, 9.0]
+    assert table.accessible.tolist() == [False, False, False]  # seat 2 is not in the row
+    accessible = SeatTable.from_seats(row_of([0.0, 0.5], accessible={2}))
+    assert accessible.accessible.tolist() == [False, True]
+    assert SeatTable.from_seats([]).section_names == () and len(SeatTable.from_seats([])) == 0
 
 
 @pytest.mark.parametrize(
@@ -86,7 +101,7 @@ def test_from_seats_codes_sections_and_rows_in_order_of_appearance() -> None:
         (row_of([0]), []),
     ],
 )
-def test_adjacency(seats: list[Seat], expected: list[bool]) -> None:
+def test_adjacency(seats: list[SeatSpec], expected: list[bool]) -> None:
     assert SeatTable.from_seats(seats).adjacency().tolist() == expected
 
 
@@ -134,7 +149,7 @@ def test_contiguous_runs(pattern: str, expected: list[tuple[int, int]]) -> None:
 
 def test_front_row_centre_wins_on_an_empty_venue() -> None:
     table = venue_table(SectionSpec("S", 5, 11))
-    chosen = choose_best_available(table, np.zeros(len(table), np.uint8), 3)
+    chosen = choose_best_available(table, all_free(len(table)), 3)
     assert chosen == [4, 5, 6]  # row A, seats 5-7 around the centre seat 6
 
 
@@ -177,7 +192,7 @@ def test_aisle_is_not_crossed_by_a_block() -> None:
     front = row_of([-1.6, -1.1, 1.1, 1.6], row="A", y=3.0)
     back = row_of([-0.75, -0.25, 0.25, 0.75], row="B", y=6.0)
     table = SeatTable.from_seats(front + back)
-    assert choose_best_available(table, np.zeros(8, np.uint8), 3) == [4, 5, 6]
+    assert choose_best_available(table, all_free(8), 3) == [4, 5, 6]
 
 
 def test_fewest_blocks_when_no_run_is_long_enough() -> None:
@@ -209,10 +224,10 @@ def _only_free(
     table: SeatTable, seats_per_row: int, runs: list[tuple[int, int, int]]
 ) -> np.ndarray:
     """Status with every seat sold except (row index, first seat number, length) runs."""
-    status = np.full(len(table), 2, np.uint8)
+    status = np.full(len(table), SOLD, np.uint8)
     for row, first, length in runs:
         start = row * seats_per_row + first - 1
-        status[start : start + length] = 0
+        status[start : start + length] = FREE
     return status
 
 
@@ -236,10 +251,10 @@ def test_blocks_are_few_then_close(
 
 def test_closest_blocks_are_preferred_among_equal_sizes() -> None:
     table = venue_table(SectionSpec("S", 10, 9))
-    status = np.full(len(table), 2, np.uint8)
+    status = np.full(len(table), SOLD, np.uint8)
     # pairs: row A seats 4-5, row B seats 4-5, row J seats 4-5
     for row in (0, 1, 9):
-        status[row * 9 + 3 : row * 9 + 5] = 0
+        status[row * 9 + 3 : row * 9 + 5] = FREE
     chosen = choose_best_available(table, status, 4)
     assert chosen == [3, 4, 12, 13]
 
@@ -269,7 +284,7 @@ def test_filters(kwargs: dict[str, object], expected: list[int]) -> None:
         [0, 0.5, 1.0, 1.5], section="Tier", y=9.0, distances=[10, 9, 8, 7], accessible={1, 2}
     )
     table = SeatTable.from_seats(floor + tier)
-    assert choose_best_available(table, np.zeros(8, np.uint8), 2, **kwargs) == expected  # type: ignore[arg-type]
+    assert choose_best_available(table, all_free(8), 2, **kwargs) == expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -291,12 +306,12 @@ def test_none_when_too_few_eligible_seats(
 @pytest.mark.parametrize(
     ("status", "quantity", "kwargs", "message"),
     [
-        (np.zeros(4, np.uint8), 0, {}, "quantity"),
-        (np.zeros(3, np.uint8), 1, {}, "status"),
-        (np.zeros(4, np.uint8), 1, {"sections": ["Nope"]}, "unknown sections: Nope"),
-        (np.zeros(4, np.uint8), 1, {"max_price_cents": 100}, "price_cents"),
+        (all_free(4), 0, {}, "quantity"),
+        (all_free(3), 1, {}, "status"),
+        (all_free(4), 1, {"sections": ["Nope"]}, "unknown sections: Nope"),
+        (all_free(4), 1, {"max_price_cents": 100}, "price_cents"),
         (
-            np.zeros(4, np.uint8),
+            all_free(4),
             1,
             {"max_price_cents": 100, "price_cents": np.zeros(2)},
             "price_cents",
@@ -314,11 +329,11 @@ def test_bad_requests_are_refused(
 def test_large_group_on_a_busy_venue_uses_few_blocks() -> None:
     table = venue_table(SectionSpec("Floor", 40, 100), SectionSpec("Tier", 60, 150))
     rng = np.random.default_rng(3)
-    status = np.where(rng.random(len(table)) < 0.6, 2, 0).astype(np.uint8)
+    status = np.where(rng.random(len(table)) < 0.6, SOLD, FREE).astype(np.uint8)
     chosen = choose_best_available(table, status, 500)
     assert chosen is not None and len(set(chosen)) == 500
-    assert (status[chosen] == 0).all()
-    lengths = sorted((n for _, n in contiguous_runs(table, status == 0)), reverse=True)
+    assert (status[chosen] == FREE).all()
+    lengths = sorted((n for _, n in contiguous_runs(table, status == FREE)), reverse=True)
     minimum = int(np.searchsorted(np.cumsum(lengths), 500)) + 1
     picked = np.zeros(len(table), bool)
     picked[chosen] = True
@@ -331,7 +346,7 @@ def test_large_group_on_a_busy_venue_uses_few_blocks() -> None:
 @st.composite
 def venues(draw: st.DrawFn) -> tuple[SeatTable, np.ndarray, int, bool]:
     """Small explicit venues with uneven pitch and aisles, random status and a request."""
-    seats: list[Seat] = []
+    seats: list[SeatSpec] = []
     for section in ("Floor", "Tier")[: draw(st.integers(1, 2))]:
         for row in "ABC"[: draw(st.integers(1, 3))]:
             x = draw(st.sampled_from([-2.0, 0.0, 1.0]))
@@ -339,10 +354,15 @@ def venues(draw: st.DrawFn) -> tuple[SeatTable, np.ndarray, int, bool]:
             y = draw(st.floats(2.0, 30.0))
             for number in range(1, draw(st.integers(1, 9)) + 1):
                 dist = draw(st.sampled_from([5.0, 6.0, 7.5, 9.0]))
-                seats.append((section, row, number, x, y, dist, draw(st.booleans())))
+                accessible = draw(st.booleans())
+                seats.append(SeatSpec(section, row, number, x, y, accessible, dist))
                 x += pitch * draw(st.sampled_from([1, 1, 1, 3]))  # 3 x pitch is an aisle
     status = np.array(
-        draw(st.lists(st.sampled_from([0, 0, 1, 2]), min_size=len(seats), max_size=len(seats))),
+        draw(
+            st.lists(
+                st.sampled_from([FREE, FREE, HELD, SOLD]), min_size=len(seats), max_size=len(seats)
+            )
+        ),
         dtype=np.uint8,
     )
     return SeatTable.from_seats(seats), status, draw(st.integers(1, 8)), draw(st.booleans())
@@ -360,7 +380,7 @@ def test_choice_is_valid_contiguous_when_possible_and_uses_fewest_blocks(
     venue: tuple[SeatTable, np.ndarray, int, bool],
 ) -> None:
     table, status, quantity, accessible_only = venue
-    eligible = (status == 0) & (table.accessible if accessible_only else True)
+    eligible = (status == FREE) & (table.accessible if accessible_only else True)
     chosen = choose_best_available(table, status, quantity, accessible_only=accessible_only)
     if eligible.sum() < quantity:
         assert chosen is None
@@ -389,13 +409,13 @@ def test_choice_is_valid_contiguous_when_possible_and_uses_fewest_blocks(
 
 def test_numpy_integer_quantity_is_accepted() -> None:
     table = SeatTable.from_seats(row_of([0, 0.5, 1.0, 1.5], distances=[4, 3, 3, 4]))
-    assert choose_best_available(table, np.zeros(4, np.uint8), np.int64(2)) == [1, 2]  # type: ignore[arg-type]
+    assert choose_best_available(table, all_free(4), np.int64(2)) == [1, 2]  # type: ignore[arg-type]
 
 
 def test_ranked_candidates_start_with_the_choice_and_get_no_better() -> None:
     table = venue_table(SectionSpec("Orchestra", rows=4, seats_per_row=20))
     rng = np.random.default_rng(7)
-    status = np.where(rng.random(len(table)) < 0.4, 2, 0).astype(np.uint8)
+    status = np.where(rng.random(len(table)) < 0.4, SOLD, FREE).astype(np.uint8)
     ranked = rank_best_available(table, status, 3, limit=12)
     assert ranked[0] == choose_best_available(table, status, 3)
     assert 1 < len(ranked) <= 12
@@ -403,7 +423,7 @@ def test_ranked_candidates_start_with_the_choice_and_get_no_better() -> None:
     totals = [table.distance[c].sum() for c in ranked]
     assert totals == sorted(totals)  # best (closest to the stage) first
     for candidate in ranked:
-        assert len(candidate) == 3 and all(status[i] == 0 for i in candidate)
+        assert len(candidate) == 3 and all(status[i] == FREE for i in candidate)
         assert candidate == list(range(candidate[0], candidate[0] + 3))
         assert all(table.adjacency()[candidate[0] : candidate[-1]])
 
