@@ -26,7 +26,8 @@ import redis.asyncio as aioredis
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
-from hub.channels.mirror import Applied, Mirror, counts_of
+from engines.seats import count_seats
+from hub.channels.mirror import Applied, Mirror
 from hub.channels.subscriber import Subscriber
 from hub.inventory import Inventory
 from hub.store import Keys
@@ -43,15 +44,11 @@ async def main(redis_url: str, prefix: str, event_id: uuid.UUID, port: int, tick
     last_flush = float("-inf")
     flush_handle: asyncio.Handle | None = None
 
-    def counts_map(seats: bytes | bytearray) -> dict[str, int]:
-        total, available, held, sold = counts_of(seats)
-        return {"total": total, "available": available, "held": held, "sold": sold}
-
     async def handler(ws: ServerConnection) -> None:
         assert mirror is not None
         seq, seats = mirror.flushed_state()
         snapshot = {"t": "snapshot", "seq": seq, "seats": seats, "prices": {}}
-        await ws.send(msgpack.packb({**snapshot, "counts": counts_map(seats)}))
+        await ws.send(msgpack.packb({**snapshot, "counts": count_seats(seats)}))
         conns.add(ws)
         try:
             await ws.wait_closed()
@@ -67,7 +64,7 @@ async def main(redis_url: str, prefix: str, event_id: uuid.UUID, port: int, tick
             return
         last_flush = loop.time()
         seats = {"t": "seats", "from": tick_.from_seq, "seq": tick_.seq, "changes": tick_.changes}
-        counts = {"t": "counts", "seq": tick_.seq, **counts_map(mirror.seats)}
+        counts = {"t": "counts", "seq": tick_.seq, **count_seats(mirror.seats)}
         websockets.broadcast(conns, msgpack.packb(seats))
         websockets.broadcast(conns, msgpack.packb(counts))
 

@@ -39,10 +39,11 @@ from typing import Any
 import msgpack
 import structlog
 
+from engines.seats import count_seats
 from hub import metrics
 from hub.channels import codec
 from hub.channels.codec import Encoded, Subprotocol
-from hub.channels.mirror import Applied, Mirror, counts_of
+from hub.channels.mirror import Applied, Mirror
 from hub.channels.peers import Peer
 from hub.channels.subscriber import Subscriber
 from hub.errors import NotFound
@@ -90,7 +91,7 @@ class Channel:
         # seat messages received while (re)loading, applied after the snapshot
         self.buffer: list[tuple[int, list[list[int]]]] = []
         self.flush_handle: asyncio.Handle | None = None
-        self.last_counts: tuple[int, int, int, int] | None = None
+        self.last_counts: dict[str, int] | None = None
         # loop time at which the last flush that sent something started
         self.last_flush = float("-inf")
         self.snap_cache: list[Encoded | None] = [None] * len(_PROTOS)
@@ -290,7 +291,7 @@ class Channels:
             channel.mirror = mirror
             channel.prices = prices
             channel.snap_cache = [None] * len(_PROTOS)
-            channel.last_counts = counts_of(mirror.flushed_state()[1])
+            channel.last_counts = mirror.counts()
             channel.loading = None
             for peer in list(channel.peers):
                 if peer.behind_since is None:
@@ -316,7 +317,7 @@ class Channels:
             "seq": seq,
             "seats": seats,
             "prices": channel.prices,
-            "counts": _counts_map(counts_of(seats)),
+            "counts": count_seats(seats),
         }
         encoded = codec.encode(message, proto)
         channel.snap_cache[proto] = encoded
@@ -349,10 +350,10 @@ class Channels:
         messages: list[dict[str, Any]] = [
             {"t": "seats", "from": tick.from_seq, "seq": tick.seq, "changes": tick.changes}
         ]
-        counts = counts_of(mirror.seats)
+        counts = count_seats(mirror.seats)
         if counts != channel.last_counts:
             channel.last_counts = counts
-            messages.append({"t": "counts", "seq": tick.seq, **_counts_map(counts)})
+            messages.append({"t": "counts", "seq": tick.seq, **counts})
         self._broadcast(channel, messages)
 
     def _broadcast(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
@@ -429,11 +430,6 @@ class Channels:
                 peer.close(1013, "too slow: try again later")
                 metrics.WS_DROPPED.labels("closed").inc()
                 log.info("client_dropped", ip=peer.ip, buffered=peer.buffered())
-
-
-def _counts_map(counts: tuple[int, int, int, int]) -> dict[str, int]:
-    total, available, held, sold = counts
-    return {"total": total, "available": available, "held": held, "sold": sold}
 
 
 def _encode_all(messages: list[dict[str, Any]], proto: Subprotocol) -> Encoded:

@@ -21,7 +21,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engines.seats import SeatCode
+from engines.seats import count_seats
 
 
 class Applied(enum.Enum):
@@ -38,9 +38,6 @@ class Tick:
     from_seq: int
     seq: int
     changes: list[list[int]]
-
-
-Counts = tuple[int, int, int, int]  # total, available, held, sold
 
 
 class Mirror:
@@ -98,14 +95,7 @@ class Mirror:
             seats[idx] = code
         return self.flushed_seq, bytes(seats)
 
-    def counts(self) -> Counts:
-        """Counts as of the last flush."""
+    def counts(self) -> dict[str, int]:
+        """Counts (``engines.seats.count_seats``) as of the last flush."""
         _, seats = self.flushed_state() if self.undo else (0, self.seats)
-        return counts_of(seats)
-
-
-def counts_of(seats: bytes | bytearray) -> Counts:
-    held = seats.count(SeatCode.HELD)
-    sold = seats.count(SeatCode.SOLD)
-    total = len(seats)
-    return total, total - held - sold, held, sold
+        return count_seats(seats)

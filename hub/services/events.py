@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from engines.money import cents_to_decimal
-from engines.seats import SeatCode
+from engines.seats import count_seats
 from hub import jsonenc
 from hub.context import Hub
 from hub.db import events as events_db
@@ -58,13 +58,6 @@ async def seat_states(hub: Hub, event: Event) -> tuple[int, bytes]:
     """
     # The live inventory in Redis, loaded from PostgreSQL's sales on first use.
     return await live_seats.seat_states(hub, event.id, event.capacity)
-
-
-def availability(states: bytes) -> dict[str, int]:
-    held = states.count(SeatCode.HELD)
-    sold = states.count(SeatCode.SOLD)
-    total = len(states)
-    return {"total": total, "available": total - held - sold, "held": held, "sold": sold}
 
 
 async def create_event(
@@ -235,7 +228,7 @@ async def get_event(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
         NotFound: no such event.
     """
     event, _, states = await current_event(hub, event_id)
-    return event_view(event, availability(states))
+    return event_view(event, count_seats(states))
 
 
 async def list_events(
@@ -266,7 +259,7 @@ async def list_events(
 
 async def _availability(hub: Hub, event: Event) -> dict[str, int]:
     _, states = await seat_states(hub, event)
-    return availability(states)
+    return count_seats(states)
 
 
 async def seat_map(hub: Hub, event_id: uuid.UUID) -> bytes:

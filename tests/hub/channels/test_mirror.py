@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines.seats import SeatCode
-from hub.channels.mirror import Applied, Mirror, Tick, counts_of
+from engines.seats import SeatCode, count_seats
+from hub.channels.mirror import Applied, Mirror, Tick
 
 FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
 
@@ -59,15 +59,11 @@ def test_the_snapshot_is_the_state_at_the_last_flush_while_a_tick_is_pending() -
     assert mirror.flushed_state() == (5, bytes([FREE, HELD, FREE]))
     mirror.apply(7, [[0, SOLD], [1, FREE]])
     assert mirror.flushed_state() == (5, bytes([FREE, HELD, FREE]))
-    assert mirror.counts() == (3, 2, 1, 0)  # counts too are as of the last flush
+    # counts too are as of the last flush
+    assert mirror.counts() == {"total": 3, "available": 2, "held": 1, "sold": 0}
     mirror.take_tick()
     assert mirror.flushed_state() == (7, bytes([SOLD, FREE, FREE]))
-    assert mirror.counts() == (3, 2, 0, 1)
-
-
-def test_counts_of() -> None:
-    assert counts_of(bytes([FREE, HELD, SOLD, SOLD, FREE])) == (5, 2, 1, 2)
-    assert counts_of(bytearray()) == (0, 0, 0, 0)
+    assert mirror.counts() == {"total": 3, "available": 2, "held": 0, "sold": 1}
 
 
 @dataclass
@@ -141,4 +137,4 @@ def test_invariants_hold_and_ticks_rebuild_the_state_for_a_client(
         assert flushed == world.states[flushed_seq]
         assert (not mirror.pending) == (mirror.flushed_seq == mirror.seq)
         assert (client_seq, client_seats) == (flushed_seq, flushed)
-        assert mirror.counts() == counts_of(flushed)
+        assert mirror.counts() == count_seats(flushed)
