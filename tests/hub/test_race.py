@@ -29,6 +29,7 @@ import asyncpg
 import httpx
 import pytest
 
+from engines.seats import SeatCode
 from hub.auth import Role, issue_token
 from hub.inventory import Inventory
 from hub.store import Store
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.slow
 CLIENTS = 220
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {200, 201, 204, 402, 404, 409, 410, 422, 503}
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
 
 
 @dataclass
@@ -288,7 +290,7 @@ async def test_no_double_sale_under_contention(servers: TestServers, tmp_path: P
         f"\nrace: {sorted(tally.statuses.items())}\n"
         f"hold p50 {_pct(tally.hold_ms, 0.5):.1f} ms p95 {_pct(tally.hold_ms, 0.95):.1f} ms; "
         f"book p50 {_pct(tally.book_ms, 0.5):.1f} ms p95 {_pct(tally.book_ms, 0.95):.1f} ms; "
-        f"sold {len(audit.sold_pg)} held {audit.states.count(1)} free {audit.states.count(0)}"
+        f"sold {len(audit.sold_pg)} held {audit.states.count(HELD)} free {audit.states.count(FREE)}"
     )
     unexpected = {k: v for k, v in tally.statuses.items() if k[1] not in EXPECTED}
     assert not unexpected, unexpected  # never a 500, never a hang
@@ -296,17 +298,17 @@ async def test_no_double_sale_under_contention(servers: TestServers, tmp_path: P
     assert sum(v for (_, code), v in tally.statuses.items() if code == 409) > 0  # real contention
     assert audit.double_sold == 0
     states = audit.states
-    assert len(states) == 50 and set(states) <= {0, 1, 2}
+    assert len(states) == 50 and set(states) <= set(SeatCode)
     # What buyers are told adds up to the venue, and agrees with the seat state seat by seat.
     shown = audit.availability
     assert shown["available"] + shown["held"] + shown["sold"] == shown["total"] == 50, shown
     assert (shown["available"], shown["held"], shown["sold"]) == (
-        states.count(0),
-        states.count(1),
-        states.count(2),
+        states.count(FREE),
+        states.count(HELD),
+        states.count(SOLD),
     ), shown
-    assert {i for i, code in enumerate(states) if code == 2} == audit.sold_pg  # Redis == PG
-    assert sorted(i for i, code in enumerate(states) if code == 1) == sorted(audit.held_by_holds)
+    assert {i for i, code in enumerate(states) if code == SOLD} == audit.sold_pg  # Redis == PG
+    assert sorted(i for i, code in enumerate(states) if code == HELD) == sorted(audit.held_by_holds)
     assert len(audit.held_by_holds) == len(set(audit.held_by_holds))  # no seat in two holds
 
 

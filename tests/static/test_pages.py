@@ -11,9 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from engines.seats import SeatCode
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.static.conftest import LiveHub, artifact
+
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +77,7 @@ async def test_two_users_see_each_others_holds_and_sales_live(
     assert (await held.value).status == 201
     t_held = time.monotonic()
     await page_b.wait_for_function(
-        "() => [0, 1, 2].every((i) => window.__evently.map.status[i] === 1)"
+        f"() => [0, 1, 2].every((i) => window.__evently.map.status[i] === {int(HELD)})"
     )
     seen_after = time.monotonic() - t_held
     print(f"\nB saw A's hold {seen_after * 1000:.0f} ms after A's 201")
@@ -122,9 +125,9 @@ async def test_two_users_see_each_others_holds_and_sales_live(
     assert reference
     assert reference in await page_a.get_by_role("status").inner_text()
     await page_b.wait_for_function(
-        "() => [0, 1, 2].every((i) => window.__evently.map.status[i] === 2)"
+        f"() => [0, 1, 2].every((i) => window.__evently.map.status[i] === {int(SOLD)})"
     )
-    assert await statuses(page_a, [0, 1, 2]) == [2, 2, 2]
+    assert await statuses(page_a, [0, 1, 2]) == [SOLD] * 3
     await page_a.screenshot(path=str(artifact("seatmap-user-a.png")), full_page=True)
     await page_b.screenshot(path=str(artifact("seatmap-user-b.png")), full_page=True)
 
@@ -288,7 +291,7 @@ async def test_20k_seat_venue_renders_fast_and_keeps_up_with_200_changes_a_secon
     assert caught_up < 1.0
     # What the page shows is what the hub has.
     server = await seat_map(http, event["id"])
-    code = {"free": 0, "held": 1, "sold": 2}
+    code = {"free": FREE, "held": HELD, "sold": SOLD}
     expected = [code[s["status"]] for s in server["seats"]]
     shown = await page.evaluate("() => Array.from(window.__evently.map.status)")
     assert shown == expected
@@ -333,15 +336,16 @@ async def test_dropped_connection_and_gaps_are_recovered_and_said(
     # resync instead of applying it; the hub answers with a fresh snapshot.
     snapshots = await page.evaluate("() => window.__evently.stats.snapshots")
     await page.evaluate(
-        """async () => {
+        """async (sold) => {
             const { encode } = await import("/static/js/msgpack.js");
             const ch = window.__evently.channel;
             ch.receive(encode({ t: "seats", from: ch.lastSeq + 5, seq: ch.lastSeq + 6,
-                                changes: [[0, 2]] }).buffer);
-        }"""
+                                changes: [[0, sold]] }).buffer);
+        }""",
+        int(SOLD),
     )
     await page.wait_for_function(f"() => window.__evently.stats.snapshots > {snapshots}")
-    assert await statuses(page, [0]) == [0], "a delta after a gap must not be applied"
+    assert await statuses(page, [0]) == [FREE], "a delta after a gap must not be applied"
 
     # Live changes still arrive after all that.
     seats = (await seat_map(http, event["id"]))["seats"]
@@ -351,7 +355,7 @@ async def test_dropped_connection_and_gaps_are_recovered_and_said(
         headers=user.headers,
     )
     assert placed.status_code == 201, placed.text
-    await page.wait_for_function("() => window.__evently.map.status[3] === 1")
+    await page.wait_for_function(f"() => window.__evently.map.status[3] === {int(HELD)}")
     assert no_script_errors(page) == []
 
 

@@ -14,9 +14,13 @@ from typing import Any
 import msgpack
 import pytest
 
+from engines.seats import SeatCode
 from hub.channels.codec import Encoded, Subprotocol, decode_client, encode, error, frame
 
-SEATS = bytes([0, 1, 2, 0, 0, 2, 1] * 3000)  # 21,000 seats: a frame past 64 KiB in JSON
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
+
+# 21,000 seats: a frame past 64 KiB in JSON
+SEATS = bytes([FREE, HELD, SOLD, FREE, FREE, SOLD, HELD] * 3000)
 PRICES = {"Floor": 165.5, "Balcony": 45.0}
 
 # One of each server message type of DESIGN §5, as the hub builds it.

@@ -8,9 +8,13 @@ import msgpack
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from engines.seats import SeatCode
+from hub.inventory import Released, ReleaseMode
 from hub.settings import Settings
 from loadtest.client import WatchClient
 from tests.hub.channels.conftest import WsServer, hold, loaded_event, serve
+
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
 
 pytestmark = pytest.mark.parametrize("subprotocol", ["msgpack", "json"])
 
@@ -22,7 +26,7 @@ async def test_snapshot_then_deltas_keep_seq_continuous(ws: WsServer, subprotoco
         assert client.ws.subprotocol == f"evently.v1.{subprotocol}"
         first = await client.next_seat_message()
         assert first["t"] == "snapshot"
-        assert len(client.mirror.seats) == 100 and set(client.mirror.seats) == {0}
+        assert len(client.mirror.seats) == 100 and set(client.mirror.seats) == {FREE}
         assert first["counts"] == {"total": 100, "available": 100, "held": 0, "sold": 0}
         last = 0
         for seat in range(5):
@@ -30,7 +34,7 @@ async def test_snapshot_then_deltas_keep_seq_continuous(ws: WsServer, subprotoco
             await asyncio.sleep(0.06)  # one tick apart: separate messages
         await asyncio.wait_for(client.until_seq(last), 5)
         assert client.mirror.gaps == 0 and client.mirror.deltas >= 2
-        assert list(client.mirror.seats[:6]) == [1, 1, 1, 1, 1, 0]
+        assert list(client.mirror.seats[:6]) == [HELD] * 5 + [FREE]
         live = await ws.hub.inventory.snapshot(event_id)
         assert live is not None and bytes(client.mirror.seats) == live[1]
         counts = await asyncio.wait_for(client.recv(), 5)  # sent right behind its seats
@@ -54,16 +58,16 @@ async def test_changes_inside_one_tick_arrive_as_the_last_state(
             _, lead = await hold(server.hub, event_id, 9)
             leading = await asyncio.wait_for(client.next_seat_message(), 5)
             assert leading["t"] == "seats" and leading["seq"] == lead
-            assert [tuple(c) for c in leading["changes"]] == [(9, 1)]
+            assert [tuple(c) for c in leading["changes"]] == [(9, HELD)]
             # the changes right behind it wait for the end of that tick and go out together
             hold_id, _ = await hold(server.hub, event_id, 7)
-            released = await server.hub.inventory.release(event_id, hold_id, mode="force")
+            released = await server.hub.inventory.release(event_id, hold_id, mode=ReleaseMode.FORCE)
             _, last = await hold(server.hub, event_id, 7, 8)  # seat 7: held, free, held again
             message = await asyncio.wait_for(client.next_seat_message(), 5)
             assert message["t"] == "seats"
             assert message["from"] == lead and message["seq"] == last
-            assert last == lead + 4 and not isinstance(released, str)
-            assert sorted(map(tuple, message["changes"])) == [(7, 1), (8, 1)]
+            assert last == lead + 4 and isinstance(released, Released)
+            assert sorted(map(tuple, message["changes"])) == [(7, HELD), (8, HELD)]
         finally:
             await client.close()
 
@@ -83,7 +87,7 @@ async def test_a_gap_makes_the_client_resync_to_the_right_state(
         assert client.mirror.gaps == 1 and client.mirror.snapshots == 2
         live = await ws.hub.inventory.snapshot(event_id)
         assert live is not None and bytes(client.mirror.seats) == live[1]
-        assert list(client.mirror.seats[:4]) == [0, 1, 1, 0]
+        assert list(client.mirror.seats[:4]) == [FREE, HELD, HELD, FREE]
     finally:
         await client.close()
 

@@ -24,13 +24,15 @@ from hub.inventory import (
 )
 from tests.hub.inventory.conftest import loaded, wait_past
 
+FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
+
 
 async def test_load_snapshot_and_reload_is_noop(inventory: Inventory) -> None:
     event_id = await loaded(inventory, 5, sold=(1, 3))
     snap = await inventory.snapshot(event_id)
     assert snap is not None
     seq, seats = snap
-    assert list(seats) == [0, 2, 0, 2, 0]
+    assert list(seats) == [FREE, SOLD, FREE, SOLD, FREE]
     assert not await inventory.load(event_id, 5, [], {})
     assert await inventory.snapshot(event_id) == (seq, seats)
 
@@ -61,7 +63,7 @@ async def test_hold_is_all_or_nothing_and_names_taken_seats(inventory: Inventory
     assert isinstance(second, HoldRefused) and second.reason is Refusal.TAKEN
     assert sorted(second.taken) == [0, 1]
     seq, seats = await inventory.snapshot(event_id)  # type: ignore[misc]
-    assert seq == seq0 + 2 and list(seats) == [1, 1, 0, 0, 0, 0]
+    assert seq == seq0 + 2 and list(seats) == [HELD, HELD, FREE, FREE, FREE, FREE]
     assert await pubsub.get_message(timeout=0.2) is None  # a failed hold publishes nothing
     await pubsub.aclose()
 
@@ -104,12 +106,12 @@ async def test_confirm_cycle_and_release(inventory: Inventory) -> None:
     seq_before = (await inventory.snapshot(event_id))[0]  # type: ignore[index]
     seq = await inventory.finish_confirm(event_id, hold_id, started.seats)
     assert seq == seq_before + 2
-    assert list((await inventory.snapshot(event_id))[1]) == [0, 0, 2, 2]  # type: ignore[index]
+    assert list((await inventory.snapshot(event_id))[1]) == [FREE, FREE, SOLD, SOLD]  # type: ignore[index]
     assert await inventory.get_hold(event_id, hold_id) is None
     assert await inventory.owned_count(event_id, user) == 2
     # A cancellation frees the seats and gives the user's allowance back.
-    await inventory.set_seats(event_id, [2, 3], SeatCode.FREE, user_id=user, count_delta=-2)
-    assert list((await inventory.snapshot(event_id))[1]) == [0, 0, 0, 0]  # type: ignore[index]
+    await inventory.set_seats(event_id, [2, 3], FREE, user_id=user, count_delta=-2)
+    assert list((await inventory.snapshot(event_id))[1]) == [FREE] * 4  # type: ignore[index]
     assert await inventory.owned_count(event_id, user) == 0
 
     other = uuid.uuid4()
@@ -151,7 +153,7 @@ async def test_forced_reload_keeps_live_holds_and_moves_seq_forward(inventory: I
     seq_before = (await inventory.snapshot(event_id))[0]  # type: ignore[index]
     assert await inventory.load(event_id, 4, [3], {}, force=True)
     seq, seats = await inventory.snapshot(event_id)  # type: ignore[misc]
-    assert list(seats) == [0, 1, 0, 2] and seq >= seq_before
+    assert list(seats) == [FREE, HELD, FREE, SOLD] and seq >= seq_before
 
 
 async def test_pipelined_scripts_survive_a_redis_that_lost_its_scripts(
@@ -170,7 +172,7 @@ async def test_pipelined_scripts_survive_a_redis_that_lost_its_scripts(
     await inventory.client.script_flush()
     await inventory.finish_confirm(event_id, hold_id, [1], forget=True)
     assert await inventory.hold_ref(hold_id) is None
-    assert list((await inventory.snapshot(event_id))[1]) == [0, 2, 0, 0]  # type: ignore[index]
+    assert list((await inventory.snapshot(event_id))[1]) == [FREE, SOLD, FREE, FREE]  # type: ignore[index]
 
 
 async def test_due_holders_names_only_expired_holds(inventory: Inventory) -> None:
@@ -201,7 +203,7 @@ async def test_refusals_off_the_state_table(inventory: Inventory) -> None:
     assert await hold(3) is Refusal.BAD_SEAT
     assert isinstance(await hold(0), HoldPlaced)
     assert await hold(1) is Refusal.EXISTS
-    assert list((await inventory.snapshot(event_id))[1]) == [1, 0, 0]  # type: ignore[index]
+    assert list((await inventory.snapshot(event_id))[1]) == [HELD, FREE, FREE]  # type: ignore[index]
     # The maximum lifetime is the hold's whole TTL: nothing is left to add.
     assert await inventory.extend(event_id, hold_id, 30_000, 60_000) is Refusal.MAX_LIFETIME
     assert await inventory.extend(event_id, uuid.uuid4(), 30_000, 120_000) is Refusal.MISSING

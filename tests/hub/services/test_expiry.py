@@ -10,6 +10,7 @@ import uuid
 import httpx
 
 from engines.discounts import PriceBreakdown
+from engines.seats import SeatCode
 from hub.context import Hub
 from hub.db import bookings as bookings_db
 from hub.services import expiry
@@ -34,7 +35,7 @@ async def test_expired_hold_is_released_within_a_second_and_watchers_see_it(
     watcher = await WatchClient.open(short.event_url(event["id"]))
     try:
         await watcher.next_seat_message()
-        assert watcher.mirror.seats[index] == 0  # watched before: free
+        assert watcher.mirror.seats[index] == SeatCode.FREE  # watched before
         held = await hold_ok(quick, user, event["id"], seat_ids=[seat])
         expires_ms = iso_ms(held["expires_at"])
 
