@@ -90,8 +90,8 @@ class SeatTable:
             The table; section and row codes are given in order of first appearance.
         """
         n = len(seats)
-        # One C-level pass per column (map + attrgetter, no Python loop per seat): a venue's
-        # layout is built on the first request that needs it, 50,000 seats at most.
+        # One pass per column with map and attrgetter keeps the per-seat work in C: the
+        # layout is built on the request that first needs it, for up to 50,000 seats.
         section_of = list(map(attrgetter("section"), seats))
         row_key = list(zip(section_of, map(attrgetter("row"), seats), strict=True))
         sections = {name: i for i, name in enumerate(dict.fromkeys(section_of))}
