@@ -5,8 +5,8 @@ The hub (``hub.context``) creates its members from settings, PostgreSQL and Redi
 members that run need what only the services have, and the services take the finished
 hub, so this module, above both, hands it over when it starts them: the channel hub gets
 the snapshot reader bound to the hub, the leader gets the leader loops bound to the hub.
-Start order: connections, the hub, the bootstrap admin, the hold-log flusher, the
-channels, the campaign for leadership; stop order is the reverse.
+Start order: connections, the hub, the bootstrap admin, the revocation feed, the
+hold-log flusher, the channels, the campaign for leadership; stop order is the reverse.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ async def serving_hub(
         stack.push_async_callback(store.close)
         hub = AppHub(settings=settings, db=db, store=store)
         await accounts.ensure_bootstrap_admin(hub)
+        await hub.revocations.start()
+        stack.push_async_callback(hub.revocations.stop)
         await stack.enter_async_context(hub.hold_log.flushing())
         await hub.channels.start(functools.partial(read_snapshot, hub))
         stack.push_async_callback(hub.channels.stop)

@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import HTTPConnection
 
+from hub import revocations
 from hub import store as store_mod
 from hub.context import Hub
 from hub.db import tokens as tokens_db
@@ -19,6 +20,9 @@ from hub.errors import Unauthorized
 from hub.tokens import ALGORITHM, Principal, Role
 
 log = structlog.get_logger(__name__)
+
+# How long a revocation waits for its own publication to come back (see RevokedTokens).
+ECHO_WAIT_SECONDS = 0.25
 
 
 def hash_password(hasher: PasswordHasher, password: str) -> str:
@@ -75,6 +79,11 @@ async def principal_from_token(hub: Hub, token: str) -> Principal:
 
 
 async def is_revoked(hub: Hub, jti: uuid.UUID) -> bool:
+    """From the process's live revocation set when it has one (no round trip), else from
+    Redis, else (Redis down) from PostgreSQL, which keeps every revocation."""
+    known = hub.revoked.check(jti)
+    if known is not None:
+        return known
     try:
         return bool(await hub.store.client.exists(hub.store.keys.global_(f"revoked:{jti}")))
     except store_mod.UNAVAILABLE:
@@ -90,3 +99,10 @@ async def revoke(hub: Hub, principal: Principal) -> None:
         await tokens_db.revoke(con, principal.jti, expires)
     ttl = max(1, principal.expires_at - int(time.time()))
     await hub.store.client.set(hub.store.keys.global_(f"revoked:{principal.jti}"), b"1", ex=ttl)
+    # Every serving process adds it to its live set; the call returns once it has gone out.
+    await hub.revoked.await_echo(
+        principal.jti,
+        revocations.announce(hub.store, principal.jti, principal.expires_at),
+        within=ECHO_WAIT_SECONDS,
+    )
+    hub.revoked.add(principal.jti, principal.expires_at)

@@ -33,10 +33,11 @@ from hub.inventory import Inventory
 from hub.leader import Leadership
 from hub.payments import PaymentProvider, default_provider
 from hub.records import Event, Layout, VenueSeats
+from hub.revocations import RevocationFeed
 from hub.senders import LogSender, Sender
 from hub.settings import Settings
 from hub.store import Store
-from hub.tokens import VerifiedTokens
+from hub.tokens import RevokedTokens, VerifiedTokens
 
 # Every hold and confirmation reads its event; a surge reads the same few events thousands
 # of times a second. Events change rarely (an admin's edit, a cancellation), so each
@@ -64,6 +65,8 @@ class Hub:
     inventory: Inventory = field(init=False)
     # Bearer tokens whose signature this process has checked.
     tokens: VerifiedTokens = field(init=False)
+    # Revoked token ids, kept current by the app's revocation feed (not live without one).
+    revoked: RevokedTokens = field(init=False)
     # Per-process caches; each key is loaded once however many ask at the same time.
     events: SharedLoads[uuid.UUID, Event] = field(init=False)
     venue_seats: SharedLoads[uuid.UUID, VenueSeats] = field(init=False)
@@ -77,6 +80,7 @@ class Hub:
     def __post_init__(self) -> None:
         self.inventory = Inventory(self.store.client, self.store.keys)
         self.tokens = VerifiedTokens()
+        self.revoked = RevokedTokens()
         self.events = SharedLoads(EVENT_CACHE_SIZE, EVENT_CACHE_SECONDS)
         self.venue_seats = SharedLoads(VENUE_CACHE_SIZE)
         self.layouts = SharedLoads(LAYOUT_CACHE_SIZE)
@@ -97,9 +101,14 @@ class AppHub(Hub):
     channels: Channels = field(init=False)
     admin_feed: AdminFeed = field(init=False)
     leadership: Leadership = field(init=False)
+    revocations: RevocationFeed = field(init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        assert self.settings.redis_url
+        self.revocations = RevocationFeed(
+            self.settings.redis_url, self.store, self.db, self.revoked
+        )
         self.channels = Channels(self.settings, self.store.keys, self.inventory)
         self.admin_feed = AdminFeed(self.channels, self.store, self.db)
         self.leadership = Leadership(self.store, self.settings.leader_lease_seconds)

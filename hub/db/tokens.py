@@ -19,3 +19,12 @@ async def revoke(con: Connection, jti: uuid.UUID, expires_at: dt.datetime) -> No
         jti,
         expires_at,
     )
+
+
+async def live_revocations(con: Connection) -> dict[uuid.UUID, float]:
+    """Every revocation whose token has not expired yet: jti -> expiry (epoch seconds)."""
+    rows = await con.fetch(
+        "SELECT jti, extract(epoch FROM expires_at)::float8 AS until "
+        "FROM revoked_tokens WHERE expires_at > now()"
+    )
+    return {row["jti"]: row["until"] for row in rows}
