@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from hub.db import Connection
@@ -20,24 +21,17 @@ async def log_placed(
     )
 
 
-async def log_outcome(
+async def log_outcomes_many(
     con: Connection,
-    hold_id: uuid.UUID,
-    event_id: uuid.UUID,
-    user_id: uuid.UUID,
-    seats: int,
-    outcome: str,
+    rows: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, int, str, dt.datetime]],
 ) -> None:
-    """Record how a hold ended; inserts the row when the "placed" write never happened."""
-    await con.execute(
+    """Record how holds ended (each with the time it did), in one batch."""
+    await con.executemany(
         """INSERT INTO hold_log (hold_id, event_id, user_id, seats, outcome, ended_at)
-           VALUES ($1, $2, $3, $4, $5, now())
-           ON CONFLICT (hold_id) DO UPDATE SET outcome = EXCLUDED.outcome, ended_at = now()""",
-        hold_id,
-        event_id,
-        user_id,
-        seats,
-        outcome,
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (hold_id) DO UPDATE SET outcome = EXCLUDED.outcome,
+                                               ended_at = EXCLUDED.ended_at""",
+        rows,
     )
 
 

@@ -105,14 +105,27 @@ class Inventory:
         *,
         user_id: uuid.UUID | None = None,
         mode: ReleaseMode = ReleaseMode.RELEASE,
+        forget: int | None = None,
     ) -> Released | Refusal:
         """Release a hold's seats (see ``ReleaseMode``). Returns ``Released`` or the refusal:
-        missing (also: not ``user_id``'s hold), confirming, not_due."""
+        missing (also: not ``user_id``'s hold), confirming, not_due.
+
+        With ``forget`` (the index entry's lifetime in seconds) the hold's index entry goes
+        too, in the same round trip; if the hold turned out to be confirming, and so still
+        there, the entry is written back (the owner's), so the confirmation can be found."""
         keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
-        keys += self._k(event_id, "expiry", "owned", "ch")
+        keys += self._k(event_id, "expiry", "owned", "ch", "waitlist")
         args = [str(hold_id), str(user_id or ""), ReleaseMode(mode).value]
-        result = await self._scripts.release(keys=keys, args=args)
+        if forget is not None:
+            index = self._index_key(hold_id)
+            result = await self._scripts.pipelined(
+                self._scripts.release, keys, args, lambda pipe: pipe.delete(index)
+            )
+        else:
+            result = await self._scripts.release(keys=keys, args=args)
         refusal = _refusal(result)
+        if refusal is Refusal.CONFIRMING and forget is not None and user_id is not None:
+            await self.client.set(self._index_key(hold_id), f"{event_id} {user_id}", ex=forget)
         if refusal is not None:
             return refusal
         return Released(
@@ -121,7 +134,18 @@ class Inventory:
             user_id=uuid.UUID(_s(result[2])),
             seats=_ints(_s(result[3])),
             kind=HoldKind(_s(result[4])),
+            waitlist=int(result[5]),
         )
+
+    async def mark_waitlist(self, event_id: uuid.UUID) -> int:
+        """Someone joined the event's waitlist: releases offer their seats from now on.
+        Returns the new mark."""
+        return int(await self.client.incr(self.keys.event(event_id, "waitlist")))
+
+    async def clear_waitlist(self, event_id: uuid.UUID, seen: int) -> bool:
+        """Nobody waits any more: drop the mark, unless a join changed it since ``seen``."""
+        key = self.keys.event(event_id, "waitlist")
+        return bool(await self._scripts.unlock(keys=[key], args=[str(seen)]))
 
     async def begin_confirm(
         self, event_id: uuid.UUID, hold_id: uuid.UUID, user_id: uuid.UUID
@@ -276,10 +300,6 @@ class Inventory:
             return None
         event_id, user_id = _s(value).split(" ")
         return uuid.UUID(event_id), uuid.UUID(user_id)
-
-    async def forget_hold(self, hold_id: uuid.UUID) -> None:
-        """Drop the index entry of a hold that ended by its owner's hand (booked, released)."""
-        await self.client.delete(self._index_key(hold_id))
 
     def _index_key(self, hold_id: uuid.UUID) -> str:
         # Global, not under the event's hash tag: it is written after the hold script.

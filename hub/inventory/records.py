@@ -114,6 +114,7 @@ class Released:
     user_id: uuid.UUID
     seats: tuple[int, ...]
     kind: HoldKind
+    waitlist: int = 0  # the event's waitlist mark when it was released (0: nobody waits)
 
 
 @dataclass(frozen=True, slots=True)

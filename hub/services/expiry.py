@@ -98,6 +98,7 @@ async def offer_waiting(hub: Hub, event_ids: list[uuid.UUID]) -> int:
         waiting = await waitlist_db.events_with_waiting(con, event_ids)
     made = 0
     for event_id in waiting:
+        await hub.inventory.mark_waitlist(event_id)  # e.g. lost with a Redis restart
         made += await releases.offer_free_seats(hub, event_id)
     return made
 

@@ -22,7 +22,6 @@ from engines.money import cents_to_decimal
 from engines.seating import rank_best_available
 from hub import jsonenc
 from hub.context import Hub
-from hub.db import holds as holds_db
 from hub.errors import Conflict, ValidationError
 from hub.inventory import HoldKind, HoldPlaced, HoldRefused, HoldRequest, Refusal
 from hub.metrics import HOLDS
@@ -178,17 +177,6 @@ def log_placed(
 ) -> None:
     """Queue the hold-log row of a placed hold (batched by the process's writer)."""
     hub.hold_log.add(hold_id, event_id, user_id, seats)
-
-
-async def log_outcome(
-    hub: Hub, hold_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, seats: int, outcome: str
-) -> None:
-    """Record how a hold ended (released, expired, cancelled) in the hold log."""
-    try:
-        async with hub.db.connection() as con:
-            await holds_db.log_outcome(con, hold_id, event_id, user_id, seats, outcome)
-    except Exception as exc:  # analytics only: never fail a release over its log line
-        log.warning("hold_log_failed", hold_id=str(hold_id), error=repr(exc))
 
 
 def expires_at(expires_ms: int) -> str:

@@ -6,11 +6,15 @@ forced after PostgreSQL refused seats Redis thought free, a booking cancelled, a
 cancelled, a waitlist offer that lapsed — and gets the same epilogue, in this order:
 
 1. the inventory script frees the seats (it publishes the change itself);
-2. the hold's index entry goes (not for an expiry: an expired hold answers 410);
-3. the hold log records how the hold ended;
+2. the hold's index entry goes, in the same round trip (not for an expiry: an expired hold
+   answers 410);
+3. the hold log records how the hold ended (batched by the process's writer);
 4. a lapsed waitlist offer marks its entry lapsed;
 5. the freed seats are offered down the waitlist (``offer_free_seats``), unless the caller
    is placing a hold for those very seats (an expiry on the way) or the event is over.
+   The release script also reads the event's waitlist mark (set when someone joins,
+   dropped by an offer round that finds nobody waiting), so a release on an event without
+   a waitlist costs no PostgreSQL round trip.
 
 Nothing here runs inside a PostgreSQL transaction that is still open: callers commit first
 (a cancellation makes its tickets inactive and commits, then frees the seats), so a seat
@@ -79,13 +83,17 @@ async def release_hold(
     Returns:
         What was released, or the script's refusal (missing, confirming, not due).
     """
-    released = await hub.inventory.release(event_id, hold_id, user_id=user_id, mode=mode)
+    # An expired hold keeps its index entry, so that it answers 410 rather than 404.
+    forget = None if mode is ReleaseMode.EXPIRE else placing.index_ttl_seconds(hub)
+    released = await hub.inventory.release(
+        event_id, hold_id, user_id=user_id, mode=mode, forget=forget
+    )
     if not isinstance(released, Released):
         return released
     outcome = Outcome.EXPIRED if mode is ReleaseMode.EXPIRE else Outcome.RELEASED
-    await _after_release(hub, event_id, released, outcome, forget=mode is not ReleaseMode.EXPIRE)
-    if offer:
-        await offer_free_seats(hub, event_id, prefer=released.seats)
+    await _after_release(hub, event_id, released, outcome)
+    if offer and released.waitlist:  # someone may be waiting (the release read the mark)
+        await offer_free_seats(hub, event_id, prefer=released.seats, mark=released.waitlist)
     return released
 
 
@@ -113,12 +121,12 @@ async def settle_confirming(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -
         if seats is not None:
             await hub.inventory.finish_confirm(event_id, hold_id, seats, forget=True)
             return True
-        released = await hub.inventory.release(event_id, hold_id, mode=ReleaseMode.FORCE)
+        released = await hub.inventory.release(
+            event_id, hold_id, mode=ReleaseMode.FORCE, forget=placing.index_ttl_seconds(hub)
+        )
     if isinstance(released, Released):
-        await _after_release(hub, event_id, released, Outcome.RELEASED, forget=True)
+        await _after_release(hub, event_id, released, Outcome.RELEASED)
         await offer_free_seats(hub, event_id, prefer=released.seats)
-    else:
-        await hub.inventory.forget_hold(hold_id)
     return False
 
 
@@ -126,10 +134,12 @@ async def release_all_holds(hub: Hub, event_id: uuid.UUID) -> int:
     """Free every hold of a cancelled event (offered to no one); return how many."""
     released = 0
     for hold_id in await hub.inventory.hold_ids(event_id):
-        outcome = await hub.inventory.release(event_id, hold_id, mode=ReleaseMode.FORCE)
+        outcome = await hub.inventory.release(
+            event_id, hold_id, mode=ReleaseMode.FORCE, forget=placing.index_ttl_seconds(hub)
+        )
         if isinstance(outcome, Released):
             released += 1
-            await _after_release(hub, event_id, outcome, Outcome.CANCELLED, forget=True)
+            await _after_release(hub, event_id, outcome, Outcome.CANCELLED)
     return released
 
 
@@ -164,12 +174,10 @@ async def free_sold_seats(
 
 
 async def _after_release(
-    hub: Hub, event_id: uuid.UUID, released: Released, outcome: Outcome, *, forget: bool
+    hub: Hub, event_id: uuid.UUID, released: Released, outcome: Outcome
 ) -> None:
-    if forget:
-        await hub.inventory.forget_hold(released.hold_id)
-    await placing.log_outcome(
-        hub, released.hold_id, event_id, released.user_id, len(released.seats), outcome
+    hub.hold_log.ended(
+        released.hold_id, event_id, released.user_id, len(released.seats), outcome.value
     )
     if outcome is Outcome.EXPIRED:
         EXPIRED_HOLDS.inc()
@@ -180,10 +188,20 @@ async def _after_release(
     log.info(f"hold_{outcome}", hold_id=str(released.hold_id), event_id=str(event_id))
 
 
-async def offer_free_seats(hub: Hub, event_id: uuid.UUID, prefer: Sequence[int] = ()) -> int:
-    """Offer free seats to waiting entries, in order, while they fit; return offers made."""
+async def offer_free_seats(
+    hub: Hub, event_id: uuid.UUID, prefer: Sequence[int] = (), *, mark: int | None = None
+) -> int:
+    """Offer free seats to waiting entries, in order, while they fit; return offers made.
+
+    Args:
+        mark: the event's waitlist mark as a release read it; when nobody waits after all
+            the mark is dropped (unless a join has changed it since), so later releases skip
+            this check.
+    """
     async with hub.db.connection() as con:
         if not await waitlist_db.has_waiting(con, event_id):
+            if mark is not None:
+                await hub.inventory.clear_waitlist(event_id, mark)
             return 0
     event = await events.load_event(hub, event_id)
     if event.status != "scheduled":

@@ -48,6 +48,7 @@ async def join(hub: Hub, user_id: uuid.UUID, event_id: uuid.UUID, quantity: int)
     except waitlist_db.AlreadyWaiting:
         raise Conflict("You are on this waitlist already") from None
     log.info("waitlist_joined", event_id=str(event_id), position=row["position"], place=place)
+    await hub.inventory.mark_waitlist(event_id)  # releases offer their seats from now on
     # Seats may be free right now: offer them rather than wait for the next release.
     await releases.offer_free_seats(hub, event_id)
     current = await status(hub, user_id, event_id)

@@ -1,8 +1,9 @@
 -- Release a hold's seats (held -> free) and drop the hold.
--- KEYS: seats seq holder hold expiry owned ch
+-- KEYS: seats seq holder hold expiry owned ch waitlist
 -- ARGV: hold_id user('' = any) mode   mode: release | expire | force
--- Returns {'ok', seq, user, seats_csv, kind} or a refusal: {'missing'}, {'confirming'},
--- {'not_due'}.
+-- Returns {'ok', seq, user, seats_csv, kind, waitlist} or a refusal: {'missing'},
+-- {'confirming'}, {'not_due'}. ``waitlist`` is the event's waitlist mark (0: nobody known
+-- to wait), so the caller offers the freed seats only when someone may be waiting.
 local hold_id, user, mode = ARGV[1], ARGV[2], ARGV[3]
 local h = redis.call('HGETALL', KEYS[4])
 if #h == 0 then redis.call('ZREM', KEYS[5], hold_id) return {'missing'} end
@@ -29,4 +30,4 @@ end
 redis.call('DEL', KEYS[4])
 redis.call('ZREM', KEYS[5], hold_id)
 local seq = publish(KEYS[7], KEYS[2], changes)
-return {'ok', seq, hold.user, hold.seats, hold.kind}
+return {'ok', seq, hold.user, hold.seats, hold.kind, redis.call('GET', KEYS[8]) or '0'}

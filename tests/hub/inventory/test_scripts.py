@@ -228,3 +228,30 @@ def test_every_script_ships_with_the_package() -> None:
     files = sorted(p.relative_to(package).as_posix() for p in (package / "lua").iterdir())
     assert files == sorted(f"lua/{name}.lua" for name in ("prelude", *scripts.NAMES))
     assert all(any(fnmatch.fnmatch(f, pattern) for pattern in patterns) for f in files)
+
+
+async def test_a_release_reads_the_waitlist_mark_and_a_join_keeps_it_from_being_dropped(
+    inventory: Inventory,
+) -> None:
+    event_id = await loaded(inventory, 4)
+    user = uuid.uuid4()
+
+    async def hold_and_release() -> Released:
+        hold_id = uuid.uuid4()
+        placed = await inventory.place_hold(
+            event_id, HoldRequest(hold_id, user, HoldKind.SINGLE, [0], [100], 60_000, None)
+        )
+        assert isinstance(placed, HoldPlaced)
+        released = await inventory.release(event_id, hold_id)
+        assert isinstance(released, Released)
+        return released
+
+    assert (await hold_and_release()).waitlist == 0  # nobody ever waited
+    seen = await inventory.mark_waitlist(event_id)
+    assert (await hold_and_release()).waitlist == seen
+    await inventory.mark_waitlist(event_id)  # someone joins after the round read the mark
+    assert not await inventory.clear_waitlist(event_id, seen)
+    newest = (await hold_and_release()).waitlist
+    assert newest > seen
+    assert await inventory.clear_waitlist(event_id, newest)
+    assert (await hold_and_release()).waitlist == 0
