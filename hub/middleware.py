@@ -4,10 +4,12 @@ last stop of an unexpected error (one JSON log line, a 500, the connection kept)
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import time
-import uuid
 
 import structlog
+from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,12 +25,19 @@ class RequestObserver:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Request ids: a random prefix per process and a counter, unique without drawing
+        # 128 random bits per request.
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(6)
+        # Metric children by label values: ``labels()`` validates and locks on every call.
+        self._counted: dict[tuple[str, str, int], Counter] = {}
+        self._timed: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or f"{self._id_prefix}{next(self._ids):x}"
         started = time.perf_counter()
         status = 500
         answering = False
@@ -59,8 +68,8 @@ class RequestObserver:
             elapsed = time.perf_counter() - started
             route = scope.get("evently.route") or _fallback_route(scope)
             method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
+            self._count(method, route, status).inc()
+            self._timer(method, route).observe(elapsed)
             problem_code = scope.get("evently.problem")
             if status >= 400:
                 metrics.HTTP_ERRORS.labels(problem_code or str(status)).inc()
@@ -74,6 +83,20 @@ class RequestObserver:
                 code=problem_code,
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def _count(self, method: str, route: str, status: int) -> Counter:
+        key = (method, route, status)
+        child = self._counted.get(key)
+        if child is None:
+            child = self._counted[key] = metrics.HTTP_REQUESTS.labels(method, route, str(status))
+        return child
+
+    def _timer(self, method: str, route: str) -> Histogram:
+        key = (method, route)
+        child = self._timed.get(key)
+        if child is None:
+            child = self._timed[key] = metrics.HTTP_LATENCY.labels(method, route)
+        return child
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -108,13 +131,16 @@ class Admission:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        try:
-            async with asyncio.timeout(self.wait_s):
-                await self._slots.acquire()
-        except TimeoutError:
-            response = problem_response(Request(scope), Busy("The hub is at capacity; try again"))
-            await response(scope, receive, send)
-            return
+        if self._slots.locked():  # all slots taken: wait in line, not for ever
+            try:
+                async with asyncio.timeout(self.wait_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                busy = Busy("The hub is at capacity; try again")
+                await problem_response(Request(scope), busy)(scope, receive, send)
+                return
+        else:
+            await self._slots.acquire()  # a slot is free: taken at once, no timer
         try:
             await self.app(scope, receive, send)
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import msgpack
@@ -28,7 +29,8 @@ from hub.inventory.records import (
 from hub.inventory.scripts import Scripts
 from hub.store import Keys
 
-_OK = "ok"  # the first word of a script's answer when it did what it was asked
+_OK = "ok"
+REMEMBERED_HOLDS = 100_000  # the first word of a script's answer when it did what it was asked
 
 
 class Inventory:
@@ -38,6 +40,8 @@ class Inventory:
         self.client = client
         self.keys = keys
         self._scripts = Scripts(client)
+        # (event, owner) of the holds this process placed, newest last (see ``hold_ref``).
+        self._refs: OrderedDict[uuid.UUID, tuple[uuid.UUID, uuid.UUID]] = OrderedDict()
         self._locks = AssignmentLocks(client, keys, self._scripts.unlock)
 
     def _k(self, event_id: uuid.UUID, *names: str) -> list[str]:
@@ -89,6 +93,8 @@ class Inventory:
         if refusal is not None and r.index_ttl_s is not None:
             await self.client.delete(self._index_key(r.hold_id))
         if refusal is None:
+            if r.index_ttl_s is not None:
+                self._remember(r.hold_id, (event_id, r.user_id))
             return HoldPlaced(
                 seq=int(result[1]), expires_ms=int(result[2]), seats=_ints(_s(result[3]))
             )
@@ -118,6 +124,7 @@ class Inventory:
         args = [str(hold_id), str(user_id or ""), ReleaseMode(mode).value]
         if forget is not None:
             index = self._index_key(hold_id)
+            self._refs.pop(hold_id, None)
             result = await self._scripts.pipelined(
                 self._scripts.release, keys, args, lambda pipe: pipe.delete(index)
             )
@@ -126,6 +133,7 @@ class Inventory:
         refusal = _refusal(result)
         if refusal is Refusal.CONFIRMING and forget is not None and user_id is not None:
             await self.client.set(self._index_key(hold_id), f"{event_id} {user_id}", ex=forget)
+            self._remember(hold_id, (event_id, user_id))
         if refusal is not None:
             return refusal
         return Released(
@@ -179,6 +187,7 @@ class Inventory:
         if not forget:
             return int(await self._scripts.finish_confirm(keys=keys, args=[str(hold_id), csv]))
         index = self._index_key(hold_id)
+        self._refs.pop(hold_id, None)
         seq = await self._scripts.pipelined(
             self._scripts.finish_confirm, keys, [str(hold_id), csv], lambda pipe: pipe.delete(index)
         )
@@ -294,12 +303,31 @@ class Inventory:
         return [[uuid.UUID(_s(m)) for m in members] for members in found]
 
     async def hold_ref(self, hold_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID] | None:
-        """``(event id, owner)`` of a hold placed within the index's lifetime, or None."""
+        """``(event id, owner)`` of a hold placed within the index's lifetime, or None.
+
+        A hold's event and owner never change, so the holds this process placed are
+        answered from memory (a buyer's release usually comes back on the connection, and
+        so to the process, that placed the hold). Memory may still name a hold another
+        process has since released: callers that find the hold itself gone ask
+        ``indexed`` before they say how it ended."""
+        known = self._refs.get(hold_id)
+        if known is not None:
+            return known
         value = await self.client.get(self._index_key(hold_id))
         if value is None:
             return None
         event_id, user_id = _s(value).split(" ")
         return uuid.UUID(event_id), uuid.UUID(user_id)
+
+    async def indexed(self, hold_id: uuid.UUID) -> bool:
+        """Whether the hold's index entry is still there (it goes when the hold is booked
+        or released; an expired hold keeps it), asking Redis, not memory."""
+        return bool(await self.client.exists(self._index_key(hold_id)))
+
+    def _remember(self, hold_id: uuid.UUID, ref: tuple[uuid.UUID, uuid.UUID]) -> None:
+        self._refs[hold_id] = ref
+        if len(self._refs) > REMEMBERED_HOLDS:
+            self._refs.popitem(last=False)
 
     def _index_key(self, hold_id: uuid.UUID) -> str:
         # Global, not under the event's hash tag: it is written after the hold script.

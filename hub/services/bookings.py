@@ -202,13 +202,13 @@ async def confirm(
     started = time.perf_counter()
     code_bp = await _code_rate_bp(hub, discount_code, event) if discount_code else 0
     begun = await hub.inventory.begin_confirm(event.id, hold_id, user_id)
-    if begun == Refusal.EXPIRED:
+    if begun is Refusal.EXPIRED:
         await holds.find_hold(hub, user_id, hold_id)  # releases it and raises HoldExpired
         raise HoldExpired("The hold has expired; hold the seats again")
-    if begun == Refusal.CONFIRMING:
+    if begun is Refusal.CONFIRMING:
         raise Conflict("This hold is being confirmed already")
-    if not isinstance(begun, ConfirmStarted):  # swept away at its expiry just now
-        raise HoldExpired("The hold has expired; hold the seats again")
+    if not isinstance(begun, ConfirmStarted):  # swept at its expiry, or gone meanwhile
+        raise await holds.gone(hub, hold_id)
     price = price_group(
         begun.prices,
         group_bp=group_bp,

@@ -22,6 +22,7 @@ from hub.errors import (
     Busy,
     Conflict,
     HoldExpired,
+    HubError,
     LimitExceeded,
     NotFound,
     SeatUnavailable,
@@ -162,14 +163,14 @@ async def _attempt(
             raise SoldOut(f"Fewer than {want.quantity} seats are free{where}") from None
         if isinstance(result, HoldPlaced):
             return hold_id, result
-        if result.reason == Refusal.LIMIT:
+        if result.reason is Refusal.LIMIT:
             HOLDS.labels(outcome="limit_exceeded").inc()
             raise LimitExceeded(
                 f"At most {want.limit} tickets per user for this event "
                 f"(you hold or own {result.current})",
                 limit=want.limit,
             )
-        if result.reason != Refusal.TAKEN:
+        if result.reason is not Refusal.TAKEN:
             raise ValidationError.field("seat_ids", f"refused: {result.reason}")
         if await releases.expire_due_holders(hub, event.id, result.taken):
             continue
@@ -196,8 +197,8 @@ async def find_hold(hub: Hub, user_id: uuid.UUID, hold_id: uuid.UUID) -> HoldRec
         raise NotFound(f"No such hold: {hold_id}")
     event_id = ref[0]
     record = await hub.inventory.get_hold(event_id, hold_id)
-    if record is None:  # swept away at its expiry (booked and released ones are unindexed)
-        raise HoldExpired("The hold has expired; hold the seats again")
+    if record is None:
+        raise await gone(hub, hold_id)
     if record.status is HoldStatus.HELD:
         if record.expires_ms <= await hub.inventory.server_time_ms():
             await releases.release_hold(hub, event_id, hold_id, mode=ReleaseMode.EXPIRE)
@@ -228,10 +229,18 @@ async def release_hold(hub: Hub, user_id: uuid.UUID, hold_id: uuid.UUID) -> None
     if ref is None or ref[1] != user_id:
         raise NotFound(f"No such hold: {hold_id}")
     released = await releases.release_hold(hub, ref[0], hold_id, user_id=user_id)
-    if released == Refusal.CONFIRMING:
+    if released is Refusal.CONFIRMING:
         raise Conflict("The hold is being confirmed")
     if not isinstance(released, Released):
-        raise HoldExpired("The hold has expired already")
+        raise await gone(hub, hold_id)
+
+
+async def gone(hub: Hub, hold_id: uuid.UUID) -> HubError:
+    """The error for a hold that is no longer there: 410 if it expired (an expired hold
+    keeps its index entry), 404 if it was booked or released (the entry went with it)."""
+    if await hub.inventory.indexed(hold_id):
+        return HoldExpired("The hold has expired; hold the seats again")
+    return NotFound(f"No such hold: {hold_id}")
 
 
 async def extend_hold(hub: Hub, user_id: uuid.UUID, hold_id: uuid.UUID) -> dict[str, Any]:
@@ -252,11 +261,11 @@ async def extend_hold(hub: Hub, user_id: uuid.UUID, hold_id: uuid.UUID) -> dict[
         hub.settings.hold_ttl_seconds * 1000,
         hub.settings.hold_max_lifetime_seconds * 1000,
     )
-    if outcome == Refusal.ALREADY:
+    if outcome is Refusal.ALREADY:
         raise Conflict("A hold can be extended only once")
-    if outcome == Refusal.MAX_LIFETIME:
+    if outcome is Refusal.MAX_LIFETIME:
         raise Conflict("The hold is at its maximum lifetime")
-    if outcome == Refusal.CONFIRMING:
+    if outcome is Refusal.CONFIRMING:
         raise Conflict("The hold is being confirmed")
     if isinstance(outcome, Refusal):
         raise HoldExpired("The hold has expired; hold the seats again")

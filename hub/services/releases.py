@@ -247,12 +247,12 @@ async def _offer(
     if not isinstance(result, HoldPlaced):
         reason = result.reason if result is not None else Refusal.TAKEN
         async with hub.db.connection() as con:
-            if reason == Refusal.LIMIT:  # this user cannot take them: on to the next
+            if reason is Refusal.LIMIT:  # this user cannot take them: on to the next
                 await waitlist_db.set_status(con, entry.id, "lapsed")
             else:  # taken meanwhile: next release, again
                 await waitlist_db.unclaim(con, entry.id)
         log.info("waitlist_offer_not_made", event_id=str(event.id), reason=str(reason))
-        return reason == Refusal.LIMIT
+        return reason is Refusal.LIMIT
     placing.log_placed(hub, hold_id, event.id, entry.user_id, len(result.seats))
     expires = dt.datetime.fromtimestamp(result.expires_ms / 1000, dt.UTC)
     prices = placing.prices_of(event, layout, result.seats)
