@@ -35,6 +35,8 @@ class SharedLoads(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is not None and not fresh and (self.max_age is None or entry[0] > now):
             self._entries.move_to_end(key)
+            if entry[1].done():  # the common case: loaded already, no future to wrap
+                return entry[1].result()
             return await asyncio.shield(entry[1])
         expires = now + self.max_age if self.max_age is not None else float("inf")
         future: asyncio.Future[V] = asyncio.ensure_future(load())

@@ -8,6 +8,8 @@ aggregates the files of every worker.
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -32,6 +34,14 @@ HTTP_LATENCY = Histogram(
 HTTP_ERRORS = Counter("evently_http_errors_total", "Error responses by problem code", ["code"])
 
 HOLDS = Counter("evently_holds_total", "Hold attempts by outcome", ["outcome"])
+
+
+@functools.cache
+def hold_outcome(outcome: str) -> Counter:
+    """The ``HOLDS`` child of one outcome, looked up once (``labels()`` locks every call)."""
+    return HOLDS.labels(outcome=outcome)
+
+
 BOOKINGS = Counter("evently_bookings_total", "Booking attempts by outcome", ["outcome"])
 TICKETS_SOLD = Counter("evently_tickets_sold_total", "Tickets sold")
 HOLD_LATENCY = Histogram(

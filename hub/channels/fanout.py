@@ -410,7 +410,7 @@ class Channels:
             if grown or now - self._frozen_at >= self.gc_freeze_seconds:
                 gc.freeze()
                 self._frozen_at, self._frozen_at_watchers = now, watchers
-        elif gc.get_freeze_count() and self._frozen_at_watchers:
+        elif self._frozen_at_watchers:  # (gc.get_freeze_count() walks every frozen object)
             gc.unfreeze()
             self._frozen_at_watchers = 0
 

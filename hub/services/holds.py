@@ -39,7 +39,7 @@ from hub.inventory import (
     Released,
     ReleaseMode,
 )
-from hub.metrics import HOLD_LATENCY, HOLDS
+from hub.metrics import HOLD_LATENCY, hold_outcome
 from hub.services import events, live_seats, placing, releases
 from hub.services.placing import Placed, Want
 
@@ -106,7 +106,7 @@ async def hold_seats(
         except placing.StaleEvent:
             if fresh:
                 raise Busy("The event is being changed right now; try again") from None
-    HOLDS.labels(outcome="placed").inc()
+    hold_outcome("placed").inc()
     HOLD_LATENCY.observe(time.perf_counter() - started)
     log.info("hold_placed", hold_id=str(placed.hold_id), event_id=str(event_id))
     return placed
@@ -142,7 +142,7 @@ async def _hold_on(
         async with turn:
             hold_id, result = await _attempt(hub, event, layout, want)
     except AssignmentBusy:
-        HOLDS.labels(outcome="busy").inc()
+        hold_outcome("busy").inc()
         raise Busy("Too many buyers choosing seats for this event right now; try again") from None
     seats = result.seats
     placing.log_placed(hub, hold_id, event.id, user_id, len(seats))
@@ -164,7 +164,7 @@ async def _attempt(
         if isinstance(result, HoldPlaced):
             return hold_id, result
         if result.reason is Refusal.LIMIT:
-            HOLDS.labels(outcome="limit_exceeded").inc()
+            hold_outcome("limit_exceeded").inc()
             raise LimitExceeded(
                 f"At most {want.limit} tickets per user for this event "
                 f"(you hold or own {result.current})",
@@ -175,13 +175,13 @@ async def _attempt(
         if await releases.expire_due_holders(hub, event.id, result.taken):
             continue
         if want.named is not None:
-            HOLDS.labels(outcome="seat_unavailable").inc()
+            hold_outcome("seat_unavailable").inc()
             taken = sorted(result.taken)
             raise SeatUnavailable(
                 f"{len(taken)} of the seats are no longer available",
                 seats=[layout.seats[i].id for i in taken],
             )
-    HOLDS.labels(outcome="busy").inc()
+    hold_outcome("busy").inc()
     raise Busy("Too many buyers for the same seats; try again")
 
 

@@ -24,7 +24,7 @@ from hub import jsonenc
 from hub.context import Hub
 from hub.errors import Conflict, ValidationError
 from hub.inventory import HoldKind, HoldPlaced, HoldRefused, HoldRequest, Refusal
-from hub.metrics import HOLDS
+from hub.metrics import hold_outcome
 from hub.services import events, live_seats
 from hub.services.live_seats import Layout
 
@@ -167,7 +167,7 @@ async def _choose(hub: Hub, event: events.Event, layout: Layout, want: Want) -> 
         limit=CANDIDATES,
     )
     if not ranked:
-        HOLDS.labels(outcome="sold_out").inc()
+        hold_outcome("sold_out").inc()
         raise NoneFree(want.section or "")
     return ranked
 
