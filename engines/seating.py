@@ -16,6 +16,14 @@ Choice for a group of `quantity`, over the *eligible* seats (free and passing th
       run that can finish the group, cut to its best window.
   (c) when no two eligible seats are side by side, the individually best seats.
 Invariants: a result is sorted, distinct, eligible, exactly `quantity` long, or None.
+
+Group assignment (`assign_group`, bulk bookings) keeps (a) first, then, before (b), looks
+for a *band*: k consecutive rows of one section, one block per row, where k is the fewest
+blocks any choice can use (so a band never costs an extra block). Each row offers its
+longest run (ties: closest to the stage); among bands whose runs hold the group, the one
+with the lowest mean distance to the stage wins, ties to the lowest index. The band's rows
+are filled closest first with whole runs; the farthest row takes the best window of what
+is left (at least one seat, since k is the minimum). With no band, (b) then (c) as above.
 """
 
 from __future__ import annotations
@@ -372,3 +380,112 @@ def rank_best_available(
     candidates = np.flatnonzero(eligible)
     order = np.lexsort((candidates, np.abs(table.x[candidates]), table.distance[candidates]))
     return [np.sort(candidates[order[:quantity]]).tolist()]
+
+
+def _bands(
+    table: SeatTable, eligible: np.ndarray, free: np.ndarray, q: int, limit: int
+) -> list[list[int]]:
+    """Up to ``limit`` bands (see the module docstring), best first; empty when the fewest
+    blocks cannot all lie in consecutive rows of one section."""
+    starts, lengths = _runs(table._adjacent, eligible)
+    k = _min_blocks(lengths, q) if lengths.size else None
+    n_rows = int(table.row.max()) + 1 if len(table) else 0
+    if k is None or k > n_rows:
+        return []
+    dist = table._prefix["distance"]
+    run_dist = dist[starts + lengths] - dist[starts]  # exact integer millimetres
+    run_row = table.row[starts]
+    # each row's best run: longest, then closest to the stage, then first
+    order = np.lexsort((starts, run_dist, -lengths, run_row))
+    rows, first = np.unique(run_row[order], return_index=True)
+    best = np.full(n_rows, -1, dtype=np.int64)
+    best[rows] = order[first]
+    has = best >= 0
+    row_len = np.where(has, lengths[best], 0)
+    row_dist = np.where(has, run_dist[best], 0)
+    row_section = np.zeros(n_rows, dtype=np.int32)
+    row_section[table.row] = table.section
+    cum_len = np.concatenate(([0], np.cumsum(row_len)))
+    cum_dist = np.concatenate(([0], np.cumsum(row_dist)))
+    cum_gap = np.concatenate(([0], np.cumsum(~has)))
+    lo = np.arange(n_rows - k + 1)
+    hi = lo + k  # rows lo .. hi - 1
+    capacity = cum_len[hi] - cum_len[lo]
+    # row codes of one section are consecutive, so equal end sections mean one section
+    ok = (capacity >= q) & (cum_gap[hi] == cum_gap[lo]) & (row_section[lo] == row_section[hi - 1])
+    lo = lo[ok]
+    if lo.size == 0:
+        return []
+    mean = (cum_dist[lo + k] - cum_dist[lo]) / capacity[ok]
+    chosen = lo[np.lexsort((lo, mean))[:limit]]
+    return [_fill_band(table, eligible, free, q, best[r : r + k], starts, lengths) for r in chosen]
+
+
+def _fill_band(
+    table: SeatTable,
+    eligible: np.ndarray,
+    free: np.ndarray,
+    q: int,
+    runs: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+) -> list[int]:
+    """Whole runs of the band's rows, closest to the stage first; the farthest row's run
+    cut to its best window of the seats still needed."""
+    dist = table._prefix["distance"]
+    ends = starts[runs] + lengths[runs]
+    mean = (dist[ends] - dist[starts[runs]]) / lengths[runs]
+    runs = runs[np.lexsort((starts[runs], mean))]
+    whole, last = runs[:-1], int(runs[-1])
+    need = q - int(lengths[whole].sum())
+    lo, hi = int(starts[last]), int(starts[last] + lengths[last])
+    begin = _best_window(table, eligible, free, need, lo, hi)
+    assert begin is not None  # 1 <= need <= the run's length, all side by side
+    seats = [np.arange(starts[i], starts[i] + lengths[i]) for i in whole]
+    seats.append(np.arange(begin, begin + need))
+    return np.sort(np.concatenate(seats)).tolist()
+
+
+def assign_group(
+    table: SeatTable,
+    status: np.ndarray,
+    quantity: int,
+    *,
+    sections: Sequence[str] | None = None,
+    limit: int = 16,
+) -> list[list[int]]:
+    """Up to ``limit`` candidate seat sets for a bulk group booking, best first: one block
+    in one row (the best windows, as ``rank_best_available``), else the best bands of
+    consecutive rows (module docstring), else the single fewest-blocks choice, else the
+    individually best seats.
+
+    Args:
+        table: the seats.
+        status: uint8 per seat: 0 free, 1 held, 2 sold.
+        quantity: group size, >= 1.
+        sections: only seats in these sections (names), if given.
+        limit: the most candidates returned, >= 1.
+
+    Returns:
+        Candidates (sorted seat indices each); empty when too few eligible seats are free.
+
+    Raises:
+        ValueError: on a quantity or limit below 1, a status of the wrong length, or an
+            unknown section.
+    """
+    if isinstance(quantity, bool) or not isinstance(quantity, int | np.integer) or quantity < 1:
+        raise ValueError(f"quantity must be an int >= 1, got {quantity!r}")
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit!r}")
+    q = int(quantity)
+    eligible = _eligible(table, status, sections, False, None, None)
+    if int(np.count_nonzero(eligible)) < q:
+        return []
+    free = np.asarray(status) == SeatCode.FREE
+    starts = _ranked_windows(table, eligible, free, q, 0, len(table), limit)
+    if starts.size:
+        return [list(range(int(start), int(start) + q)) for start in starts]
+    bands = _bands(table, eligible, free, q, limit)
+    if bands:
+        return bands
+    return rank_best_available(table, status, q, sections=sections, limit=1)

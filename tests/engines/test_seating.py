@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from engines.seating import (
     SeatTable,
+    assign_group,
     choose_best_available,
     contiguous_runs,
     rank_best_available,
@@ -436,3 +437,116 @@ def test_ranked_candidates_fall_back_to_one_split_choice() -> None:
     assert rank_best_available(table, status_of("ssssss" + "sssss."), 2) == []
     with pytest.raises(ValueError):
         rank_best_available(table, status, 2, limit=0)
+
+
+# --- group assignment (bulk bookings) ----------------------------------------------------
+
+
+def _rows_of(table: SeatTable, chosen: list[int]) -> list[int]:
+    return sorted({int(table.row[i]) for i in chosen})
+
+
+def test_group_takes_one_block_in_one_row_when_a_row_holds_it() -> None:
+    table = venue_table(SectionSpec("S", 4, 12), aisle_every=50)
+    status = all_free(len(table))
+    status[5] = SOLD  # row A is split; row B holds the whole group
+    ranked = assign_group(table, status, 10, limit=3)
+    assert ranked[0] == list(range(12, 22)) or ranked[0] == list(range(13, 23))
+    assert _rows_of(table, ranked[0]) == [1]
+    assert all(len(_rows_of(table, c)) == 1 for c in ranked)
+
+
+def test_group_fills_consecutive_rows_closest_to_the_stage() -> None:
+    table = venue_table(SectionSpec("Floor", 10, 10), aisle_every=50)
+    ranked = assign_group(table, all_free(len(table)), 25, limit=4)
+    chosen = ranked[0]
+    assert len(chosen) == 25 and _rows_of(table, chosen) == [0, 1, 2]
+    assert _blocks(table, chosen) == 3
+    # rows A and B whole, row C the 5 most central seats
+    assert chosen[:20] == list(range(20))
+    assert [int(table.number[i]) for i in chosen[20:]] in ([3, 4, 5, 6, 7], [4, 5, 6, 7, 8])
+    # the next bands start one row further back each
+    assert [_rows_of(table, c)[0] for c in ranked] == [0, 1, 2, 3]
+
+
+def test_group_band_skips_a_row_that_cannot_take_part() -> None:
+    table = venue_table(SectionSpec("Floor", 6, 8), aisle_every=50)
+    status = all_free(len(table))
+    status[8:16] = SOLD  # row B sold out: rows A and C are not adjacent
+    chosen = assign_group(table, status, 12)[0]
+    assert _rows_of(table, chosen) == [2, 3]
+
+
+def test_group_band_stays_inside_one_section() -> None:
+    table = venue_table(SectionSpec("Front", 1, 8), SectionSpec("Back", 3, 8), aisle_every=50)
+    chosen = assign_group(table, all_free(len(table)), 12)[0]
+    # Front row + Back row A would be two blocks closer to the stage, but not one band
+    assert {table.section_names[int(table.section[i])] for i in chosen} == {"Back"}
+    assert _rows_of(table, chosen) == [1, 2]
+
+
+def test_group_without_a_band_uses_the_fewest_blocks() -> None:
+    table = venue_table(SectionSpec("S", 6, 10), aisle_every=50)
+    # rows A and F have runs of 8; rows B-E only pairs: a band of two rows cannot hold 16
+    status = _only_free(table, 10, [(0, 1, 8), (5, 1, 8), (1, 1, 2), (2, 1, 2), (3, 1, 2)])
+    chosen = assign_group(table, status, 16)[0]
+    assert _rows_of(table, chosen) == [0, 5] and _blocks(table, chosen) == 2
+
+
+def test_group_within_preferred_sections() -> None:
+    table = venue_table(SectionSpec("Floor", 3, 10), SectionSpec("Tier", 3, 10), aisle_every=50)
+    chosen = assign_group(table, all_free(len(table)), 15, sections=["Tier"])[0]
+    assert {table.section_names[int(table.section[i])] for i in chosen} == {"Tier"}
+    assert assign_group(table, all_free(len(table)), 31, sections=["Tier"]) == []
+    with pytest.raises(ValueError, match="unknown sections"):
+        assign_group(table, all_free(len(table)), 2, sections=["Pit"])
+
+
+@pytest.mark.parametrize(("quantity", "limit"), [(0, 1), (2, 0), (True, 1)])
+def test_group_bad_requests_are_refused(quantity: int, limit: int) -> None:
+    table = venue_table(SectionSpec("S", 2, 4))
+    with pytest.raises(ValueError):
+        assign_group(table, all_free(len(table)), quantity, limit=limit)
+
+
+def _band_exists(table: SeatTable, eligible: np.ndarray, quantity: int, k: int) -> bool:
+    """Brute force: k consecutive rows of one section whose longest runs hold the group."""
+    longest: dict[int, int] = {}
+    for start, length in contiguous_runs(table, eligible):
+        row = int(table.row[start])
+        longest[row] = max(longest.get(row, 0), length)
+    section_of = {int(r): int(s) for r, s in zip(table.row, table.section, strict=True)}
+    for first in range(int(table.row.max()) + 2 - k):
+        rows = range(first, first + k)
+        if all(r in longest for r in rows) and len({section_of[r] for r in rows}) == 1:
+            if sum(longest[r] for r in rows) >= quantity:
+                return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(venues())
+def test_group_is_valid_one_block_when_possible_and_fewest_blocks_in_a_band_when_possible(
+    venue: tuple[SeatTable, np.ndarray, int, bool],
+) -> None:
+    table, status, quantity, _ = venue
+    eligible = status == FREE
+    ranked = assign_group(table, status, quantity, limit=4)
+    if eligible.sum() < quantity:
+        assert ranked == []
+        return
+    assert 1 <= len(ranked) <= 4
+    for chosen in ranked:
+        assert len(chosen) == quantity == len(set(chosen))
+        assert chosen == sorted(chosen)
+        assert eligible[chosen].all()
+    chosen = ranked[0]
+    assert chosen == choose_best_available(table, status, quantity) or _blocks(table, chosen) > 1
+    lengths = sorted((n for _, n in contiguous_runs(table, eligible)), reverse=True)
+    fewest = int(np.searchsorted(np.cumsum(lengths), quantity)) + 1
+    if lengths and lengths[0] > 1:
+        assert _blocks(table, chosen) == fewest
+    if fewest > 1 and _band_exists(table, eligible, quantity, fewest):
+        rows = _rows_of(table, chosen)
+        assert rows == list(range(rows[0], rows[0] + fewest))
+        assert len({int(table.section[i]) for i in chosen}) == 1
