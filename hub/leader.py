@@ -18,6 +18,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 
 import structlog
 
@@ -30,17 +31,10 @@ log = structlog.get_logger(__name__)
 # A leader loop runs until cancelled. It should catch its own errors per iteration.
 Loop = Callable[[], Awaitable[None]]
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-_RESIGN = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_LUA = Path(__file__).with_name("lua")
+# Compare-and-pexpire and compare-and-delete of the lease, read once at import.
+_RENEW = (_LUA / "lease_renew.lua").read_text()
+_RESIGN = (_LUA / "lease_resign.lua").read_text()
 
 
 class Leadership:
