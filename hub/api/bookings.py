@@ -14,7 +14,7 @@ from hub.api.inputs import Input
 from hub.api.routing import Api, Auth, Call, Doc, JSONBytes
 from hub.api.venues import PageQuery
 from hub.errors import Forbidden
-from hub.services import booking_views, bookings, cancellation, idempotency
+from hub.services import booking_views, bookings, cancellation, idempotency, receipts
 from hub.services.bookings import BookingRequest
 from hub.services.idempotency import Replay
 
@@ -71,6 +71,30 @@ class BookingOut(BaseModel):
     group_name: str | None
     created_at: str
     refund: RefundOut | None
+
+
+class ReceiptLineOut(BaseModel):
+    seat_id: uuid.UUID
+    section: str
+    row: str
+    number: int
+    price: Decimal
+
+
+class DiscountOut(BaseModel):
+    name: str
+    kind: str  # group | code
+    rate: Decimal
+    amount: Decimal
+
+
+class ReceiptOut(BaseModel):
+    reference: str
+    group_name: str | None
+    lines: list[ReceiptLineOut]
+    subtotal: Decimal
+    discounts: list[DiscountOut]
+    total: Decimal
 
 
 class BookingPage(BaseModel):
@@ -151,6 +175,18 @@ async def list_bookings(call: Call) -> Any:
 )
 async def get_booking(call: Call) -> Any:
     return await booking_views.get_booking(
+        call.hub, call.user.user_id, call.user.is_admin, call.path["booking_id"]
+    )
+
+
+@api.route(
+    "GET",
+    "/bookings/{booking_id}/receipt",
+    Doc("A booking's receipt (its owner or an admin)", response=ReceiptOut, errors=(401, 404)),
+    auth=Auth.USER,
+)
+async def get_receipt(call: Call) -> Any:
+    return await receipts.get_receipt(
         call.hub, call.user.user_id, call.user.is_admin, call.path["booking_id"]
     )
 

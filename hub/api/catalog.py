@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from hub.api import accounts, bookings, events, holds, pages, sockets, venues, waitlist
+from hub.api import (
+    accounts,
+    bookings,
+    bulk,
+    discounts,
+    events,
+    holds,
+    pages,
+    sockets,
+    venues,
+    waitlist,
+)
 from hub.api.routing import Api
 from hub.assembly import LeaderLoop
 from hub.services.expiry import expiry_loop
@@ -18,7 +29,7 @@ from hub.services.refunds import refund_loop
 
 def build_api() -> Api:
     api = Api()
-    for module in (accounts, venues, events, holds, bookings, waitlist):
+    for module in (accounts, venues, events, holds, bookings, waitlist, discounts, bulk):
         api.include(module.api)
     return api
 

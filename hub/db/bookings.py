@@ -1,8 +1,7 @@
-"""SQL for bookings, their tickets and payments, and discount-code use."""
+"""SQL for bookings, their tickets and payments (discount codes: ``hub.db.discounts``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from hub.db.lifecycle import HOLD_LOCK
 BOOKING_COLUMNS = (
     "b.id, b.reference, b.event_id, b.user_id, b.hold_id, b.status, b.subtotal_cents, "
     "b.discount_cents, b.discount_bp, b.discount_code, b.total_cents, b.group_name, "
-    "b.refund_cents, b.refund_status, b.refund_paid_at, b.created_at, b.cancelled_at"
+    "b.refund_cents, b.refund_status, b.refund_paid_at, b.created_at, b.cancelled_at, b.group_bp"
 )
 ACTIVE_TICKET_GUARD = "tickets_one_active_per_seat"
 
@@ -179,31 +178,6 @@ async def refund_failed(
     )
 
 
-async def discount_code(con: Connection, code: str) -> Record | None:
-    return await con.fetchrow(
-        "SELECT code, percent, max_uses, uses, valid_from, valid_until, event_id, active "
-        "FROM discount_codes WHERE upper(code) = upper($1)",
-        code,
-    )
-
-
-async def use_discount_code(
-    con: Connection, code: str, event_id: uuid.UUID, now: dt.datetime
-) -> Record | None:
-    """Count one use of a code that is valid for the event now; None when it is not."""
-    return await con.fetchrow(
-        """UPDATE discount_codes SET uses = uses + 1
-            WHERE code = $1 AND active AND uses < max_uses
-              AND (valid_from IS NULL OR valid_from <= $3)
-              AND (valid_until IS NULL OR valid_until > $3)
-              AND (event_id IS NULL OR event_id = $2)
-            RETURNING code, percent""",
-        code,
-        event_id,
-        now,
-    )
-
-
 async def confirmed_of_event(
     con: Connection, event_id: uuid.UUID, *, for_update: bool = False
 ) -> list[Record]:
@@ -254,6 +228,7 @@ class NewBooking:
     provider: str
     provider_ref: str
     notification_kind: str
+    group_bp: int = 0  # the group's own rate, before the cap (receipts split by it)
 
 
 async def write_confirmation(con: Connection, new: NewBooking) -> Record:
@@ -263,8 +238,9 @@ async def write_confirmation(con: Connection, new: NewBooking) -> Record:
     row = await con.fetchrow(
         f"""WITH b AS (
                INSERT INTO bookings AS b (reference, event_id, user_id, hold_id, subtotal_cents,
-                      discount_cents, discount_bp, discount_code, total_cents, group_name)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      discount_cents, discount_bp, discount_code, total_cents, group_name,
+                      group_bp)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $16)
                RETURNING {BOOKING_COLUMNS}
            ), tickets AS (
                INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
@@ -301,6 +277,7 @@ async def write_confirmation(con: Connection, new: NewBooking) -> Record:
         new.provider,
         new.provider_ref,
         new.notification_kind,
+        new.group_bp,
     )
     assert row is not None
     return row

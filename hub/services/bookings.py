@@ -12,7 +12,6 @@ the caller gets 409 ``seat_unavailable`` — never a double sale.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import secrets
 import time
 import uuid
@@ -25,7 +24,7 @@ import structlog
 from engines.discounts import PriceBreakdown, price_group
 from engines.seats import SeatCode
 from hub.context import Hub
-from hub.db import Connection, UniqueViolation
+from hub.db import UniqueViolation
 from hub.db import bookings as bookings_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import (
@@ -34,19 +33,20 @@ from hub.errors import (
     NotFound,
     PaymentFailed,
     SeatUnavailable,
-    ValidationError,
 )
 from hub.inventory import ConfirmStarted, HoldKind, Refusal, ReleaseMode
 from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
 from hub.payments import PaymentDeclined
 from hub.services import (
     booking_views,
+    discounts,
     events,
     holds,
     idempotency,
     live_seats,
     notifications,
     placing,
+    receipts,
     releases,
 )
 from hub.services.idempotency import Claim, Replay
@@ -149,7 +149,7 @@ async def book_now(
     assert request.event_id is not None
     if request.discount_code is not None:
         event = await events.load_event(hub, request.event_id)
-        await _code_rate_bp(hub, request.discount_code, event)
+        await discounts.code_rate_bp(hub, request.discount_code, event.id)
     placed = await holds.hold_seats(
         hub,
         user_id,
@@ -184,6 +184,8 @@ class _Confirmation:
     reference: str
     claim: Claim | None
     group_name: str | None
+    group_bp: int
+    with_receipt: bool
 
 
 async def confirm(
@@ -197,10 +199,14 @@ async def confirm(
     *,
     group_name: str | None = None,
     group_bp: int = 0,
+    with_receipt: bool = False,
 ) -> dict[str, Any]:
-    """Confirm one of the user's holds on ``event`` (see ``create_booking`` for errors)."""
+    """Confirm one of the user's holds on ``event`` (see ``create_booking`` for errors).
+
+    A bulk booking passes its ``group_name`` and ``group_bp`` and asks ``with_receipt``: the
+    view then carries the receipt, recorded with it for an idempotent replay."""
     started = time.perf_counter()
-    code_bp = await _code_rate_bp(hub, discount_code, event) if discount_code else 0
+    code_bp = await discounts.code_rate_bp(hub, discount_code, event.id) if discount_code else 0
     begun = await hub.inventory.begin_confirm(event.id, hold_id, user_id)
     if begun is Refusal.EXPIRED:
         await holds.find_hold(hub, user_id, hold_id)  # releases it and raises HoldExpired
@@ -226,6 +232,8 @@ async def confirm(
         new_reference(),
         claim,
         group_name,
+        group_bp,
+        with_receipt,
     )
     provider = hub.payments
     charge_ref: str | None = None
@@ -264,7 +272,7 @@ async def _write(hub: Hub, job: _Confirmation, provider: str, charge_ref: str) -
                 if refusal is not None:
                     raise Conflict(f"The event has {refusal}")
                 code = (
-                    await _use_code(con, job.discount_code, job.event)
+                    await discounts.use_code(con, job.discount_code, job.event.id)
                     if job.discount_code
                     else None
                 )
@@ -278,6 +286,7 @@ async def _write(hub: Hub, job: _Confirmation, provider: str, charge_ref: str) -
                         price=job.price,
                         discount_code=code,
                         group_name=job.group_name,
+                        group_bp=job.group_bp,
                         seat_ids=seat_ids,
                         prices=job.begun.prices,
                         provider=provider,
@@ -287,9 +296,10 @@ async def _write(hub: Hub, job: _Confirmation, provider: str, charge_ref: str) -
                 )
                 if job.begun.kind is HoldKind.OFFER:
                     await waitlist_db.mark_booked(con, job.hold_id)
-                view = booking_views.booking_view(
-                    row, placing.seat_lines(job.layout, job.begun.seats, job.begun.prices)
-                )
+                lines = placing.seat_lines(job.layout, job.begun.seats, job.begun.prices)
+                view = booking_views.booking_view(row, lines)
+                if job.with_receipt:
+                    view["receipt"] = receipts.receipt_view(row, lines)
                 if job.claim is not None:
                     await job.claim.record(con, 201, view)
                 return view
@@ -346,41 +356,3 @@ async def _finish(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequ
         await hub.inventory.finish_confirm(event_id, hold_id, seats, forget=True)
     except Exception as exc:
         log.error("booking_finish_failed", hold_id=str(hold_id), error=repr(exc))
-
-
-def _invalid_code(reason: str) -> ValidationError:
-    return ValidationError.field("discount_code", reason)
-
-
-async def _code_rate_bp(hub: Hub, code: str, event: events.Event) -> int:
-    """The code's rate in basis points if it is valid for the event now.
-
-    Raises:
-        ValidationError: unknown, disabled, not yet or no longer valid, used up, or for
-            another event (naming ``discount_code``).
-    """
-    async with hub.db.connection() as con:
-        row = await bookings_db.discount_code(con, code)
-    now = dt.datetime.now(dt.UTC)
-    if row is None or not row["active"]:
-        raise _invalid_code("no such discount code")
-    if row["uses"] >= row["max_uses"]:
-        raise _invalid_code("this code has been used up")
-    if (row["valid_from"] and row["valid_from"] > now) or (
-        row["valid_until"] and row["valid_until"] <= now
-    ):
-        raise _invalid_code("this code is not valid now")
-    if row["event_id"] is not None and row["event_id"] != event.id:
-        raise _invalid_code("this code is for another event")
-    return int(row["percent"] * 100)
-
-
-async def _use_code(con: Connection, code: str, event: events.Event) -> str:
-    """Count a use of the code in the booking's transaction; refuse it if it went bad."""
-    row = await bookings_db.discount_code(con, code)
-    used = row and await bookings_db.use_discount_code(
-        con, row["code"], event.id, dt.datetime.now(dt.UTC)
-    )
-    if not used:
-        raise _invalid_code("this code is no longer valid")
-    return str(used["code"])

@@ -22,7 +22,7 @@ from hub.db import events as events_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import Conflict, NotFound
 from hub.metrics import BOOKINGS
-from hub.services import booking_views, events, live_seats, notifications, releases
+from hub.services import booking_views, discounts, events, live_seats, notifications, releases
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +69,8 @@ async def _cancel_and_refund(con: Connection, row: Any) -> tuple[Any, list[Any]]
     booking_id = row["id"]
     refund = row["total_cents"]
     cancelled = await bookings_db.cancel(con, booking_id, refund)
+    if row["discount_code"] is not None:  # the code's use is free again
+        await discounts.give_back(con, row["discount_code"])
     await notifications.notify(
         con,
         notifications.Kind.BOOKING_CANCELLED,

@@ -93,15 +93,20 @@ async def hold_seats(
     quantity: int | None = None,
     section: str | None = None,
     kind: HoldKind = HoldKind.SINGLE,
+    sections: Sequence[str] | None = None,
 ) -> Placed:
-    """Place a hold and return it (see ``place_hold`` for the errors)."""
+    """Place a hold and return it (see ``place_hold`` for the errors). ``sections`` limits
+    a group hold's choice (names checked by the caller)."""
+    want_sections = tuple(sections) if sections is not None else None
     started = time.perf_counter()
     for fresh in (False, True):
         # The cached copy first; if the event changed since this process read it (the hold
         # script compares versions), read it again, once.
         event = await events.load_event(hub, event_id, fresh=fresh)
         try:
-            placed = await _hold_on(hub, event, user_id, seat_ids, quantity, section, kind)
+            placed = await _hold_on(
+                hub, event, user_id, seat_ids, quantity, section, kind, want_sections
+            )
             break
         except placing.StaleEvent:
             if fresh:
@@ -120,6 +125,7 @@ async def _hold_on(
     quantity: int | None,
     section: str | None,
     kind: HoldKind,
+    sections: tuple[str, ...] | None = None,
 ) -> Placed:
     placing.check_bookable(event)
     layout = await live_seats.layout_of(hub, event.venue_id)
@@ -134,6 +140,7 @@ async def _hold_on(
         quantity=quantity,
         section=section,
         limit=event.max_tickets_per_user if kind is not HoldKind.GROUP else None,
+        sections=sections,
     )
     # Small holds never wait on the event's lock: best available hands the hold script its
     # best few candidates instead.

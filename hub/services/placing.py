@@ -19,7 +19,7 @@ import numpy as np
 import structlog
 
 from engines.money import cents_to_decimal
-from engines.seating import rank_best_available
+from engines.seating import assign_group, rank_best_available
 from hub import jsonenc
 from hub.context import Hub
 from hub.errors import Conflict, ValidationError
@@ -48,6 +48,7 @@ class Want:
     quantity: int | None = None
     section: str | None = None
     limit: int | None = None  # the per-user cap, None for group holds
+    sections: tuple[str, ...] | None = None  # group holds: only seats in these sections
 
     @property
     def locked(self) -> bool:
@@ -159,13 +160,18 @@ async def _choose(hub: Hub, event: events.Event, layout: Layout, want: Want) -> 
     assert want.quantity is not None
     _, states = await live_seats.seat_states(hub, event.id, len(layout))
     status = np.frombuffer(states, dtype=np.uint8)
-    ranked = rank_best_available(
-        layout.table,
-        status,
-        want.quantity,
-        sections=[want.section] if want.section else None,
-        limit=CANDIDATES,
-    )
+    if want.kind is HoldKind.GROUP:  # bulk bookings: a block, else a band of rows
+        ranked = assign_group(
+            layout.table, status, want.quantity, sections=want.sections, limit=CANDIDATES
+        )
+    else:
+        ranked = rank_best_available(
+            layout.table,
+            status,
+            want.quantity,
+            sections=[want.section] if want.section else None,
+            limit=CANDIDATES,
+        )
     if not ranked:
         hold_outcome("sold_out").inc()
         raise NoneFree(want.section or "")
