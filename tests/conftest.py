@@ -57,6 +57,9 @@ def settings(database_url: str, redis_prefix: str, servers: TestServers) -> Sett
         # so the run stays well inside the server's connection limit.
         db_pool_min=1,
         db_pool_max=8,
+        # The leader's pricing tick would move every event's prices under tests that check
+        # them; the pricing tests run ticks themselves.
+        pricing_interval_seconds=86_400.0,
     )
 
 

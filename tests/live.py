@@ -87,6 +87,7 @@ def hub_env(settings: Settings, **overrides: str) -> dict[str, str]:
         EVENTLY_DB_POOL_MIN=str(settings.db_pool_min),
         EVENTLY_DB_POOL_MAX=str(settings.db_pool_max),
         EVENTLY_RATE_LIMITS="on" if settings.rate_limits else "off",
+        EVENTLY_PRICING_INTERVAL_SECONDS=str(settings.pricing_interval_seconds),
     )
     env.update({f"EVENTLY_{key.upper()}": value for key, value in overrides.items()})
     return env

@@ -16,6 +16,7 @@ from hub.api import (
     events,
     holds,
     pages,
+    pricing,
     sockets,
     venues,
     waitlist,
@@ -24,12 +25,13 @@ from hub.api.routing import Api
 from hub.assembly import LeaderLoop
 from hub.services.expiry import expiry_loop
 from hub.services.notifications import outbox_loop
+from hub.services.pricing import pricing_loop
 from hub.services.refunds import refund_loop
 
 
 def build_api() -> Api:
     api = Api()
-    for module in (accounts, venues, events, holds, bookings, waitlist, discounts, bulk):
+    for module in (accounts, venues, events, holds, bookings, waitlist, pricing, discounts, bulk):
         api.include(module.api)
     return api
 
@@ -44,4 +46,4 @@ def page_routes() -> list[BaseRoute]:
 
 def leader_loops() -> list[LeaderLoop]:
     """The loops only the leader process runs (one of each across all processes)."""
-    return [expiry_loop, outbox_loop, refund_loop]
+    return [expiry_loop, outbox_loop, refund_loop, pricing_loop]

@@ -1,0 +1,464 @@
+"""Dynamic pricing: the leader's tick, on-demand updates and the price history.
+
+Idea. A pricing run reads the state of every on-sale section (``hub.db.pricing``: one query
+per batch of events, plus the held seats from Redis), prices every row at once with the
+pure engine (``engines.pricing.quote_prices``), writes the applied prices and their history
+rows in one statement per batch, then, for each event whose price moved, bumps the event's
+version (``events.changed``: from then on no process holds seats at the old price, and
+every read shows the new one) and publishes a ``price`` message on its channel.
+
+Velocity. The leader owns a `VelocityTracker` for as long as it leads (``pricing_loop``
+creates it; nothing else holds it): each tick advances it by the seats booked since the
+previous tick, so the normal rate is the EWMA of the engine. On-demand updates
+(``update_event``, ``update_all``) never advance that state, and do not read it either:
+they may run in any process, and the tracker lives only in the leader's loop. They take
+both figures from PostgreSQL instead: recent = seats booked in the velocity window; normal
+= what `normal_rate` estimates from the seats booked in the `BASELINE_SECONDS` before it.
+The leader seeds each event it starts to track with that same estimate, so a new leader
+(or a restart) starts from the event's recent history instead of a blank prior, and the
+two paths agree on an event with a steady pace.
+
+Invariants: a price is written only where the current price is still the one it was
+computed from (a concurrent admin edit or another run wins; its change is not reported as
+applied); the version is bumped after the commit and before the ``price`` message, so a
+watcher who sees a new price and holds gets that price; a held seat keeps the price
+quoted at hold time (holds store their prices). Nothing here touches the hold path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+
+from engines import pricing as engine
+from engines.money import cents_to_decimal
+from engines.seats import SeatCode
+from hub import jsonenc
+from hub.context import Hub
+from hub.db import events as events_db
+from hub.db import pricing as pricing_db
+from hub.errors import Conflict, NotFound
+from hub.services import events, live_seats
+
+log = structlog.get_logger(__name__)
+
+#: Events per batch: one state query and one write statement each.
+BATCH_EVENTS = 2_000
+#: Events whose Redis seat state is read at once (each read is one script call).
+REDIS_FAN_OUT = 256
+#: The history before the velocity window that estimates an event's normal rate.
+BASELINE_SECONDS = 2 * engine.VELOCITY_HALF_LIFE_SECONDS
+#: The weight of that history against the prior: what an EWMA started at the prior
+#: `BASELINE_SECONDS` ago gives the intervals since.
+BASELINE_WEIGHT = 1.0 - 0.5 ** (BASELINE_SECONDS / engine.VELOCITY_HALF_LIFE_SECONDS)
+
+HistoryFilters = pricing_db.HistoryFilters
+
+_NIL = uuid.UUID(int=0)
+_HELD = int(SeatCode.HELD)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PricingState:
+    """The state of every priced row of one run, as engine columns and the names they map to."""
+
+    event_ids: list[uuid.UUID]  # per event
+    venue_ids: list[uuid.UUID]  # per event
+    sections: list[str]  # per row
+    event: np.ndarray  # per row: index into the event lists
+    base_cents: np.ndarray
+    current_cents: np.ndarray
+    capacity: np.ndarray
+    sold: np.ndarray
+    seconds_to_start: np.ndarray  # per event
+    recent: np.ndarray  # per event: seats booked in the span asked for
+    baseline: np.ndarray  # per event: seats booked in the baseline before the window
+    waitlisted: np.ndarray  # per event
+    until: dt.datetime | None  # PostgreSQL's "now" of the read (None: nothing on sale)
+
+    def event_capacity(self) -> np.ndarray:
+        out: np.ndarray = np.bincount(
+            self.event, weights=self.capacity, minlength=len(self.event_ids)
+        )
+        return out
+
+
+def normal_rate(
+    capacity: np.ndarray, baseline: np.ndarray, *, interval_seconds: float
+) -> np.ndarray:
+    """Seats an event normally sells per interval, estimated from PostgreSQL's history.
+
+    A blend of the pace of the `BASELINE_SECONDS` before the velocity window and the
+    engine's cold-start prior (selling out evenly over a month), weighted as an EWMA with
+    the engine's half-life would weigh them.
+    """
+    prior = engine.velocity_prior(capacity, interval_seconds=interval_seconds)
+    observed = np.asarray(baseline, dtype=np.float64) * (interval_seconds / BASELINE_SECONDS)
+    out: np.ndarray = BASELINE_WEIGHT * observed + (1.0 - BASELINE_WEIGHT) * prior
+    return out
+
+
+class VelocityTracker:
+    """The leader's booking velocity across ticks: one `engines.pricing.VelocityState`, the
+    order of the events in it and the end of the last interval counted."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval_seconds = interval_seconds
+        self.state = engine.start_velocity(np.zeros(0), interval_seconds=interval_seconds)
+        self.order: dict[uuid.UUID, int] = {}
+        self.since: dt.datetime | None = None
+
+    def advance(self, state: PricingState) -> tuple[np.ndarray, np.ndarray]:
+        """Follow the events now on sale and count ``state.recent`` as one interval.
+
+        Returns:
+            ``(recent_bookings, normal_bookings)`` per event of ``state``.
+        """
+        source = np.array([self.order.get(e, -1) for e in state.event_ids], dtype=np.int64)
+        prior = normal_rate(
+            state.event_capacity(), state.baseline, interval_seconds=self.interval_seconds
+        )
+        velocity = engine.realign_velocity(self.state, source, prior)
+        self.state = engine.update_velocity(velocity, state.recent)
+        self.order = {event_id: i for i, event_id in enumerate(state.event_ids)}
+        if state.until is not None:
+            self.since = state.until
+        return self.state.recent_bookings(), self.state.normal_bookings()
+
+
+def history_velocity(state: PricingState) -> tuple[np.ndarray, np.ndarray]:
+    """``(recent_bookings, normal_bookings)`` from PostgreSQL alone (on-demand updates)."""
+    normal = normal_rate(
+        state.event_capacity(),
+        state.baseline,
+        interval_seconds=engine.VELOCITY_WINDOW_SECONDS,
+    )
+    return state.recent.astype(np.float64), normal
+
+
+# --- use cases -----------------------------------------------------------------------------
+
+
+async def pricing_loop(hub: Hub) -> None:
+    """Leader loop: a pricing tick every ``pricing_interval_seconds`` over every on-sale
+    event. The velocity state lives here, for as long as this process leads."""
+    interval = hub.settings.pricing_interval_seconds
+    tracker = VelocityTracker(interval)
+    while True:
+        # A new leader waits one interval: its first tick then has an interval to count.
+        await asyncio.sleep(interval)
+        try:
+            await run_tick(hub, tracker)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pricing_tick_failed")
+
+
+async def run_tick(hub: Hub, tracker: VelocityTracker) -> list[dict[str, Any]]:
+    """One leader tick: advance the velocity state by the seats booked since the last tick,
+    reprice every on-sale event, apply and announce the changes.
+
+    Returns:
+        The quotes, as `update_all` returns them.
+    """
+    window = pricing_db.Window(
+        window_seconds=engine.VELOCITY_WINDOW_SECONDS,
+        baseline_seconds=BASELINE_SECONDS,
+        since=tracker.since,
+    )
+    state = await read_state(hub, window)
+    recent, normal = tracker.advance(state)
+    return await _reprice(hub, state, recent, normal, source="tick")
+
+
+async def update_all(hub: Hub) -> list[dict[str, Any]]:
+    """Reprice every on-sale event now (velocity from PostgreSQL; see the module docstring).
+
+    Returns:
+        One ``{event_id, sections: [{section, old_price, new_price, applied, factors}]}``
+        per event priced.
+    """
+    state = await read_state(hub, _history_window())
+    recent, normal = history_velocity(state)
+    return await _reprice(hub, state, recent, normal, source="update_all")
+
+
+async def update_event(hub: Hub, event_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Reprice one event now, as `update_all` does.
+
+    Raises:
+        NotFound: no such event.
+        Conflict: the event is cancelled or has started: it is not on sale.
+    """
+    state = await read_state(hub, _history_window(), only=[event_id])
+    if not state.event_ids:
+        async with hub.db.connection() as con:
+            row = await events_db.by_id(con, event_id)
+        if row is None:
+            raise NotFound(f"No such event: {event_id}")
+        raise Conflict("The event is not on sale (cancelled or started): it is not priced")
+    recent, normal = history_velocity(state)
+    return await _reprice(hub, state, recent, normal, source="update_event")
+
+
+async def price_history(
+    hub: Hub,
+    event_id: uuid.UUID,
+    filters: HistoryFilters,
+    *,
+    page: int,
+    size: int,
+) -> dict[str, Any]:
+    """The event's applied price changes, oldest first: ``{items, page, size, total}``.
+
+    A price set by an admin (``PATCH /events``) sets the base price too, so it shows with
+    every factor 0: nothing moved it away from its base.
+
+    Raises:
+        NotFound: no such event.
+    """
+    async with hub.db.connection() as con:
+        if await events_db.by_id(con, event_id) is None:
+            raise NotFound(f"No such event: {event_id}")
+        rows, total = await pricing_db.history(
+            con, event_id, filters, limit=size, offset=(page - 1) * size
+        )
+    items = [
+        {
+            "section": row["section"],
+            "old_price": cents_to_decimal(row["old_cents"]),
+            "new_price": cents_to_decimal(row["new_cents"]),
+            "factors": {name: float(row["factors"].get(name, 0.0)) for name in engine.FACTOR_NAMES},
+            "created_at": jsonenc.isoformat(row["created_at"]),
+        }
+        for row in rows
+    ]
+    return {"items": items, "page": page, "size": size, "total": total}
+
+
+# --- reading the state -------------------------------------------------------------------
+
+
+def _history_window() -> pricing_db.Window:
+    return pricing_db.Window(
+        window_seconds=engine.VELOCITY_WINDOW_SECONDS, baseline_seconds=BASELINE_SECONDS
+    )
+
+
+async def read_state(
+    hub: Hub, window: pricing_db.Window, *, only: Sequence[uuid.UUID] | None = None
+) -> PricingState:
+    """The state of every on-sale section (of the events ``only`` names, if given): one
+    PostgreSQL query per `BATCH_EVENTS` events, every batch read at the first one's time."""
+    records: list[Any] = []
+    after, until = _NIL, window.until
+    async with hub.db.connection() as con:
+        while True:
+            batch = await pricing_db.state_batch(
+                con,
+                after=after,
+                limit=BATCH_EVENTS,
+                window=pricing_db.Window(
+                    window.window_seconds, window.baseline_seconds, window.since, until
+                ),
+                only=only,
+            )
+            records.extend(batch)
+            if not batch:
+                break
+            until = batch[0]["until"]
+            after = batch[-1]["event_id"]
+            # Every event has a price per section (event creation sees to it), so a batch of
+            # fewer events than asked for is the last.
+            if _events_in(batch) < BATCH_EVENTS:
+                break
+    return _state_of(records, until)
+
+
+def _events_in(batch: Sequence[Any]) -> int:
+    count, last = 0, None
+    for row in batch:
+        if row["event_id"] != last:
+            count, last = count + 1, row["event_id"]
+    return count
+
+
+def _state_of(records: Sequence[Any], until: dt.datetime | None) -> PricingState:
+    event_ids: list[uuid.UUID] = []
+    venue_ids: list[uuid.UUID] = []
+    event_index: list[int] = []
+    per_event: list[tuple[float, int, int, int]] = []
+    for row in records:
+        event_id = row["event_id"]
+        if not event_ids or event_ids[-1] != event_id:
+            event_ids.append(event_id)
+            venue_ids.append(row["venue_id"])
+            per_event.append(
+                (row["seconds_to_start"], row["recent"], row["baseline"], row["waitlisted"])
+            )
+        event_index.append(len(event_ids) - 1)
+    columns = list(zip(*per_event, strict=True)) if per_event else [(), (), (), ()]
+    return PricingState(
+        event_ids=event_ids,
+        venue_ids=venue_ids,
+        sections=[row["section"] for row in records],
+        event=np.array(event_index, dtype=np.int64),
+        base_cents=np.array([row["base_cents"] for row in records], dtype=np.int64),
+        current_cents=np.array([row["current_cents"] for row in records], dtype=np.int64),
+        # A section without seats cannot sell: capacity 1 keeps the engine's ratios finite.
+        capacity=np.maximum(np.array([row["capacity"] for row in records], dtype=np.int64), 1),
+        sold=np.array([row["sold"] for row in records], dtype=np.int64),
+        seconds_to_start=np.array(columns[0], dtype=np.float64),
+        recent=np.array(columns[1], dtype=np.int64),
+        baseline=np.array(columns[2], dtype=np.int64),
+        waitlisted=np.array(columns[3], dtype=np.int64),
+        until=until,
+    )
+
+
+async def held_seats(hub: Hub, state: PricingState) -> np.ndarray:
+    """Seats held per row of ``state``, from each event's live seat bytes in Redis (an event
+    Redis has not loaded has nothing held). Mapped to sections with the venue's cached
+    layout, read only for events that hold something."""
+    held = np.zeros(len(state.sections), dtype=np.int64)
+    first_row = np.searchsorted(state.event, np.arange(len(state.event_ids)))
+    for start in range(0, len(state.event_ids), REDIS_FAN_OUT):
+        chunk = range(start, min(start + REDIS_FAN_OUT, len(state.event_ids)))
+        snapshots = await asyncio.gather(
+            *(hub.inventory.snapshot(state.event_ids[i]) for i in chunk)
+        )
+        for i, snapshot in zip(chunk, snapshots, strict=True):
+            if snapshot is None or _HELD not in snapshot[1]:
+                continue
+            layout = await live_seats.layout_of(hub, state.venue_ids[i])
+            codes = np.frombuffer(snapshot[1], dtype=np.uint8)
+            if codes.size != len(layout):
+                continue  # a venue changed under a stale cache: count nothing held
+            names = layout.table.section_names
+            counts = np.bincount(layout.table.section[codes == _HELD], minlength=len(names))
+            by_name = dict(zip(names, counts.tolist(), strict=True))
+            row = int(first_row[i])
+            while row < len(state.sections) and state.event[row] == i:
+                held[row] = by_name.get(state.sections[row], 0)
+                row += 1
+    return held
+
+
+# --- pricing, writing, announcing ----------------------------------------------------------
+
+
+async def _reprice(
+    hub: Hub, state: PricingState, recent: np.ndarray, normal: np.ndarray, *, source: str
+) -> list[dict[str, Any]]:
+    if not state.event_ids:
+        return []
+    inputs = engine.PricingInputs(
+        event=state.event,
+        base_cents=state.base_cents,
+        current_cents=state.current_cents,
+        capacity=state.capacity,
+        sold=state.sold,
+        held=await held_seats(hub, state),
+        seconds_to_start=state.seconds_to_start,
+        recent_bookings=recent,
+        normal_bookings=normal,
+        waitlisted=state.waitlisted,
+    )
+    result = engine.quote_prices(inputs)
+    applied = await _write(hub, state, result)
+    changed = sorted({state.event[row] for row in applied})
+    await _announce(hub, state, result, applied, [int(i) for i in changed])
+    log.info(
+        "prices_updated",
+        source=source,
+        events=len(state.event_ids),
+        rows=len(state.sections),
+        applied=len(applied),
+        events_changed=len(changed),
+    )
+    return _quotes(state, result, applied)
+
+
+async def _write(hub: Hub, state: PricingState, result: engine.PricingResult) -> set[int]:
+    """Write the applied rows, one statement per batch of events; return the rows written."""
+    rows = np.flatnonzero(result.applied)
+    written: set[int] = set()
+    if rows.size == 0:
+        return written
+    row_of = {(state.event_ids[state.event[r]], state.sections[r]): int(r) for r in rows}
+    # Batches of whole events, so an event's sections are written in one transaction.
+    batch_of = state.event[rows] // BATCH_EVENTS
+    async with hub.db.connection() as con:
+        for batch in np.unique(batch_of).tolist():
+            part = rows[batch_of == batch]
+            factors = result.factors[part]
+            prices = pricing_db.NewPrices(
+                event_ids=[state.event_ids[state.event[r]] for r in part],
+                sections=[state.sections[r] for r in part],
+                old_cents=state.current_cents[part].tolist(),
+                new_cents=result.new_cents[part].tolist(),
+                demand=factors[:, engine.Factor.DEMAND].tolist(),
+                time=factors[:, engine.Factor.TIME].tolist(),
+                velocity=factors[:, engine.Factor.VELOCITY].tolist(),
+                waitlist=factors[:, engine.Factor.WAITLIST].tolist(),
+            )
+            async with con.transaction():
+                done = await pricing_db.apply_prices(con, prices)
+            written.update(row_of[(r["event_id"], r["section"])] for r in done)
+    return written
+
+
+async def _announce(
+    hub: Hub,
+    state: PricingState,
+    result: engine.PricingResult,
+    applied: set[int],
+    changed: Sequence[int],
+) -> None:
+    """Bump each changed event's version, then publish its ``price`` message."""
+    first_row = np.searchsorted(state.event, np.arange(len(state.event_ids) + 1))
+    current = state.current_cents.copy()
+    written = list(applied)
+    current[written] = result.new_cents[written]
+
+    async def announce(i: int) -> None:
+        event_id = state.event_ids[i]
+        rows = range(int(first_row[i]), int(first_row[i + 1]))
+        await events.changed(hub, event_id)
+        message: dict[str, object] = {
+            "t": "price",
+            "prices": {state.sections[r]: int(current[r]) / 100 for r in rows},
+            "factors": {state.sections[r]: result.factors_of(r) for r in rows if r in applied},
+        }
+        await hub.inventory.publish(event_id, message)
+
+    for start in range(0, len(changed), REDIS_FAN_OUT):
+        await asyncio.gather(*(announce(i) for i in changed[start : start + REDIS_FAN_OUT]))
+
+
+def _quotes(
+    state: PricingState, result: engine.PricingResult, applied: set[int]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for row, section in enumerate(state.sections):
+        event_id = state.event_ids[state.event[row]]
+        if not out or out[-1]["event_id"] != event_id:
+            out.append({"event_id": event_id, "sections": []})
+        out[-1]["sections"].append(
+            {
+                "section": section,
+                "old_price": cents_to_decimal(int(state.current_cents[row])),
+                "new_price": cents_to_decimal(int(result.new_cents[row])),
+                "applied": row in applied,
+                "factors": result.factors_of(row),
+            }
+        )
+    return out
