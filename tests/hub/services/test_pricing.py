@@ -1,0 +1,154 @@
+"""The pricing service against real PostgreSQL and Redis: a burst of bookings raises an
+event's price within one leader tick and every watcher hears of it in both subprotocols; a
+quiet tick moves nothing; the velocity state follows events as they come and go."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from engines import pricing as engine
+from hub.services import pricing
+from hub.settings import Settings
+from loadtest.client import WatchClient
+from tests.conftest import Account, register
+from tests.factories import make_event
+from tests.live import WsServer, serve
+
+
+@pytest.fixture(scope="module")
+async def server(settings: Settings) -> AsyncIterator[WsServer]:
+    async with serve(settings.replace(ws_max_per_ip=10_000)) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(server: WsServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base) as client:
+        yield client
+
+
+@pytest.fixture
+async def admin_of(http: httpx.AsyncClient, admin_credentials: tuple[str, str]) -> Account:
+    email, password = admin_credentials
+    response = await http.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return Account(body["user"]["id"], email, password, body["access_token"])
+
+
+def _sections(quotes: list[dict[str, Any]], event_id: str) -> dict[str, dict[str, Any]]:
+    for quote in quotes:
+        if str(quote["event_id"]) == event_id:
+            return {s["section"]: s for s in quote["sections"]}
+    raise AssertionError(f"event {event_id} was not priced")
+
+
+async def _next_price(client: WatchClient) -> dict[str, Any]:
+    while True:
+        message = await client.recv()
+        if message["t"] == "price":
+            return message
+
+
+async def test_a_burst_raises_the_price_within_one_tick_and_watchers_hear_it(
+    server: WsServer, http: httpx.AsyncClient, admin_of: Account
+) -> None:
+    event = await make_event(http, admin_of, max_tickets_per_user=10)
+    event_id = event["id"]
+    tracker = pricing.VelocityTracker(interval_seconds=10.0)
+    before = _sections(await pricing.run_tick(server.hub, tracker), event_id)
+    quiet = _sections(await pricing.run_tick(server.hub, tracker), event_id)
+    # With nothing new, a second tick moves nothing.
+    assert not any(s["applied"] for s in quiet.values())
+
+    watchers = [
+        await WatchClient.open(server.event_url(event_id), subprotocol=proto)
+        for proto in ("msgpack", "json")
+    ]
+    try:
+        for watcher in watchers:
+            assert (await watcher.next_seat_message())["t"] == "snapshot"
+        buyers = [await register(http, f"Buyer {n}") for n in range(3)]
+        booked = await asyncio.gather(
+            *(
+                http.post(
+                    "/api/v1/bookings",
+                    json={"event_id": event_id, "quantity": 4},
+                    headers=buyer.headers,
+                )
+                for buyer in buyers
+            )
+        )
+        assert [r.status_code for r in booked] == [201] * 3, [r.text for r in booked]
+
+        after = _sections(await pricing.run_tick(server.hub, tracker), event_id)
+        for section, quote in after.items():
+            assert quote["applied"], quote
+            assert quote["new_price"] > before[section]["new_price"]
+            assert quote["factors"]["velocity"] > 0.1  # 12 seats where ~0 was normal
+
+        seq = watchers[0].mirror.seq
+        for watcher in watchers:
+            message = await asyncio.wait_for(_next_price(watcher), 5)
+            assert message["prices"] == {s: float(q["new_price"]) for s, q in after.items()}
+            assert set(message["factors"]) == set(after)
+            assert message["factors"]["Orchestra"] == pytest.approx(after["Orchestra"]["factors"])
+            assert message["seq"] >= seq
+        seen = (await http.get(f"/api/v1/events/{event_id}")).json()["prices"]
+        assert seen == {s: float(q["new_price"]) for s, q in after.items()}
+    finally:
+        for watcher in watchers:
+            await watcher.close()
+
+
+async def test_on_demand_updates_leave_the_leaders_state_alone(
+    server: WsServer, http: httpx.AsyncClient, admin_of: Account
+) -> None:
+    event = await make_event(http, admin_of)
+    tracker = pricing.VelocityTracker(interval_seconds=10.0)
+    await pricing.run_tick(server.hub, tracker)
+    state_before, since = tracker.state, tracker.since
+    await pricing.update_event(server.hub, uuid.UUID(event["id"]))
+    await pricing.update_all(server.hub)
+    assert tracker.state is state_before and tracker.since == since
+
+
+async def test_the_tracker_follows_events_as_they_come_and_go(
+    server: WsServer, http: httpx.AsyncClient, admin_of: Account
+) -> None:
+    first = await make_event(http, admin_of)
+    tracker = pricing.VelocityTracker(interval_seconds=10.0)
+    await pricing.run_tick(server.hub, tracker)
+    first_id = uuid.UUID(first["id"])
+    assert first_id in tracker.order
+    slot = tracker.order[first_id]
+    rate = tracker.state.normal_rate[slot]
+
+    second = await make_event(http, admin_of)
+    cancelled = await http.post(f"/api/v1/events/{first['id']}/cancel", headers=admin_of.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    await pricing.run_tick(server.hub, tracker)
+    assert first_id not in tracker.order
+    second_slot = tracker.order[uuid.UUID(second["id"])]
+    # 100 seats: the prior sells them out evenly over a month, weighted as the EWMA would.
+    prior = pricing.normal_rate(np.array([100]), np.array([0]), interval_seconds=10.0)
+    assert tracker.state.normal_rate[second_slot] == pytest.approx(prior[0])
+    assert rate == pytest.approx(prior[0])
+
+
+def test_normal_rate_blends_history_and_prior() -> None:
+    window = engine.VELOCITY_WINDOW_SECONDS
+    prior = engine.velocity_prior(np.array([1000.0]), interval_seconds=window)
+    # No history: a quarter of the prior (the EWMA's memory of it after two half-lives).
+    quiet = pricing.normal_rate(np.array([1000]), np.array([0]), interval_seconds=window)
+    assert quiet[0] == pytest.approx(0.25 * prior[0])
+    # A steady pace of 48 seats in four hours is one seat per 5-minute window.
+    steady = pricing.normal_rate(np.array([1000]), np.array([48]), interval_seconds=window)
+    assert steady[0] == pytest.approx(0.75 * 1.0 + 0.25 * prior[0])
