@@ -155,6 +155,38 @@ function scheduleSummary() {
   summaryTimer = setTimeout(() => { summaryTimer = null; renderPrices(); list.refreshRows(); }, 200);
 }
 
+// The last move of each section's price in a live price message: shown beside the price.
+const priceMoves = new Map(); // section -> {dir: "up" | "down", from}
+
+function notePriceMoves(prices) {
+  const moved = [];
+  for (const [section, price] of Object.entries(prices)) {
+    const old = model.prices[section];
+    if (old === undefined || Number(old) === Number(price)) continue;
+    const dir = Number(price) > Number(old) ? "up" : "down";
+    priceMoves.set(section, { dir, from: old });
+    moved.push(`${section} ${dir} to ${money(price)}`);
+  }
+  if (moved.length) announce(`Prices changed: ${moved.join(", ")}.`);
+}
+
+function priceMark(section) {
+  const move = priceMoves.get(section);
+  if (!move) return null;
+  const mark = document.createElement("span");
+  mark.className = "price-move";
+  mark.dataset.dir = move.dir;
+  mark.title = `${move.dir === "up" ? "Up" : "Down"} from ${money(move.from)}`;
+  const arrow = document.createElement("span");
+  arrow.setAttribute("aria-hidden", "true");
+  arrow.textContent = move.dir === "up" ? "▲" : "▼";
+  const said = document.createElement("span");
+  said.className = "visually-hidden";
+  said.textContent = ` (${move.dir} from ${money(move.from)})`;
+  mark.append(arrow, said);
+  return mark;
+}
+
 function renderPrices() {
   const free = new Map();
   for (let i = 0; i < model.seats.length; i++) {
@@ -162,11 +194,15 @@ function renderPrices() {
   }
   const rows = map.sections.map(({ name }) => {
     const tr = document.createElement("tr");
+    tr.dataset.section = name;
     const th = document.createElement("th");
     th.scope = "row";
     th.textContent = name;
     const price = document.createElement("td");
+    price.className = "price";
     price.textContent = money(model.prices[name]);
+    const mark = priceMark(name);
+    if (mark) price.append(" ", mark);
     const count = document.createElement("td");
     count.textContent = String(free.get(name) || 0);
     tr.append(th, price, count);
@@ -262,7 +298,10 @@ const channel = new Channel(eventId, {
         break;
       }
       case "price":
-        if (msg.prices) setPrices(msg.prices);
+        if (msg.prices) {
+          notePriceMoves(msg.prices);
+          setPrices(msg.prices);
+        }
         break;
       case "counts":
         renderCounts(msg);
