@@ -29,7 +29,7 @@ import numpy as np
 import psutil
 import redis.asyncio as aioredis
 
-from hub.inventory import HoldKind, HoldPlaced, HoldRequest, Inventory, ReleaseMode, Released
+from hub.inventory import HoldKind, HoldPlaced, HoldRequest, Inventory, Released, ReleaseMode
 from hub.store import Keys
 from loadtest.watchers import watcher_process
 

@@ -99,7 +99,9 @@ class Inventory:
                 seq=int(result[1]), expires_ms=int(result[2]), seats=_ints(_s(result[3]))
             )
         if refusal is Refusal.TAKEN:
-            return HoldRefused(refusal, taken=tuple(int(i) for i in result[1]))
+            return HoldRefused(
+                refusal, taken=tuple(int(i) for i in result[1]), due=bool(int(result[2]))
+            )
         if refusal is Refusal.LIMIT:
             return HoldRefused(refusal, current=int(result[1]))
         return HoldRefused(refusal)

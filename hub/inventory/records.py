@@ -102,9 +102,10 @@ class HoldPlaced:
 
 @dataclass(frozen=True, slots=True)
 class HoldRefused:
-    reason: Refusal  # taken | limit | not_loaded | bad_seat | exists
+    reason: Refusal  # taken | limit | not_loaded | bad_seat | exists | stale
     taken: tuple[int, ...] = ()
     current: int = 0
+    due: bool = False  # taken: a hold past its expiry holds one of the taken seats
 
 
 @dataclass(frozen=True, slots=True)

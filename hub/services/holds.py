@@ -179,7 +179,8 @@ async def _attempt(
             )
         if result.reason is not Refusal.TAKEN:
             raise ValidationError.field("seat_ids", f"refused: {result.reason}")
-        if await releases.expire_due_holders(hub, event.id, result.taken):
+        # The script says whether an expired hold stands in the way: only then clear it.
+        if result.due and await releases.expire_due_holders(hub, event.id, result.taken):
             continue
         if want.named is not None:
             hold_outcome("seat_unavailable").inc()

@@ -6,7 +6,8 @@
 -- best available offers its best few, so concurrent choosers take different ones). When
 -- none is free, reports the taken seats of the first candidate.
 -- Returns {'ok', seq, expires_ms, seats_csv} or a refusal: {'not_loaded'},
--- {'bad_seat', idx}, {'taken', {idx, ...}}, {'limit', current}, {'exists'}, {'stale'}.
+-- {'bad_seat', idx}, {'taken', {idx, ...}, due(0|1)}, {'limit', current}, {'exists'},
+-- {'stale'}; ``due`` says a hold past its expiry holds one of the taken seats.
 if redis.call('EXISTS', KEYS[3]) == 0 then return {'not_loaded'} end
 local version = tonumber(ARGV[6])
 if version >= 0 and tonumber(redis.call('GET', KEYS[9]) or '0') ~= version then
@@ -33,7 +34,17 @@ for c = 1, tonumber(ARGV[7]) do
   if free then idxs, prices = these, their_prices break end
   pos = pos + 1 + 2 * k
 end
-if idxs == nil then return {'taken', taken} end
+if idxs == nil then
+  -- Say whether a hold past its expiry stands in the way (the sweeper has not reached it
+  -- yet): only then is clearing it worth the caller's while.
+  local now, due = now_ms(), 0
+  for i = 1, #taken do
+    local holder = redis.call('HGET', KEYS[4], taken[i])
+    local expires = holder and redis.call('ZSCORE', KEYS[6], holder)
+    if expires and tonumber(expires) <= now then due = 1 break end
+  end
+  return {'taken', taken, due}
+end
 local k = #idxs
 if limit >= 0 then
   local current = tonumber(redis.call('HGET', KEYS[7], user) or '0')
