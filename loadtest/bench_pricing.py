@@ -1,0 +1,190 @@
+"""``python -m loadtest.bench_pricing``: end-to-end ``update-all`` over many events.
+
+Seeds a scratch database (created on the given PostgreSQL server, migrated, dropped after)
+directly in SQL: venues with sections and seats, ``--events`` on-sale events with a price
+per section, and a few bookings per event spread over the last four hours (so the velocity
+figures have rows to count). Then times what ``POST /advanced/pricing/update-all`` does —
+the pricing service call and the encoding of its answer — in two cases:
+
+- ``every price moves``: every current price reset to its base first, so every row is
+  applied, written to ``event_prices`` and ``price_history``, and every event gets its
+  version bumped and a ``price`` message published (the worst case: a first tick);
+- ``steady``: the same state again, so nothing is applied (every later tick).
+
+Prints the median, min and max of ``--runs`` runs of each, and the rows applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from hub import jsonenc
+from hub.context import open_hub
+from hub.db.migrate import migrate
+from hub.services import pricing
+from hub.settings import Settings
+
+SEATS_PER_SECTION = 100
+
+# Each statement with the names of its parameters ($1, $2 ... in order).
+_SEED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "INSERT INTO venues (name, city, capacity) "
+        "SELECT 'Bench venue ' || g, 'Nowhere', $2::int * $3::int "
+        "FROM generate_series(1, $1::int) g",
+        ("venues", "sections", "seats"),
+    ),
+    (
+        "INSERT INTO venue_sections (venue_id, name, position, base_price_cents) "
+        "SELECT v.id, 'S' || s, s, 5000 FROM venues v, generate_series(1, $1::int) s",
+        ("sections",),
+    ),
+    (
+        """INSERT INTO seats (venue_id, idx, section, row_label, number, x, y, distance)
+           SELECT v.id, (s - 1) * $2::int + n - 1, 'S' || s, 'R' || ((n - 1) / 10),
+                  (n - 1) % 10 + 1, n % 10, s * 10 + (n - 1) / 10, s * 10 + (n - 1) / 10
+             FROM venues v, generate_series(1, $1::int) s, generate_series(1, $2::int) n""",
+        ("sections", "seats"),
+    ),
+    (
+        """INSERT INTO events (venue_id, name, category, starts_at)
+           SELECT v.id, 'Bench event ' || g, 'bench', now() + make_interval(days => 1 + g % 60)
+             FROM generate_series(1, $2::int) g
+             JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS rn FROM venues) v
+               ON v.rn = g % $1::int""",
+        ("venues", "events"),
+    ),
+    (
+        """INSERT INTO event_prices (event_id, section, base_price_cents, current_price_cents)
+           SELECT e.id, vs.name, p.cents, p.cents
+             FROM events e
+             JOIN venue_sections vs ON vs.venue_id = e.venue_id,
+                  LATERAL (SELECT 2000 + abs(hashtext(e.id::text || vs.name)) % 20000
+                             AS cents) p""",
+        (),
+    ),
+    ("INSERT INTO users (email, name, password_hash) VALUES ('bench@x.org', 'Bench', '-')", ()),
+    # The booking's number within its event is kept in group_name, to pick its seats below.
+    (
+        """INSERT INTO bookings (reference, event_id, user_id, subtotal_cents, total_cents,
+                                 group_name, created_at)
+           SELECT e.id || '-' || b, e.id, (SELECT id FROM users LIMIT 1), 0, 0, b::text,
+                  now() - make_interval(secs => random() * 14400)
+             FROM events e, generate_series(0, $1::int - 1) b""",
+        ("bookings",),
+    ),
+    (
+        """INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
+           SELECT bk.id, bk.event_id, s.id, 5000
+             FROM bookings bk
+             JOIN events e ON e.id = bk.event_id
+             JOIN seats s ON s.venue_id = e.venue_id
+              AND s.idx / 3 = bk.group_name::int""",
+        (),
+    ),
+    ("ANALYZE", ()),
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--database-url",
+        required=True,
+        help="a PostgreSQL server's admin DSN: a scratch database is made on it and dropped",
+    )
+    p.add_argument("--redis-url", required=True, help="a Redis (keys under a private prefix)")
+    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--sections", type=int, default=6)
+    p.add_argument("--venues", type=int, default=100)
+    p.add_argument("--bookings", type=int, default=2, help="per event, 3 seats each")
+    p.add_argument("--runs", type=int, default=5)
+
+
+async def _seed(url: str, args: argparse.Namespace) -> None:
+    values = {
+        "venues": args.venues,
+        "sections": args.sections,
+        "seats": SEATS_PER_SECTION,
+        "events": args.events,
+        "bookings": args.bookings,
+    }
+    con = await asyncpg.connect(url)
+    try:
+        for sql, names in _SEED:
+            await con.execute(sql, *(values[name] for name in names))
+    finally:
+        await con.close()
+
+
+async def _time_update_all(settings: Settings, url: str, runs: int) -> dict[str, list[float]]:
+    figures: dict[str, list[float]] = {"every price moves": [], "steady": []}
+    applied: dict[str, int] = {}
+    async with open_hub(settings) as hub:
+        await pricing.update_all(hub)  # warm: connections, statements, caches
+        for _ in range(runs):
+            con = await asyncpg.connect(url)
+            await con.execute("UPDATE event_prices SET current_price_cents = base_price_cents")
+            await con.close()
+            for case in ("every price moves", "steady"):
+                started = time.perf_counter()
+                quotes = await pricing.update_all(hub)
+                jsonenc.dumps({"events": quotes})
+                figures[case].append((time.perf_counter() - started) * 1000)
+                applied[case] = sum(s["applied"] for q in quotes for s in q["sections"])
+        keys = [key async for key in hub.store.client.scan_iter(f"{settings.redis_prefix}*")]
+        if keys:
+            await hub.store.client.delete(*keys)
+    for case, ms in figures.items():
+        print(
+            f"update-all {case:18s} median {statistics.median(ms):7.1f} ms  "
+            f"min {min(ms):7.1f}  max {max(ms):7.1f}  ({applied[case]} rows applied)"
+        )
+    return figures
+
+
+async def run(args: argparse.Namespace) -> int:
+    name = f"evently_bench_pricing_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(args.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = urlunsplit(urlsplit(args.database_url)._replace(path=f"/{name}"))
+    try:
+        await migrate(url)
+        started = time.perf_counter()
+        await _seed(url, args)
+        print(
+            f"seeded {args.events} events x {args.sections} sections, "
+            f"{args.events * args.bookings} bookings in {time.perf_counter() - started:.1f} s"
+        )
+        settings = Settings(
+            database_url=url,
+            redis_url=args.redis_url,
+            secret_key="bench-pricing",
+            redis_prefix=f"evently:bench-pricing:{uuid.uuid4().hex[:8]}:",
+            log_level="warning",
+            log_format="json",
+        )
+        await _time_update_all(settings, url, args.runs)
+    finally:
+        admin = await asyncpg.connect(args.database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_pricing")
+    add_arguments(parser)
+    return asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
