@@ -433,10 +433,19 @@ async def _announce(
         event_id = state.event_ids[i]
         rows = range(int(first_row[i]), int(first_row[i + 1]))
         await events.changed(hub, event_id)
+        moved = {state.sections[r]: result.factors_of(r) for r in rows if r in applied}
         message: dict[str, object] = {
             "t": "price",
             "prices": {state.sections[r]: int(current[r]) / 100 for r in rows},
-            "factors": {state.sections[r]: result.factors_of(r) for r in rows if r in applied},
+            # The contract's {demand, time, velocity, waitlist}: the mean over the sections
+            # whose price moved; each section's own factors beside it.
+            "factors": {
+                name: sum(f[name] for f in moved.values()) / len(moved)
+                for name in engine.FACTOR_NAMES
+            }
+            if moved
+            else dict.fromkeys(engine.FACTOR_NAMES, 0.0),
+            "section_factors": moved,
         }
         await hub.inventory.publish(event_id, message)
 

@@ -98,8 +98,15 @@ async def test_a_burst_raises_the_price_within_one_tick_and_watchers_hear_it(
         for watcher in watchers:
             message = await asyncio.wait_for(_next_price(watcher), 5)
             assert message["prices"] == {s: float(q["new_price"]) for s, q in after.items()}
-            assert set(message["factors"]) == set(after)
-            assert message["factors"]["Orchestra"] == pytest.approx(after["Orchestra"]["factors"])
+            # The contract's factors map, and each moved section's own beside it.
+            assert set(message["factors"]) == {"demand", "time", "velocity", "waitlist"}
+            assert set(message["section_factors"]) == set(after)
+            assert message["section_factors"]["Orchestra"] == pytest.approx(
+                after["Orchestra"]["factors"]
+            )
+            assert message["factors"]["velocity"] == pytest.approx(
+                sum(q["factors"]["velocity"] for q in after.values()) / len(after)
+            )
             assert message["seq"] >= seq
         seen = (await http.get(f"/api/v1/events/{event_id}")).json()["prices"]
         assert seen == {s: float(q["new_price"]) for s, q in after.items()}
