@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from engines.seats import SeatCode
 from hub.inventory.locks import AssignmentLocks
@@ -31,6 +32,9 @@ from hub.store import Keys
 
 _OK = "ok"
 REMEMBERED_HOLDS = 100_000  # the first word of a script's answer when it did what it was asked
+#: Events per pipelined round trip of the many-event calls (``snapshots`` ...): big enough
+#: that the round trips do not count, small enough not to hold Redis up for long.
+PIPELINE_CHUNK = 1_000
 
 
 class Inventory:
@@ -252,6 +256,35 @@ class Inventory:
             return None
         return int(seq), bytes(seats), int(version or 0)
 
+    async def snapshots(
+        self, event_ids: Sequence[uuid.UUID], *, chunk: int = PIPELINE_CHUNK
+    ) -> list[tuple[int, bytes] | None]:
+        """`snapshot` of many events, one pipelined round trip per ``chunk`` of them.
+
+        Each event's answer is read atomically (one script call each), not all of them at
+        one instant. A Redis that lost its scripts gets them loaded and the chunk read
+        again, once (a read: running it twice changes nothing)."""
+        out: list[tuple[int, bytes] | None] = []
+        sha = self._scripts.snapshot.sha
+        for start in range(0, len(event_ids), chunk):
+            part = event_ids[start : start + chunk]
+            for attempt in (1, 2):
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for event_id in part:
+                        pipe.evalsha(sha, 4, *self._k(event_id, "seq", "seats", "meta", "ver"))
+                    try:
+                        found = await pipe.execute()
+                        break
+                    except NoScriptError:
+                        if attempt == 2:
+                            raise
+                        await self.client.script_load(self._scripts.snapshot.script)
+            out.extend(
+                None if seq is None or seats is None else (int(seq), bytes(seats))
+                for seq, seats, _ in found
+            )
+        return out
+
     async def version(self, event_id: uuid.UUID) -> int:
         """The event's version: bumped by ``bump_version`` whenever the stored event changes
         (0 before the first change). It is not seat state and survives a reload; lost with
@@ -261,6 +294,29 @@ class Inventory:
     async def bump_version(self, event_id: uuid.UUID) -> int:
         """Mark every process's copy of the event stale (after a committed change)."""
         return int(await self.client.incr(self.keys.event(event_id, "ver")))
+
+    async def bump_versions_and_publish(
+        self,
+        items: Sequence[tuple[uuid.UUID, dict[str, object]]],
+        *,
+        chunk: int = PIPELINE_CHUNK,
+    ) -> list[int]:
+        """`bump_version` then `publish`, for many events: one pipelined round trip per
+        ``chunk`` of them. Each event's version is bumped before its message goes out, and
+        every bump has been made when this returns.
+
+        Returns:
+            The new version of each event, in the order given.
+        """
+        versions: list[int] = []
+        for start in range(0, len(items), chunk):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for event_id, message in items[start : start + chunk]:
+                    pipe.incr(self.keys.event(event_id, "ver"))
+                    pipe.publish(self.channel(event_id), msgpack.packb(message))
+                answers = await pipe.execute()
+            versions.extend(int(v) for v in answers[::2])
+        return versions
 
     async def get_hold(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> HoldRecord | None:
         raw = await self.client.hgetall(self._hold_key(event_id, hold_id))

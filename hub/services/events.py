@@ -195,6 +195,18 @@ async def changed(hub: Hub, event_id: uuid.UUID) -> None:
     forget_event(hub, event_id)
 
 
+async def changed_and_announced(
+    hub: Hub, items: Sequence[tuple[uuid.UUID, dict[str, object]]]
+) -> None:
+    """`changed` for many events at once, each with a message for its channel: the
+    versions are bumped (each before its event's message is published) in one pipelined
+    round trip per chunk of events, so every process's copy of each is stale when this
+    returns, as after `changed`; then this process's copies are dropped."""
+    await hub.inventory.bump_versions_and_publish(items)
+    for event_id, _ in items:
+        forget_event(hub, event_id)
+
+
 async def current_event(hub: Hub, event_id: uuid.UUID) -> tuple[Event, int, bytes]:
     """The event as it is now, with its live ``(seq, states)``: the cached copy unless the
     version read atomically with the seat state says it changed since.
