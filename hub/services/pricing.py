@@ -1,11 +1,13 @@
 """Dynamic pricing: the leader's tick, on-demand updates and the price history.
 
 Idea. A pricing run reads the state of every on-sale section (``hub.db.pricing``: one query
-per batch of events, plus the held seats from Redis), prices every row at once with the
-pure engine (``engines.pricing.quote_prices``), writes the applied prices and their history
-rows in one statement per batch, then, for each event whose price moved, bumps the event's
-version (``events.changed``: from then on no process holds seats at the old price, and
-every read shows the new one) and publishes a ``price`` message on its channel.
+per batch of events, plus the held seats from Redis in one pipelined round trip per
+chunk of events), prices every row at once with the pure engine
+(``engines.pricing.quote_prices``), writes the applied prices and their history rows in one
+statement per batch, then, for each event whose price moved, bumps the event's version
+(from then on no process holds seats at the old price, and every read shows the new one)
+and publishes a ``price`` message on its channel: ``events.changed_and_announced``, again
+one pipelined round trip per chunk of events, never one per event.
 
 Velocity. The leader owns a `VelocityTracker` for as long as it leads (``pricing_loop``
 creates it; nothing else holds it): each tick advances it by the seats booked since the
@@ -51,8 +53,6 @@ log = structlog.get_logger(__name__)
 
 #: Events per batch: one state query and one write statement each.
 BATCH_EVENTS = 2_000
-#: Events whose Redis seat state is read at once (each read is one script call).
-REDIS_FAN_OUT = 256
 #: The history before the velocity window that estimates an event's normal rate.
 BASELINE_SECONDS = 2 * engine.VELOCITY_HALF_LIFE_SECONDS
 #: The weight of that history against the prior: what an EWMA started at the prior
@@ -330,25 +330,21 @@ async def held_seats(hub: Hub, state: PricingState) -> np.ndarray:
     layout, read only for events that hold something."""
     held = np.zeros(len(state.sections), dtype=np.int64)
     first_row = np.searchsorted(state.event, np.arange(len(state.event_ids)))
-    for start in range(0, len(state.event_ids), REDIS_FAN_OUT):
-        chunk = range(start, min(start + REDIS_FAN_OUT, len(state.event_ids)))
-        snapshots = await asyncio.gather(
-            *(hub.inventory.snapshot(state.event_ids[i]) for i in chunk)
-        )
-        for i, snapshot in zip(chunk, snapshots, strict=True):
-            if snapshot is None or _HELD not in snapshot[1]:
-                continue
-            layout = await live_seats.layout_of(hub, state.venue_ids[i])
-            codes = np.frombuffer(snapshot[1], dtype=np.uint8)
-            if codes.size != len(layout):
-                continue  # a venue changed under a stale cache: count nothing held
-            names = layout.table.section_names
-            counts = np.bincount(layout.table.section[codes == _HELD], minlength=len(names))
-            by_name = dict(zip(names, counts.tolist(), strict=True))
-            row = int(first_row[i])
-            while row < len(state.sections) and state.event[row] == i:
-                held[row] = by_name.get(state.sections[row], 0)
-                row += 1
+    snapshots = await hub.inventory.snapshots(state.event_ids)
+    for i, snapshot in enumerate(snapshots):
+        if snapshot is None or _HELD not in snapshot[1]:
+            continue
+        layout = await live_seats.layout_of(hub, state.venue_ids[i])
+        codes = np.frombuffer(snapshot[1], dtype=np.uint8)
+        if codes.size != len(layout):
+            continue  # a venue changed under a stale cache: count nothing held
+        names = layout.table.section_names
+        counts = np.bincount(layout.table.section[codes == _HELD], minlength=len(names))
+        by_name = dict(zip(names, counts.tolist(), strict=True))
+        row = int(first_row[i])
+        while row < len(state.sections) and state.event[row] == i:
+            held[row] = by_name.get(state.sections[row], 0)
+            row += 1
     return held
 
 
@@ -423,20 +419,27 @@ async def _announce(
     applied: set[int],
     changed: Sequence[int],
 ) -> None:
-    """Bump each changed event's version, then publish its ``price`` message."""
-    first_row = np.searchsorted(state.event, np.arange(len(state.event_ids) + 1))
+    """Bump each changed event's version, then publish its ``price`` message: pipelined,
+    one round trip per chunk of events (``events.changed_and_announced``)."""
+    first_row = np.searchsorted(state.event, np.arange(len(state.event_ids) + 1)).tolist()
     current = state.current_cents.copy()
     written = list(applied)
     current[written] = result.new_cents[written]
-
-    async def announce(i: int) -> None:
-        event_id = state.event_ids[i]
-        rows = range(int(first_row[i]), int(first_row[i + 1]))
-        await events.changed(hub, event_id)
-        moved = {state.sections[r]: result.factors_of(r) for r in rows if r in applied}
+    # Python floats and ints once for every row: indexing numpy arrays row by row would
+    # make a numpy scalar per figure.
+    prices = (current / 100).tolist()
+    factors = result.factors.tolist()
+    items: list[tuple[uuid.UUID, dict[str, object]]] = []
+    for i in changed:
+        rows = range(first_row[i], first_row[i + 1])
+        moved = {
+            state.sections[r]: dict(zip(engine.FACTOR_NAMES, factors[r], strict=True))
+            for r in rows
+            if r in applied
+        }
         message: dict[str, object] = {
             "t": "price",
-            "prices": {state.sections[r]: int(current[r]) / 100 for r in rows},
+            "prices": {state.sections[r]: prices[r] for r in rows},
             # The contract's {demand, time, velocity, waitlist}: the mean over the sections
             # whose price moved; each section's own factors beside it.
             "factors": {
@@ -447,10 +450,8 @@ async def _announce(
             else dict.fromkeys(engine.FACTOR_NAMES, 0.0),
             "section_factors": moved,
         }
-        await hub.inventory.publish(event_id, message)
-
-    for start in range(0, len(changed), REDIS_FAN_OUT):
-        await asyncio.gather(*(announce(i) for i in changed[start : start + REDIS_FAN_OUT]))
+        items.append((state.event_ids[i], message))
+    await events.changed_and_announced(hub, items)
 
 
 def _quotes(
