@@ -11,24 +11,33 @@ the pricing service call and the encoding of its answer — in two cases:
   version bumped and a ``price`` message published (the worst case: a first tick);
 - ``steady``: the same state again, so nothing is applied (every later tick).
 
-Prints the median, min and max of ``--runs`` runs of each, and the rows applied.
+Prints the median, min and max of ``--runs`` runs of each, the rows applied, and the median
+time of each step of the run (read, held seats, engine, write, announce, answer) and of the
+encoding. With ``--loaded`` every event's seats are in Redis first (half of the events with
+``--held`` seats held), so reading the held seats has seat bytes to carry.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import inspect
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from engines import pricing as engine
 from hub import jsonenc
-from hub.context import open_hub
+from hub.context import Hub, open_hub
 from hub.db.migrate import migrate
+from hub.inventory import HoldKind, HoldRequest
 from hub.services import pricing
 from hub.settings import Settings
 
@@ -106,6 +115,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--venues", type=int, default=100)
     p.add_argument("--bookings", type=int, default=2, help="per event, 3 seats each")
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument(
+        "--loaded",
+        action="store_true",
+        help="load every event's seats into Redis first (else none is: nothing held to read)",
+    )
+    p.add_argument("--held", type=int, default=10, help="with --loaded: seats held per event")
 
 
 async def _seed(url: str, args: argparse.Namespace) -> None:
@@ -124,20 +139,96 @@ async def _seed(url: str, args: argparse.Namespace) -> None:
         await con.close()
 
 
-async def _time_update_all(settings: Settings, url: str, runs: int) -> dict[str, list[float]]:
+#: The steps of a pricing run, each timed on its own: (phase, module, function name).
+_PHASES: tuple[tuple[str, Any, str], ...] = (
+    ("read", pricing, "read_state"),
+    ("held seats", pricing, "held_seats"),
+    ("engine", engine, "quote_prices"),
+    ("write", pricing, "_write"),
+    ("announce", pricing, "_announce"),
+    ("answer", pricing, "_quotes"),
+)
+
+
+@contextlib.contextmanager
+def _timed_phases(spent: dict[str, float]) -> Iterator[None]:
+    """Add each phase's time (ms) to ``spent`` while inside: the steps are wrapped where
+    the service looks them up (module attributes), and put back on the way out."""
+    saved = [(module, name, getattr(module, name)) for _, module, name in _PHASES]
+
+    def wrap(phase: str, step: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            out = step(*args, **kwargs)
+            if not inspect.isawaitable(out):
+                spent[phase] = spent.get(phase, 0.0) + (time.perf_counter() - started) * 1000
+                return out
+
+            async def waited() -> Any:
+                try:
+                    return await out
+                finally:
+                    spent[phase] = spent.get(phase, 0.0) + (time.perf_counter() - started) * 1000
+
+            return waited()
+
+        return timed
+
+    for (phase, module, name), (_, _, step) in zip(_PHASES, saved, strict=True):
+        setattr(module, name, wrap(phase, step))
+    try:
+        yield
+    finally:
+        for module, name, step in saved:
+            setattr(module, name, step)
+
+
+async def _load_seats(hub: Hub, url: str, held_per_event: int) -> None:
+    """Every event's seat state in Redis, with ``held_per_event`` seats held in some."""
+    con = await asyncpg.connect(url)
+    try:
+        rows = await con.fetch(
+            "SELECT e.id, v.capacity FROM events e JOIN venues v ON v.id = e.venue_id"
+        )
+    finally:
+        await con.close()
+    user = uuid.uuid4()
+    for n, row in enumerate(rows):
+        await hub.inventory.load(row["id"], row["capacity"], [], {})
+        if held_per_event and n % 2 == 0:  # half of the events hold something
+            seats = list(range(0, row["capacity"], row["capacity"] // held_per_event))
+            seats = seats[:held_per_event]
+            request = HoldRequest(
+                uuid.uuid4(), user, HoldKind.SINGLE, seats, [1] * len(seats), 3_600_000, None
+            )
+            await hub.inventory.place_hold(row["id"], request)
+
+
+async def _time_update_all(
+    settings: Settings, url: str, args: argparse.Namespace
+) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {"every price moves": [], "steady": []}
+    phases: dict[str, list[dict[str, float]]] = {case: [] for case in figures}
     applied: dict[str, int] = {}
     async with open_hub(settings) as hub:
+        if args.loaded:
+            await _load_seats(hub, url, args.held)
         await pricing.update_all(hub)  # warm: connections, statements, caches
-        for _ in range(runs):
+        for _ in range(args.runs):
             con = await asyncpg.connect(url)
             await con.execute("UPDATE event_prices SET current_price_cents = base_price_cents")
             await con.close()
             for case in ("every price moves", "steady"):
-                started = time.perf_counter()
-                quotes = await pricing.update_all(hub)
-                jsonenc.dumps({"events": quotes})
-                figures[case].append((time.perf_counter() - started) * 1000)
+                spent: dict[str, float] = {}
+                with _timed_phases(spent):
+                    started = time.perf_counter()
+                    quotes = await pricing.update_all(hub)
+                    encoding = time.perf_counter()
+                    jsonenc.dumps({"events": quotes})
+                    ended = time.perf_counter()
+                spent["encode"] = (ended - encoding) * 1000
+                figures[case].append((ended - started) * 1000)
+                phases[case].append(spent)
                 applied[case] = sum(s["applied"] for q in quotes for s in q["sections"])
         keys = [key async for key in hub.store.client.scan_iter(f"{settings.redis_prefix}*")]
         if keys:
@@ -146,6 +237,14 @@ async def _time_update_all(settings: Settings, url: str, runs: int) -> dict[str,
         print(
             f"update-all {case:18s} median {statistics.median(ms):7.1f} ms  "
             f"min {min(ms):7.1f}  max {max(ms):7.1f}  ({applied[case]} rows applied)"
+        )
+        names = [phase for phase, _, _ in _PHASES] + ["encode"]
+        print(
+            "    median ms: "
+            + ", ".join(
+                f"{name} {statistics.median(run.get(name, 0.0) for run in phases[case]):.0f}"
+                for name in names
+            )
         )
     return figures
 
@@ -172,7 +271,7 @@ async def run(args: argparse.Namespace) -> int:
             log_level="warning",
             log_format="json",
         )
-        await _time_update_all(settings, url, args.runs)
+        await _time_update_all(settings, url, args)
     finally:
         admin = await asyncpg.connect(args.database_url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -34,6 +34,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -457,18 +458,34 @@ async def _announce(
 def _quotes(
     state: PricingState, result: engine.PricingResult, applied: set[int]
 ) -> list[dict[str, Any]]:
+    # Every column as Python objects once (numpy indexing per field makes a numpy scalar
+    # each), and each amount's Decimal built once: prices repeat across rows.
+    old, new = state.current_cents.tolist(), result.new_cents.tolist()
+    factors = result.factors.tolist()
+    event_of = state.event.tolist()
+    amounts: dict[int, Decimal] = {}
+
+    def money(cents: int) -> Decimal:
+        amount = amounts.get(cents)
+        if amount is None:
+            amount = amounts[cents] = cents_to_decimal(cents)
+        return amount
+
     out: list[dict[str, Any]] = []
+    sections: list[dict[str, Any]] = []
+    last = -1
     for row, section in enumerate(state.sections):
-        event_id = state.event_ids[state.event[row]]
-        if not out or out[-1]["event_id"] != event_id:
-            out.append({"event_id": event_id, "sections": []})
-        out[-1]["sections"].append(
+        if event_of[row] != last:
+            last = event_of[row]
+            sections = []
+            out.append({"event_id": state.event_ids[last], "sections": sections})
+        sections.append(
             {
                 "section": section,
-                "old_price": cents_to_decimal(int(state.current_cents[row])),
-                "new_price": cents_to_decimal(int(result.new_cents[row])),
+                "old_price": money(old[row]),
+                "new_price": money(new[row]),
                 "applied": row in applied,
-                "factors": result.factors_of(row),
+                "factors": dict(zip(engine.FACTOR_NAMES, factors[row], strict=True)),
             }
         )
     return out
