@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from loadtest import bench_holds, fanout, surge
+from loadtest import bench_holds, bench_reads, fanout, surge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,11 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     bench_holds.add_arguments(
         commands.add_parser("bench-holds", help="hold path: the ceiling and the hub, side by side")
     )
+    bench_reads.add_arguments(
+        commands.add_parser("bench-reads", help="event read: a bare handler and the hub")
+    )
     args = parser.parse_args(argv)
     if args.command == "surge":
         return surge.run(args)
     if args.command == "bench-holds":
         return bench_holds.run(args)
+    if args.command == "bench-reads":
+        return bench_reads.run(args)
     if args.command == "fanout":
         return asyncio.run(fanout.run(args))
     return 2

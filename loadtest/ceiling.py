@@ -12,6 +12,11 @@ make ONE Redis ``EVALSHA`` of a small script (``lua/ceiling_*.lua``):
   hold or it is another user's). The ceiling's hold id is ``<event_id>.<uuid>``: it names
   its event, so the release script gets every key it touches declared without a lookup
   (the hub keeps a hold index for that; a bare endpoint needs none).
+- ``GET /api/v1/events/{event_id}``: the ceiling of a read (``bench-reads``) — fixed bytes
+  and a content type the bench stored beforehand (``set_read_body``: the hub's own answer
+  for one event), read from Redis once per worker at startup and returned as they are, with
+  no token check (the hub's route is public), no lookup and no encoding (404 when the bench
+  stored none). Same path as the hub's, so both get the very same request bytes.
 
 It serves with the HTTP
 options the hub runs with (``server_options``: uvloop, httptools, no access log, the same
@@ -48,6 +53,7 @@ from hub.settings import Settings
 from hub.store import Store
 
 SEAT_SPACE = 10_000_000
+READ_KEY = "read"  # under the ceiling's prefix: a hash of the read route's body and type
 
 
 def _script(name: str) -> str:
@@ -125,6 +131,12 @@ def create() -> Starlette:
             return _problem(404, "not_found")
         return Response(status_code=204)
 
+    async def read(request: Request) -> Response:
+        body: bytes | None = state["read_body"]
+        if body is None:
+            return _problem(404, "not_found")
+        return Response(body, 200, media_type=state["read_type"])
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.redis_url
@@ -134,6 +146,13 @@ def create() -> Starlette:
         state["store"] = store
         state["hold"] = await store.client.script_load(HOLD_SCRIPT)
         state["release"] = await store.client.script_load(RELEASE_SCRIPT)
+        # Once per worker: the read route then answers from memory, as a bare handler would.
+        body, content_type = await store.client.hmget(prefix + READ_KEY, ["body", "content_type"])
+        state["read_body"] = body
+        # The client decodes nothing (bytes), whatever redis-py's types allow.
+        state["read_type"] = (
+            content_type.decode() if isinstance(content_type, bytes) else content_type
+        )
         try:
             yield
         finally:
@@ -143,9 +162,22 @@ def create() -> Starlette:
         routes=[
             Route("/api/v1/events/{event_id}/holds", hold, methods=["POST"]),
             Route("/api/v1/holds/{hold_id}", release, methods=["DELETE"]),
+            Route("/api/v1/events/{event_id}", read, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+
+
+async def set_read_body(redis_url: str, redis_prefix: str, body: bytes, content_type: str) -> None:
+    """Store what the read route answers; ceiling workers started afterwards serve it."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        key = f"{redis_prefix}ceiling:{READ_KEY}"
+        await client.hset(key, mapping={"body": body, "content_type": content_type})
+    finally:
+        await client.aclose()
 
 
 async def clear(redis_url: str, redis_prefix: str) -> int:
