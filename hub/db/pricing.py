@@ -1,5 +1,6 @@
-"""SQL for dynamic pricing: the state of every on-sale section in one query per batch, the
-applied prices written in one statement per batch, and the price history.
+"""SQL for dynamic pricing: the state of every on-sale section in one query per batch (a
+record per event, its sections as arrays), the applied prices written in one statement per
+batch, and the price history.
 
 A batch is a run of on-sale events (scheduled, not started) in id order, taken by keyset:
 the next batch starts after the last id of the previous one, so no batch rereads a row.
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 
 from hub.db import Connection, Record
 
-# One row per (event, section) of up to $3 on-sale events with ids above $1 (only the events
-# of $2 when given), in event id then venue section order. Per-event figures repeat on each
-# row of the event. Seats booked are counted per ticket (a booking of 4 seats is 4), the
-# unit of the capacity they are compared with: recent ones in ($4 or until - window, until],
-# baseline ones in (until - window - baseline, until - window], with until = $5 or now().
+# One row per on-sale event, up to $3 of them with ids above $1 (only the events of $2 when
+# given), in event id order, with its sections' figures as arrays in venue section order (a
+# row per section would cost a record, an id and a timestamp per section to decode). Seats
+# booked are counted per ticket (a booking of 4 seats is 4), the unit of the capacity they
+# are compared with: recent ones in ($4 or until - window, until], baseline ones in
+# (until - window - baseline, until - window], with until = $5 or now().
 _STATE = """
 WITH clock AS (
     SELECT coalesce($5::timestamptz, now()) AS until
@@ -62,28 +64,38 @@ WITH clock AS (
       FROM waitlist w
      WHERE w.status = 'waiting' AND w.event_id IN (SELECT id FROM batch)
      GROUP BY w.event_id
+), priced AS (
+    SELECT p.event_id,
+           array_agg(p.section ORDER BY vs.position) AS sections,
+           array_agg(p.base_price_cents ORDER BY vs.position) AS base_cents,
+           array_agg(p.current_price_cents ORDER BY vs.position) AS current_cents,
+           array_agg(coalesce(c.seats, 0)::int8 ORDER BY vs.position) AS capacity,
+           array_agg(coalesce(s.seats, 0)::int8 ORDER BY vs.position) AS sold
+      FROM batch b
+      JOIN event_prices p ON p.event_id = b.id
+      JOIN venue_sections vs ON vs.venue_id = b.venue_id AND vs.name = p.section
+      LEFT JOIN capacity c ON c.venue_id = b.venue_id AND c.section = p.section
+      LEFT JOIN sold s ON s.event_id = b.id AND s.section = p.section
+     GROUP BY p.event_id
 )
 SELECT b.id AS event_id,
        b.venue_id,
        extract(epoch FROM b.starts_at - span.until)::float8 AS seconds_to_start,
-       p.section,
-       p.base_price_cents AS base_cents,
-       p.current_price_cents AS current_cents,
-       coalesce(c.seats, 0)::int8 AS capacity,
-       coalesce(s.seats, 0)::int8 AS sold,
+       p.sections,
+       p.base_cents,
+       p.current_cents,
+       p.capacity,
+       p.sold,
        coalesce(k.recent, 0)::int8 AS recent,
        coalesce(k.baseline, 0)::int8 AS baseline,
        coalesce(w.seats, 0)::int8 AS waitlisted,
        span.until
   FROM batch b
   CROSS JOIN span
-  JOIN event_prices p ON p.event_id = b.id
-  JOIN venue_sections vs ON vs.venue_id = b.venue_id AND vs.name = p.section
-  LEFT JOIN capacity c ON c.venue_id = b.venue_id AND c.section = p.section
-  LEFT JOIN sold s ON s.event_id = b.id AND s.section = p.section
+  JOIN priced p ON p.event_id = b.id
   LEFT JOIN booked k ON k.event_id = b.id
   LEFT JOIN waiting w ON w.event_id = b.id
- ORDER BY b.id, vs.position
+ ORDER BY b.id
 """
 
 # Applies new prices where the current price is still the one they were computed from (a
@@ -136,8 +148,9 @@ async def state_batch(
     """The pricing state of up to ``limit`` on-sale events with ids above ``after``.
 
     Returns:
-        One record per (event, section): event_id, venue_id, seconds_to_start, section,
-        base_cents, current_cents, capacity, sold, recent, baseline, waitlisted, until.
+        One record per event, in id order: event_id, venue_id, seconds_to_start, then one
+        array entry per section in venue order: sections, base_cents, current_cents,
+        capacity, sold; then recent, baseline, waitlisted, until.
     """
     return list(
         await con.fetch(

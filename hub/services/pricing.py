@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -258,7 +259,8 @@ async def read_state(
     hub: Hub, window: pricing_db.Window, *, only: Sequence[uuid.UUID] | None = None
 ) -> PricingState:
     """The state of every on-sale section (of the events ``only`` names, if given): one
-    PostgreSQL query per `BATCH_EVENTS` events, every batch read at the first one's time."""
+    PostgreSQL query per `BATCH_EVENTS` events (a record per event), every batch read at
+    the first one's time."""
     records: list[Any] = []
     after, until = _NIL, window.until
     async with hub.db.connection() as con:
@@ -279,48 +281,37 @@ async def read_state(
             after = batch[-1]["event_id"]
             # Every event has a price per section (event creation sees to it), so a batch of
             # fewer events than asked for is the last.
-            if _events_in(batch) < BATCH_EVENTS:
+            if len(batch) < BATCH_EVENTS:
                 break
     return _state_of(records, until)
 
 
-def _events_in(batch: Sequence[Any]) -> int:
-    count, last = 0, None
-    for row in batch:
-        if row["event_id"] != last:
-            count, last = count + 1, row["event_id"]
-    return count
-
-
 def _state_of(records: Sequence[Any], until: dt.datetime | None) -> PricingState:
-    event_ids: list[uuid.UUID] = []
-    venue_ids: list[uuid.UUID] = []
-    event_index: list[int] = []
-    per_event: list[tuple[float, int, int, int]] = []
-    for row in records:
-        event_id = row["event_id"]
-        if not event_ids or event_ids[-1] != event_id:
-            event_ids.append(event_id)
-            venue_ids.append(row["venue_id"])
-            per_event.append(
-                (row["seconds_to_start"], row["recent"], row["baseline"], row["waitlisted"])
-            )
-        event_index.append(len(event_ids) - 1)
-    columns = list(zip(*per_event, strict=True)) if per_event else [(), (), (), ()]
+    """Engine columns from one record per event (its sections' figures as arrays)."""
+    counts = [len(row["sections"]) for row in records]
+    rows = sum(counts)
+
+    def per_row(name: str) -> np.ndarray:
+        values = itertools.chain.from_iterable(row[name] for row in records)
+        return np.fromiter(values, dtype=np.int64, count=rows)
+
+    def per_event(name: str, dtype: type) -> np.ndarray:
+        return np.fromiter((row[name] for row in records), dtype=dtype, count=len(records))
+
     return PricingState(
-        event_ids=event_ids,
-        venue_ids=venue_ids,
-        sections=[row["section"] for row in records],
-        event=np.array(event_index, dtype=np.int64),
-        base_cents=np.array([row["base_cents"] for row in records], dtype=np.int64),
-        current_cents=np.array([row["current_cents"] for row in records], dtype=np.int64),
+        event_ids=[row["event_id"] for row in records],
+        venue_ids=[row["venue_id"] for row in records],
+        sections=list(itertools.chain.from_iterable(row["sections"] for row in records)),
+        event=np.repeat(np.arange(len(records), dtype=np.int64), counts),
+        base_cents=per_row("base_cents"),
+        current_cents=per_row("current_cents"),
         # A section without seats cannot sell: capacity 1 keeps the engine's ratios finite.
-        capacity=np.maximum(np.array([row["capacity"] for row in records], dtype=np.int64), 1),
-        sold=np.array([row["sold"] for row in records], dtype=np.int64),
-        seconds_to_start=np.array(columns[0], dtype=np.float64),
-        recent=np.array(columns[1], dtype=np.int64),
-        baseline=np.array(columns[2], dtype=np.int64),
-        waitlisted=np.array(columns[3], dtype=np.int64),
+        capacity=np.maximum(per_row("capacity"), 1),
+        sold=per_row("sold"),
+        seconds_to_start=per_event("seconds_to_start", np.float64),
+        recent=per_event("recent", np.int64),
+        baseline=per_event("baseline", np.int64),
+        waitlisted=per_event("waitlisted", np.int64),
         until=until,
     )
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engines import pricing as engine
+from hub.db import pricing as pricing_db
 from hub.services import pricing
 from hub.settings import Settings
 from loadtest.client import WatchClient
@@ -159,3 +160,27 @@ def test_normal_rate_blends_history_and_prior() -> None:
     # A steady pace of 48 seats in four hours is one seat per 5-minute window.
     steady = pricing.normal_rate(np.array([1000]), np.array([48]), interval_seconds=window)
     assert steady[0] == pytest.approx(0.75 * 1.0 + 0.25 * prior[0])
+
+
+async def test_batches_read_every_on_sale_section_once_in_order(
+    server: WsServer, http: httpx.AsyncClient, admin_of: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [await make_event(http, admin_of, rows=2, seats_per_row=5) for _ in range(3)]
+    window = pricing_db.Window(engine.VELOCITY_WINDOW_SECONDS, pricing.BASELINE_SECONDS)
+    whole = await pricing.read_state(server.hub, window)
+    monkeypatch.setattr(pricing, "BATCH_EVENTS", 2)  # several keyset batches
+    batched = await pricing.read_state(server.hub, window)
+
+    assert batched.event_ids == whole.event_ids == sorted(set(whole.event_ids))
+    assert batched.sections == whole.sections
+    for column in ("event", "base_cents", "current_cents", "capacity", "sold", "recent"):
+        np.testing.assert_array_equal(getattr(batched, column), getattr(whole, column))
+    for event in made:
+        i = whole.event_ids.index(uuid.UUID(event["id"]))
+        rows = np.flatnonzero(whole.event == i)
+        assert [whole.sections[r] for r in rows] == ["Orchestra", "Balcony"]  # venue order
+        assert whole.base_cents[rows].tolist() == [
+            round(float(event["base_prices"][s]) * 100) for s in ("Orchestra", "Balcony")
+        ]
+        assert whole.capacity[rows].tolist() == [10, 10]
+        assert whole.venue_ids[i] == uuid.UUID(event["venue_id"])
