@@ -44,13 +44,13 @@ import numpy as np
 import psutil
 import uvloop
 
-from loadtest import ceiling
+from loadtest import bench_holds, ceiling
 from loadtest.bench_holds import Setup, levels_of
 from loadtest.bench_holds import _ceiling as start_bare
 from loadtest.bench_holds import _load as load_text
 from loadtest.bench_holds import _setup as setup_hub
 from loadtest.bench_holds import _terminate as terminate
-from loadtest.bench_servers import hub_overrides
+from loadtest.bench_servers import Hub, hub_overrides
 from loadtest.bench_table import CLIENT_SATURATED_PCT, COLUMNS, runs_note, summarise_runs, table
 from loadtest.hold_job import DRAIN_TIMEOUT, RECONNECT_PAUSE, Target, Window, cpu_seconds
 from loadtest.hold_job import _own_cpu as own_cpu
@@ -101,6 +101,7 @@ class ReadTally:
     latencies: list[float] = field(default_factory=list)
     requests: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    other_bytes: bytes | None = None  # the first 200 that differed, kept to show
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitStack) -> int:
     load_before = os.getloadavg()
     started = time.monotonic()
-    setup = setup_hub(args, levels, stack)
-    expected = first_read(setup.hub.url, setup.event_id)
+    setup = setup_hub(_holds_args(args), levels, stack)
+    expected = first_read(setup.hub, setup.event_id)
     asyncio.run(
         ceiling.set_read_body(setup.redis_url, setup.prefix, expected.body, expected.content_type)
     )
@@ -184,15 +185,38 @@ def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
     return 0
 
 
+def _holds_args(args: argparse.Namespace) -> argparse.Namespace:
+    """bench-holds' arguments, at its own defaults but for the servers and workers given
+    here: its setup then reads every option it knows, whatever options it gains."""
+    parser = argparse.ArgumentParser()
+    bench_holds.add_arguments(parser)
+    holds = parser.parse_args([])
+    holds.database_url, holds.redis_url = args.database_url, args.redis_url
+    holds.workers = args.workers
+    return holds
+
+
 def _title(mode: str) -> str:
     if mode == "anonymous":
         return "anonymous (no Authorization header)"
     return "with a bearer token (each connection its own user's, on every request)"
 
 
-def first_read(hub_url: str, event_id: str) -> Expected:
-    """The hub's answer to one read of the event, which also puts it in the cache."""
-    reply = httpx.get(f"{hub_url}/api/v1/events/{event_id}", timeout=30)
+def first_read(hub: Hub, event_id: str) -> Expected:
+    """The hub's answer to one read of the event, which also puts it in the cache.
+
+    Prices first: the pricing leader's first tick moves a new event's prices off its base
+    prices (and so changes the answer) some seconds in; an admin's update-all applies them
+    now, and later ticks then find nothing to change while nobody books.
+    """
+    with httpx.Client(base_url=f"{hub.url}/api/v1", timeout=60) as client:
+        login = client.post(
+            "/auth/login", json={"email": hub.admin_email, "password": hub.admin_password}
+        )
+        login.raise_for_status()
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        client.post("/advanced/pricing/update-all", headers=admin).raise_for_status()
+        reply = client.get(f"/events/{event_id}")
     if reply.status_code != 200:
         raise RuntimeError(f"the hub's event read: {reply.status_code} {reply.text[:500]}")
     return Expected(reply.content, reply.headers["content-type"])
@@ -374,6 +398,8 @@ async def _reader(
                 or reply.headers.get("content-type") != expected.content_type
             ):
                 tally.errors["read 200 with other bytes"] += 1
+                if tally.other_bytes is None:
+                    tally.other_bytes = reply.body
             elif window.holds(answered):
                 tally.latencies.append(answered - sent)
     finally:
@@ -408,6 +434,7 @@ def summarise(
         "error_rate": round(errors / tally.requests, 5) if tally.requests else None,
         "errors_by_kind": dict(tally.errors.most_common())
         | ({"unfinished at the end": unfinished} if unfinished else {}),
+        "other_bytes": tally.other_bytes.decode(errors="replace") if tally.other_bytes else None,
         "client_cpu_pct": round(client_cpu, 1),
         "server_cpu_pct": round(server_cpu, 1),
         "redis_cpu_pct": round(redis_cpu, 1) if redis_cpu is not None else None,
