@@ -123,7 +123,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--held", type=int, default=10, help="with --loaded: seats held per event")
 
 
-async def _seed(url: str, args: argparse.Namespace) -> None:
+async def seed(url: str, args: argparse.Namespace) -> None:
+    """The bench's venues, on-sale events, prices and bookings (``args``: venues, sections,
+    events, bookings), straight in SQL."""
     values = {
         "venues": args.venues,
         "sections": args.sections,
@@ -258,7 +260,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await migrate(url)
         started = time.perf_counter()
-        await _seed(url, args)
+        await seed(url, args)
         print(
             f"seeded {args.events} events x {args.sections} sections, "
             f"{args.events * args.bookings} bookings in {time.perf_counter() - started:.1f} s"

@@ -99,28 +99,29 @@ SELECT b.id AS event_id,
 """
 
 # Applies new prices where the current price is still the one they were computed from (a
-# price an admin set meanwhile wins), and records each applied change; returns those rows.
+# price an admin set meanwhile wins), and records each applied change; returns the tags ($9)
+# of those applied, as one array. The history rows come from the update's own RETURNING, not
+# from a join back to the input; the data-modifying CTE runs whether or not it is read.
 _APPLY = """
-WITH input AS (
-    SELECT *
-      FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[],
-                  $5::float8[], $6::float8[], $7::float8[], $8::float8[])
-           AS i(event_id, section, old_cents, new_cents, f_demand, f_time, f_velocity, f_waitlist)
-), changed AS (
+WITH changed AS (
     UPDATE event_prices p
        SET current_price_cents = i.new_cents, updated_at = now()
-      FROM input i
+      FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[],
+                  $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::int4[])
+           AS i(event_id, section, old_cents, new_cents,
+                f_demand, f_time, f_velocity, f_waitlist, tag)
      WHERE p.event_id = i.event_id AND p.section = i.section
        AND p.current_price_cents = i.old_cents
-    RETURNING p.event_id, p.section
+    RETURNING p.event_id, p.section, i.old_cents, i.new_cents,
+              i.f_demand, i.f_time, i.f_velocity, i.f_waitlist, i.tag
+), logged AS (
+    INSERT INTO price_history (event_id, section, old_cents, new_cents, applied, factors)
+    SELECT c.event_id, c.section, c.old_cents, c.new_cents, true,
+           jsonb_build_object('demand', c.f_demand, 'time', c.f_time,
+                              'velocity', c.f_velocity, 'waitlist', c.f_waitlist)
+      FROM changed c
 )
-INSERT INTO price_history (event_id, section, old_cents, new_cents, applied, factors)
-SELECT i.event_id, i.section, i.old_cents, i.new_cents, true,
-       jsonb_build_object('demand', i.f_demand, 'time', i.f_time,
-                          'velocity', i.f_velocity, 'waitlist', i.f_waitlist)
-  FROM input i
-  JOIN changed c ON c.event_id = i.event_id AND c.section = i.section
-RETURNING event_id, section
+SELECT coalesce(array_agg(tag), '{}') FROM changed
 """
 
 
@@ -168,7 +169,8 @@ async def state_batch(
 
 @dataclass(frozen=True, slots=True)
 class NewPrices:
-    """Column lists of the price changes to apply, one entry per (event, section)."""
+    """Column lists of the price changes to apply, one entry per (event, section); ``tags``
+    are the caller's names for the entries (e.g. row numbers), returned for those applied."""
 
     event_ids: list[uuid.UUID]
     sections: list[str]
@@ -178,30 +180,31 @@ class NewPrices:
     time: list[float]
     velocity: list[float]
     waitlist: list[float]
+    tags: list[int]
 
 
-async def apply_prices(con: Connection, prices: NewPrices) -> list[Record]:
+async def apply_prices(con: Connection, prices: NewPrices) -> list[int]:
     """Write the new prices and their history rows in one statement.
 
     Returns:
-        ``(event_id, section)`` of each change applied: those whose current price was
-        still ``old_cents``.
+        The tags of the changes applied: those whose current price was still
+        ``old_cents``.
     """
     if not prices.event_ids:
         return []
-    return list(
-        await con.fetch(
-            _APPLY,
-            prices.event_ids,
-            prices.sections,
-            prices.old_cents,
-            prices.new_cents,
-            prices.demand,
-            prices.time,
-            prices.velocity,
-            prices.waitlist,
-        )
+    tags: list[int] = await con.fetchval(
+        _APPLY,
+        prices.event_ids,
+        prices.sections,
+        prices.old_cents,
+        prices.new_cents,
+        prices.demand,
+        prices.time,
+        prices.velocity,
+        prices.waitlist,
+        prices.tags,
     )
+    return tags
 
 
 @dataclass(frozen=True, slots=True)

@@ -362,8 +362,10 @@ async def _reprice(
     )
     result = engine.quote_prices(inputs)
     applied = await _write(hub, state, result)
-    changed = sorted({state.event[row] for row in applied})
-    await _announce(hub, state, result, applied, [int(i) for i in changed])
+    changed: list[int] = np.unique(state.event[list(applied)]).tolist()
+    # Each row's factors keyed by name, made once for the messages and the answer both.
+    factors = [dict(zip(engine.FACTOR_NAMES, f, strict=True)) for f in result.factors.tolist()]
+    await _announce(hub, state, result, factors, applied, changed)
     log.info(
         "prices_updated",
         source=source,
@@ -372,7 +374,7 @@ async def _reprice(
         applied=len(applied),
         events_changed=len(changed),
     )
-    return _quotes(state, result, applied)
+    return _quotes(state, result, factors, applied)
 
 
 async def _write(hub: Hub, state: PricingState, result: engine.PricingResult) -> set[int]:
@@ -381,26 +383,25 @@ async def _write(hub: Hub, state: PricingState, result: engine.PricingResult) ->
     written: set[int] = set()
     if rows.size == 0:
         return written
-    row_of = {(state.event_ids[state.event[r]], state.sections[r]): int(r) for r in rows}
     # Batches of whole events, so an event's sections are written in one transaction.
     batch_of = state.event[rows] // BATCH_EVENTS
     async with hub.db.connection() as con:
         for batch in np.unique(batch_of).tolist():
             part = rows[batch_of == batch]
-            factors = result.factors[part]
+            factors = result.factors[part].T.tolist()
             prices = pricing_db.NewPrices(
-                event_ids=[state.event_ids[state.event[r]] for r in part],
-                sections=[state.sections[r] for r in part],
+                event_ids=[state.event_ids[i] for i in state.event[part].tolist()],
+                sections=[state.sections[r] for r in part.tolist()],
                 old_cents=state.current_cents[part].tolist(),
                 new_cents=result.new_cents[part].tolist(),
-                demand=factors[:, engine.Factor.DEMAND].tolist(),
-                time=factors[:, engine.Factor.TIME].tolist(),
-                velocity=factors[:, engine.Factor.VELOCITY].tolist(),
-                waitlist=factors[:, engine.Factor.WAITLIST].tolist(),
+                demand=factors[engine.Factor.DEMAND],
+                time=factors[engine.Factor.TIME],
+                velocity=factors[engine.Factor.VELOCITY],
+                waitlist=factors[engine.Factor.WAITLIST],
+                tags=part.tolist(),
             )
             async with con.transaction():
-                done = await pricing_db.apply_prices(con, prices)
-            written.update(row_of[(r["event_id"], r["section"])] for r in done)
+                written.update(await pricing_db.apply_prices(con, prices))
     return written
 
 
@@ -408,6 +409,7 @@ async def _announce(
     hub: Hub,
     state: PricingState,
     result: engine.PricingResult,
+    factors: Sequence[dict[str, float]],
     applied: set[int],
     changed: Sequence[int],
 ) -> None:
@@ -415,44 +417,43 @@ async def _announce(
     one round trip per chunk of events (``events.changed_and_announced``)."""
     first_row = np.searchsorted(state.event, np.arange(len(state.event_ids) + 1)).tolist()
     current = state.current_cents.copy()
-    written = list(applied)
+    written = sorted(applied)
     current[written] = result.new_cents[written]
     # Python floats and ints once for every row: indexing numpy arrays row by row would
     # make a numpy scalar per figure.
     prices = (current / 100).tolist()
-    factors = result.factors.tolist()
+    # The contract's {demand, time, velocity, waitlist}: the mean over the sections whose
+    # price moved (every changed event has one), each section's own factors beside it.
+    moved_event = state.event[written]
+    count = np.maximum(np.bincount(moved_event, minlength=len(state.event_ids)), 1)
+    means = [
+        (
+            np.bincount(moved_event, result.factors[written, f], len(state.event_ids)) / count
+        ).tolist()
+        for f in engine.Factor
+    ]
     items: list[tuple[uuid.UUID, dict[str, object]]] = []
     for i in changed:
         rows = range(first_row[i], first_row[i + 1])
-        moved = {
-            state.sections[r]: dict(zip(engine.FACTOR_NAMES, factors[r], strict=True))
-            for r in rows
-            if r in applied
-        }
         message: dict[str, object] = {
             "t": "price",
             "prices": {state.sections[r]: prices[r] for r in rows},
-            # The contract's {demand, time, velocity, waitlist}: the mean over the sections
-            # whose price moved; each section's own factors beside it.
-            "factors": {
-                name: sum(f[name] for f in moved.values()) / len(moved)
-                for name in engine.FACTOR_NAMES
-            }
-            if moved
-            else dict.fromkeys(engine.FACTOR_NAMES, 0.0),
-            "section_factors": moved,
+            "factors": dict(zip(engine.FACTOR_NAMES, (m[i] for m in means), strict=True)),
+            "section_factors": {state.sections[r]: factors[r] for r in rows if r in applied},
         }
         items.append((state.event_ids[i], message))
     await events.changed_and_announced(hub, items)
 
 
 def _quotes(
-    state: PricingState, result: engine.PricingResult, applied: set[int]
+    state: PricingState,
+    result: engine.PricingResult,
+    factors: Sequence[dict[str, float]],
+    applied: set[int],
 ) -> list[dict[str, Any]]:
     # Every column as Python objects once (numpy indexing per field makes a numpy scalar
     # each), and each amount's Decimal built once: prices repeat across rows.
     old, new = state.current_cents.tolist(), result.new_cents.tolist()
-    factors = result.factors.tolist()
     event_of = state.event.tolist()
     amounts: dict[int, Decimal] = {}
 
@@ -476,7 +477,7 @@ def _quotes(
                 "old_price": money(old[row]),
                 "new_price": money(new[row]),
                 "applied": row in applied,
-                "factors": dict(zip(engine.FACTOR_NAMES, factors[row], strict=True)),
+                "factors": factors[row],
             }
         )
     return out
