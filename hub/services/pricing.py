@@ -7,7 +7,9 @@ chunk of events), prices every row at once with the pure engine
 statement per batch, then, for each event whose price moved, bumps the event's version
 (from then on no process holds seats at the old price, and every read shows the new one)
 and publishes a ``price`` message on its channel: ``events.changed_and_announced``, again
-one pipelined round trip per chunk of events, never one per event.
+one pipelined round trip per chunk of events, never one per event. The write's batches run
+`WRITE_CONNECTIONS` at a time while the messages and the answer are built (yielding to the
+event loop every `YIELD_EVERY` events, so the process keeps serving meanwhile).
 
 Velocity. The leader owns a `VelocityTracker` for as long as it leads (``pricing_loop``
 creates it; nothing else holds it): each tick advances it by the seats booked since the
@@ -55,6 +57,12 @@ log = structlog.get_logger(__name__)
 
 #: Events per batch: one state query and one write statement each.
 BATCH_EVENTS = 2_000
+#: Write statements in flight at once, each on its own connection and in its own
+#: transaction (batches are whole events, so no event is split between two).
+WRITE_CONNECTIONS = 2
+#: Events between two yields to the event loop while the messages and the answer are built:
+#: the process keeps serving (holds) meanwhile, and the write's batches keep going.
+YIELD_EVERY = 500
 #: The history before the velocity window that estimates an event's normal rate.
 BASELINE_SECONDS = 2 * engine.VELOCITY_HALF_LIFE_SECONDS
 #: The weight of that history against the prior: what an EWMA started at the prior
@@ -361,69 +369,80 @@ async def _reprice(
         waitlisted=state.waitlisted,
     )
     result = engine.quote_prices(inputs)
-    applied = await _write(hub, state, result)
-    changed: list[int] = np.unique(state.event[list(applied)]).tolist()
     # Each row's factors keyed by name, made once for the messages and the answer both.
     factors = [dict(zip(engine.FACTOR_NAMES, f, strict=True)) for f in result.factors.tolist()]
-    await _announce(hub, state, result, factors, applied, changed)
+    expected = set(np.flatnonzero(result.applied).tolist())
+    # The messages and the answer are built while PostgreSQL writes, for the rows the engine
+    # applied, and built again in the rare run where a concurrent change kept some of them
+    # from being written. Nothing is announced before the write has committed.
+    writing = asyncio.ensure_future(_write(hub, state, result))
+    try:
+        messages = await _messages(state, result, factors, expected)
+        quotes = await _quotes(state, result, factors, expected)
+    finally:
+        # Never left half done: whatever happened here, the batches run to their end.
+        applied = await writing
+    if applied != expected:
+        messages = await _messages(state, result, factors, applied)
+        quotes = await _quotes(state, result, factors, applied)
+    await events.changed_and_announced(hub, messages)
     log.info(
         "prices_updated",
         source=source,
         events=len(state.event_ids),
         rows=len(state.sections),
         applied=len(applied),
-        events_changed=len(changed),
+        events_changed=len(messages),
     )
-    return _quotes(state, result, factors, applied)
+    return quotes
 
 
 async def _write(hub: Hub, state: PricingState, result: engine.PricingResult) -> set[int]:
-    """Write the applied rows, one statement per batch of events; return the rows written."""
+    """Write the applied rows, one statement per batch of events, `WRITE_CONNECTIONS` at a
+    time; return the rows written."""
     rows = np.flatnonzero(result.applied)
-    written: set[int] = set()
     if rows.size == 0:
-        return written
-    # Batches of whole events, so an event's sections are written in one transaction.
+        return set()
     batch_of = state.event[rows] // BATCH_EVENTS
-    async with hub.db.connection() as con:
-        for batch in np.unique(batch_of).tolist():
-            part = rows[batch_of == batch]
-            factors = result.factors[part].T.tolist()
-            prices = pricing_db.NewPrices(
-                event_ids=[state.event_ids[i] for i in state.event[part].tolist()],
-                sections=[state.sections[r] for r in part.tolist()],
-                old_cents=state.current_cents[part].tolist(),
-                new_cents=result.new_cents[part].tolist(),
-                demand=factors[engine.Factor.DEMAND],
-                time=factors[engine.Factor.TIME],
-                velocity=factors[engine.Factor.VELOCITY],
-                waitlist=factors[engine.Factor.WAITLIST],
-                tags=part.tolist(),
-            )
-            async with con.transaction():
-                written.update(await pricing_db.apply_prices(con, prices))
-    return written
+    slots = asyncio.Semaphore(WRITE_CONNECTIONS)
+
+    async def write(part: np.ndarray) -> list[int]:
+        factors = result.factors[part].T.tolist()
+        prices = pricing_db.NewPrices(
+            event_ids=[state.event_ids[i] for i in state.event[part].tolist()],
+            sections=[state.sections[r] for r in part.tolist()],
+            old_cents=state.current_cents[part].tolist(),
+            new_cents=result.new_cents[part].tolist(),
+            demand=factors[engine.Factor.DEMAND],
+            time=factors[engine.Factor.TIME],
+            velocity=factors[engine.Factor.VELOCITY],
+            waitlist=factors[engine.Factor.WAITLIST],
+            tags=part.tolist(),
+        )
+        async with slots, hub.db.transaction() as con:
+            return await pricing_db.apply_prices(con, prices)
+
+    batches = [rows[batch_of == b] for b in np.unique(batch_of).tolist()]
+    done = await asyncio.gather(*(write(part) for part in batches))
+    return set(itertools.chain.from_iterable(done))
 
 
-async def _announce(
-    hub: Hub,
+async def _messages(
     state: PricingState,
     result: engine.PricingResult,
     factors: Sequence[dict[str, float]],
     applied: set[int],
-    changed: Sequence[int],
-) -> None:
-    """Bump each changed event's version, then publish its ``price`` message: pipelined,
-    one round trip per chunk of events (``events.changed_and_announced``)."""
+) -> list[tuple[uuid.UUID, dict[str, object]]]:
+    """The ``price`` message of each event with a row in ``applied``, in event order."""
     first_row = np.searchsorted(state.event, np.arange(len(state.event_ids) + 1)).tolist()
-    current = state.current_cents.copy()
     written = sorted(applied)
+    current = state.current_cents.copy()
     current[written] = result.new_cents[written]
     # Python floats and ints once for every row: indexing numpy arrays row by row would
     # make a numpy scalar per figure.
     prices = (current / 100).tolist()
     # The contract's {demand, time, velocity, waitlist}: the mean over the sections whose
-    # price moved (every changed event has one), each section's own factors beside it.
+    # price moved, each section's own factors beside it.
     moved_event = state.event[written]
     count = np.maximum(np.bincount(moved_event, minlength=len(state.event_ids)), 1)
     means = [
@@ -433,7 +452,9 @@ async def _announce(
         for f in engine.Factor
     ]
     items: list[tuple[uuid.UUID, dict[str, object]]] = []
-    for i in changed:
+    for n, i in enumerate(np.unique(moved_event).tolist()):
+        if n % YIELD_EVERY == YIELD_EVERY - 1:
+            await asyncio.sleep(0)
         rows = range(first_row[i], first_row[i + 1])
         message: dict[str, object] = {
             "t": "price",
@@ -442,10 +463,10 @@ async def _announce(
             "section_factors": {state.sections[r]: factors[r] for r in rows if r in applied},
         }
         items.append((state.event_ids[i], message))
-    await events.changed_and_announced(hub, items)
+    return items
 
 
-def _quotes(
+async def _quotes(
     state: PricingState,
     result: engine.PricingResult,
     factors: Sequence[dict[str, float]],
@@ -469,6 +490,8 @@ def _quotes(
     for row, section in enumerate(state.sections):
         if event_of[row] != last:
             last = event_of[row]
+            if last % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             sections = []
             out.append({"event_id": state.event_ids[last], "sections": sections})
         sections.append(

@@ -184,3 +184,34 @@ async def test_batches_read_every_on_sale_section_once_in_order(
         ]
         assert whole.capacity[rows].tolist() == [10, 10]
         assert whole.venue_ids[i] == uuid.UUID(event["venue_id"])
+
+
+async def test_a_price_set_meanwhile_wins_and_only_the_written_change_is_announced(
+    server: WsServer, http: httpx.AsyncClient, admin_of: Account
+) -> None:
+    event = await make_event(http, admin_of)
+    event_id = uuid.UUID(event["id"])
+    window = pricing_db.Window(engine.VELOCITY_WINDOW_SECONDS, pricing.BASELINE_SECONDS)
+    state = await pricing.read_state(server.hub, window, only=[event_id])
+    # An admin sets a price after the run read the state and before it writes.
+    edited = await http.patch(
+        f"/api/v1/events/{event['id']}",
+        json={"section_prices": {"Orchestra": 150.0}},
+        headers=admin_of.headers,
+    )
+    assert edited.status_code == 200, edited.text
+    watcher = await WatchClient.open(server.event_url(event["id"]), subprotocol="json")
+    try:
+        assert (await watcher.next_seat_message())["t"] == "snapshot"
+        recent, normal = pricing.history_velocity(state)
+        quotes = await pricing._reprice(server.hub, state, recent, normal, source="test")
+        sections = _sections(quotes, event["id"])
+        assert not sections["Orchestra"]["applied"]
+        assert sections["Balcony"]["applied"]  # a first run prices an idle event down
+        message = await asyncio.wait_for(_next_price(watcher), 5)
+        assert set(message["section_factors"]) == {"Balcony"}
+        assert message["factors"] == pytest.approx(sections["Balcony"]["factors"])
+    finally:
+        await watcher.close()
+    seen = (await http.get(f"/api/v1/events/{event['id']}")).json()["prices"]
+    assert seen == {"Orchestra": 150.0, "Balcony": float(sections["Balcony"]["new_price"])}
