@@ -3,9 +3,10 @@
 200+ concurrent clients contend for 50 seats with single holds, group holds, confirms,
 one-call bookings, releases and cancels. Afterwards PostgreSQL and Redis are audited: no
 seat has two active tickets, sold + free + held = capacity, and Redis agrees with
-PostgreSQL seat by seat. The control run serves a test-only app with both guards off
-(``tests/hub/unguarded_app.py``) and the same audit must find a double sale — proof that
-the test can see one.
+PostgreSQL seat by seat. The control run drops the partial unique index on the run's own
+database and lets the one-call bookings of named seats be written by the test itself,
+straight into PostgreSQL without asking Redis (both guards off, nothing of it in ``hub/``);
+the same audit must then find a double sale — proof that the test can see one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,47 @@ from tests.servers import TestServers, run_token, scratch_database
 pytestmark = pytest.mark.slow
 
 CLIENTS = 220
-ROOT = Path(__file__).resolve().parents[2]
+
+
+class Unguarded:
+    """TEST-ONLY seller for the control run: writes a booking of named seats straight into
+    PostgreSQL, asking nobody whether the seats are free (no hold, no Redis), on a database
+    whose partial unique index on active tickets has been dropped (no last guard)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def on(cls, database_url: str) -> AsyncIterator[Unguarded]:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+        try:
+            async with pool.acquire() as con:
+                await con.execute("DROP INDEX IF EXISTS tickets_one_active_per_seat")
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    async def sell(self, who: Account, event_id: str, seat_ids: list[str]) -> int:
+        async with self.pool.acquire() as con, con.transaction():
+            booking_id = await con.fetchval(
+                "INSERT INTO bookings (reference, event_id, user_id, subtotal_cents, total_cents) "
+                "VALUES ($1, $2, $3, 0, 0) RETURNING id",
+                "UNG-" + uuid.uuid4().hex[:12].upper(),
+                uuid.UUID(event_id),
+                uuid.UUID(who.id),
+            )
+            await con.execute(
+                "INSERT INTO tickets (booking_id, event_id, seat_id, price_cents) "
+                "SELECT $1, $2, seat, 0 FROM unnest($3::uuid[]) AS seat",
+                booking_id,
+                uuid.UUID(event_id),
+                [uuid.UUID(s) for s in seat_ids],
+            )
+        return 201
+
+
+Sell = Callable[[Account, str, list[str]], Awaitable[int]]
 EXPECTED = {200, 201, 204, 402, 404, 409, 410, 422, 503}
 FREE, HELD, SOLD = SeatCode.FREE, SeatCode.HELD, SeatCode.SOLD
 
@@ -55,7 +96,7 @@ class Hub:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(servers: TestServers, home: Path, *, unsafe: bool) -> AsyncIterator[Hub]:
+async def running_hub(servers: TestServers, home: Path) -> AsyncIterator[Hub]:
     """``evently serve --workers 2`` on a database of its own (the control run drops an index)."""
     async with scratch_database(servers, "evently_race") as database_url:
         prefix = f"evently:race{run_token()}:"
@@ -73,17 +114,8 @@ async def running_hub(servers: TestServers, home: Path, *, unsafe: bool) -> Asyn
             "EVENTLY_PAYMENT_LATENCY_MS": "5",  # widen the window between check and write
             "EVENTLY_DB_POOL_MAX": "10",
             "EVENTLY_DB_POOL_MIN": "1",
-            "PYTHONPATH": str(ROOT),
         }
         command = [sys.executable, "-m", "hub.cli", "serve", "--workers", "2", "--port", str(port)]
-        if unsafe:  # the same hub behind the test-only unguarded booking path
-            migrate = [sys.executable, "-m", "hub.cli", "migrate"]
-            await asyncio.to_thread(subprocess.run, migrate, env=env, check=True)
-            command = [
-                sys.executable,
-                *("-m", "uvicorn", "tests.hub.unguarded_app:create", "--factory"),
-                *("--workers", "2", "--port", str(port), "--log-level", "error"),
-            ]
         proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped by PID below
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -156,6 +188,7 @@ async def _buyer(
     rng: random.Random,
     tally: Tally,
     go: asyncio.Event,
+    sell: Sell | None = None,
 ) -> None:
     headers = who.headers
     api = "/api/v1"
@@ -194,11 +227,12 @@ async def _buyer(
                 )
                 booking = done.json() if done.status_code == 201 else None
         elif kind < 0.8:  # hold and confirm in one call, named seats
+            chosen = rng.sample(seat_ids, rng.randint(1, 2))
+            if sell is not None:  # the control run: written around both guards
+                tally.statuses[("unguarded", await sell(who, event_id, chosen))] += 1
+                continue
             done = await call(
-                "book",
-                "POST",
-                "/bookings",
-                {"event_id": event_id, "seat_ids": rng.sample(seat_ids, rng.randint(1, 2))},
+                "book", "POST", "/bookings", {"event_id": event_id, "seat_ids": chosen}
             )
             booking = done.json() if done.status_code == 201 else None
         else:  # hold and confirm in one call, best available
@@ -254,7 +288,7 @@ async def _audit(hub: Hub, event_id: str) -> Audit:
     return Audit(int(double), sold, snapshot[1], held, availability)
 
 
-async def _contend(hub: Hub) -> tuple[str, Tally]:
+async def _contend(hub: Hub, sell: Sell | None = None) -> tuple[str, Tally]:
     admin, buyers = await _accounts(hub.database_url, CLIENTS)
     limits = httpx.Limits(max_connections=CLIENTS + 20, max_keepalive_connections=CLIENTS + 20)
     async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=60) as http:
@@ -267,7 +301,9 @@ async def _contend(hub: Hub) -> tuple[str, Tally]:
         rng = random.Random(20240611)
         tasks = [
             asyncio.create_task(
-                _buyer(http, buyer, event["id"], seat_ids, random.Random(rng.random()), tally, go)
+                _buyer(
+                    http, buyer, event["id"], seat_ids, random.Random(rng.random()), tally, go, sell
+                )
             )
             for buyer in buyers
         ]
@@ -283,7 +319,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def test_no_double_sale_under_contention(servers: TestServers, tmp_path: Path) -> None:
-    async with running_hub(servers, tmp_path, unsafe=False) as hub:
+    async with running_hub(servers, tmp_path) as hub:
         event_id, tally = await _contend(hub)
         audit = await _audit(hub, event_id)
     print(
@@ -315,8 +351,8 @@ async def test_no_double_sale_under_contention(servers: TestServers, tmp_path: P
 async def test_control_run_without_guards_finds_a_double_sale(
     servers: TestServers, tmp_path: Path
 ) -> None:
-    async with running_hub(servers, tmp_path, unsafe=True) as hub:
-        event_id, tally = await _contend(hub)
+    async with running_hub(servers, tmp_path) as hub, Unguarded.on(hub.database_url) as unguarded:
+        event_id, tally = await _contend(hub, unguarded.sell)
         audit = await _audit(hub, event_id)
     print(f"\ncontrol: {audit.double_sold} seats sold twice; {sorted(tally.statuses.items())}")
     assert audit.double_sold > 0
