@@ -1,4 +1,4 @@
-"""``python -m loadtest.bench_bulk``: bulk group bookings of 200 seats on a 20,000-seat venue.
+"""``python -m tests.bench.bulk``: bulk group bookings of 200 seats on a 20,000-seat venue.
 
 End to end through the hub's HTTP stack, in process: the app (``create_app``, with its
 lifespan) on the local PostgreSQL and Redis (a fresh database and key prefix of its own,
@@ -144,7 +144,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench_bulk")
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bulk")
     add_arguments(parser)
     return asyncio.run(run(parser.parse_args(argv)))
 
