@@ -64,12 +64,24 @@ async def get_booking(
     Raises:
         NotFound: no such booking, or someone else's (a non-admin cannot tell them apart).
     """
+    row, seats = await visible_booking(hub, user_id, is_admin, booking_id)
+    return booking_view(row, seats)
+
+
+async def visible_booking(
+    hub: Hub, user_id: uuid.UUID, is_admin: bool, booking_id: uuid.UUID
+) -> tuple[Record, list[dict[str, Any]]]:
+    """A booking's row and seat lines, if the caller may see it (its owner, or an admin).
+
+    Raises:
+        NotFound: no such booking, or someone else's (a non-admin cannot tell them apart).
+    """
     async with hub.db.connection() as con:
         row = await bookings_db.by_id(con, booking_id)
         if row is None or (row["user_id"] != user_id and not is_admin):
             raise NotFound(f"No such booking: {booking_id}")
         seats = await bookings_db.seats_of(con, [booking_id])
-    return booking_view(row, [seat_line(s) for s in seats])
+    return row, [seat_line(s) for s in seats]
 
 
 async def list_bookings(

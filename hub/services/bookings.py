@@ -101,25 +101,16 @@ async def create_booking(
         ValidationError: an invalid discount code (naming ``discount_code``).
         IdempotencyConflict: the key was used with another body.
     """
-    claim: Claim | None = None
-    if idempotency_key is not None:
-        found = await idempotency.claim(
-            hub, user_id, idempotency.check_key(idempotency_key), request_hash
-        )
-        if isinstance(found, Replay):
-            return found
-        claim = found
-    try:
+
+    async def work(claim: Claim | None) -> dict[str, Any]:
         if request.hold_id is not None:
             return await confirm_hold(
                 hub, user_id, request.hold_id, discount_code=request.discount_code, claim=claim
             )
         assert request.event_id is not None
         return await book_now(hub, user_id, request, claim=claim)
-    except BaseException:
-        if claim is not None:
-            await idempotency.give_back(hub, claim)
-        raise
+
+    return await idempotency.once(hub, user_id, idempotency_key, request_hash, work)
 
 
 async def confirm_hold(

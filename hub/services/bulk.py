@@ -67,20 +67,11 @@ async def book_group(
         IdempotencyConflict: the key was used with another body.
     """
     _check_size(hub, request.quantity)
-    claim: Claim | None = None
-    if idempotency_key is not None:
-        found = await idempotency.claim(
-            hub, user_id, idempotency.check_key(idempotency_key), request_hash
-        )
-        if isinstance(found, Replay):
-            return found
-        claim = found
-    try:
+
+    async def work(claim: Claim | None) -> dict[str, Any]:
         return await _book(hub, user_id, request, claim)
-    except BaseException:
-        if claim is not None:
-            await idempotency.give_back(hub, claim)
-        raise
+
+    return await idempotency.once(hub, user_id, idempotency_key, request_hash, work)
 
 
 def _check_size(hub: Hub, quantity: int) -> None:

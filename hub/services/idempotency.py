@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,3 +110,35 @@ async def give_back(hub: Hub, claim: Claim) -> None:
         await asyncio.shield(release())
     except Exception as exc:  # the claim then goes stale and is taken over
         log.warning("idempotency_release_failed", error=repr(exc))
+
+
+async def once(
+    hub: Hub,
+    user_id: uuid.UUID,
+    key: str | None,
+    digest: str,
+    work: Callable[[Claim | None], Awaitable[dict[str, Any]]],
+) -> dict[str, Any] | Replay:
+    """Do ``work`` at most once per ``Idempotency-Key`` (when one was sent).
+
+    Returns:
+        What ``work`` returned (it records its own response through the claim, in its
+        transaction), or the ``Replay`` of the first response to this key and body.
+
+    Raises:
+        IdempotencyConflict: the key was used with another body; Conflict: the first
+        request with this key is still in flight; whatever ``work`` raises (the claim is
+        given back first, so the client may retry with the same key).
+    """
+    claimed: Claim | None = None
+    if key is not None:
+        found = await claim(hub, user_id, check_key(key), digest)
+        if isinstance(found, Replay):
+            return found
+        claimed = found
+    try:
+        return await work(claimed)
+    except BaseException:
+        if claimed is not None:
+            await give_back(hub, claimed)
+        raise

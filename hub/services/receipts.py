@@ -16,8 +16,6 @@ from engines.money import bp_to_fraction, cents_to_decimal
 from engines.receipts import split_discount
 from hub.context import Hub
 from hub.db import Record
-from hub.db import bookings as bookings_db
-from hub.errors import NotFound
 from hub.services import booking_views
 
 
@@ -68,9 +66,5 @@ async def get_receipt(
     Raises:
         NotFound: no such booking, or someone else's (a non-admin cannot tell them apart).
     """
-    async with hub.db.connection() as con:
-        row = await bookings_db.by_id(con, booking_id)
-        if row is None or (row["user_id"] != user_id and not is_admin):
-            raise NotFound(f"No such booking: {booking_id}")
-        seats = await bookings_db.seats_of(con, [booking_id])
-    return receipt_view(row, [booking_views.seat_line(s) for s in seats])
+    row, seats = await booking_views.visible_booking(hub, user_id, is_admin, booking_id)
+    return receipt_view(row, seats)
