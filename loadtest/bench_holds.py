@@ -15,6 +15,13 @@ else private embedded servers. The hub gets its own database and key prefix, rat
 off, connection caps raised; buyers are inserted straight into PostgreSQL and their tokens
 issued with the hub's code (``loadtest.accounts``).
 
+``--beside-update-all EVENTS``: that many more on-sale events are seeded in the hub's
+database (``bench_pricing.seed``), and each run measures the hub a second time while another
+process (unpinned) calls ``POST /advanced/pricing/update-all`` as the admin, one call after
+another; a second table gives the hold p99 alone and beside, and each run's own ratio. Run
+it with a long ``EVENTLY_PRICING_INTERVAL_SECONDS`` so the leader's own tick stays out of
+both figures.
+
 Output: a line per level, then the table (medians over runs, with the min-max spread when
 ``--runs`` > 1) and a JSON file with every figure. Exit 0 — it is a measurement — unless a
 level's errors exceed 1 % of its requests (exit 1). Everything it starts it stops, by PID,
@@ -28,10 +35,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import secrets
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -46,7 +56,7 @@ import httpx
 import uvloop
 
 from hub.settings import Settings, SettingsError
-from loadtest import hold_job
+from loadtest import bench_pricing, hold_job
 from loadtest.accounts import seed_buyers
 from loadtest.bench_servers import (
     Hub,
@@ -87,6 +97,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="hub and ceiling workers")
     p.add_argument("--seed", type=int, default=1, help="seed of the seat choices")
     p.add_argument("--out", type=Path, help="JSON file (default loadtest-results/...)")
+    p.add_argument(
+        "--beside-update-all",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="seed EVENTS more on-sale events (as bench_pricing does) and, in each run, "
+        "measure the hub again while a loop of POST /advanced/pricing/update-all runs beside",
+    )
 
 
 def levels_of(text: str) -> list[int]:
@@ -147,6 +165,9 @@ def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
     summary = summarise_runs(runs, levels)
     print(f"\nhold path, {args.workers} workers, {runs_note(args.runs)}; load average {_load()}")
     print("\n".join(table(summary, args.runs)), flush=True)
+    if args.beside_update_all:
+        print(f"\nhold p99 with update-all over {args.beside_update_all} more events beside")
+        print("\n".join(beside_table(runs, levels)), flush=True)
     failed = [
         f"{target} {level['connections']}"
         for run_ in runs
@@ -169,6 +190,7 @@ def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
         "event_seats": setup.event_seats,
         "load_before": load_before,
         "load_after": os.getloadavg(),
+        "beside_update_all_events": args.beside_update_all,
     }
     results = {"meta": meta, "runs": runs, "summary": summary, "failed_levels": failed}
     out = args.out or Path("loadtest-results") / (
@@ -205,7 +227,15 @@ def _setup(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
     print(f"starting the hub ({args.workers} workers)...", flush=True)
     hub = start_hub(database_url, redis_url, prefix, secret, args.workers, max(levels), home)
     stack.callback(hub.stop)
-    event_id = create_event(hub.url, hub.admin_email, hub.admin_password, POOL, MAX_PER_USER)
+    if args.beside_update_all:
+        # Before the bench's event, so the seeded bookings land on the seeded events only.
+        print(f"seeding {args.beside_update_all} events to price...", flush=True)
+        many = argparse.Namespace(events=args.beside_update_all, venues=100, sections=6, bookings=2)
+        asyncio.run(bench_pricing.seed(database_url, many))
+    try:
+        event_id = create_event(hub.url, hub.admin_email, hub.admin_password, POOL, MAX_PER_USER)
+    except httpx.HTTPStatusError as exc:
+        raise RuntimeError(f"creating the event: {exc.response.text[:500]}") from None
     reply = httpx.get(f"{hub.url}/api/v1/events/{event_id}/seats", timeout=30)
     if reply.status_code != 200:
         raise RuntimeError(f"the hub's seat map: {reply.status_code} {reply.text[:500]}")
@@ -322,11 +352,92 @@ def _one_run(
     asyncio.run(clear_ceiling(setup.redis_url, setup.prefix))
     print(f"run {number}/{args.runs}: the hub...", flush=True)
     target = hold_job.Target("hub", "127.0.0.1", hub.port, setup.event_id, tuple(hub.pids()))
-    return {
+    out: dict[str, Any] = {
         "ceiling": ceiling,
         "hub": _levels(target, levels, args, setup, number),
         "idle_hub_cpu_pct_during_ceiling": round(idle * 100, 1),
     }
+    if args.beside_update_all:
+        print(f"run {number}/{args.runs}: the hub, update-all looping beside...", flush=True)
+        with _update_all_loop(hub) as calls_ms:
+            beside = hold_job.Target(
+                "hub+update-all", "127.0.0.1", hub.port, setup.event_id, tuple(hub.pids())
+            )
+            out["hub_beside"] = _levels(beside, levels, args, setup, number)
+        out["update_all_ms"] = calls_ms
+        print(f"  update-all beside: {_calls_line(calls_ms)}", flush=True)
+    return out
+
+
+@contextlib.contextmanager
+def _update_all_loop(hub: Hub) -> Iterator[list[float]]:
+    """``POST /advanced/pricing/update-all`` as the admin, one call after another, in a
+    process of its own (unpinned: not on the client's core) for as long as the block
+    runs; the list it yields gets each call's duration (ms) once the loop has stopped."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    results: multiprocessing.Queue[list[float]] = context.Queue()
+    proc = context.Process(
+        target=_loop_update_all,
+        args=(hub.url, hub.admin_email, hub.admin_password, stop, results),
+        daemon=True,
+    )
+    proc.start()
+    calls: list[float] = []
+    try:
+        yield calls
+        stop.set()
+        calls.extend(results.get(timeout=120))
+    finally:
+        stop.set()
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()  # by its own handle: only the process started here
+            proc.join()
+
+
+def _loop_update_all(
+    url: str,
+    email: str,
+    password: str,
+    stop: multiprocessing.synchronize.Event,
+    results: multiprocessing.Queue[list[float]],
+) -> None:
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    calls: list[float] = []
+    with httpx.Client(base_url=f"{url}/api/v1", timeout=120) as client:
+        login = client.post("/auth/login", json={"email": email, "password": password})
+        login.raise_for_status()
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        while not stop.is_set():
+            started = time.perf_counter()
+            reply = client.post("/advanced/pricing/update-all", headers=headers)
+            reply.raise_for_status()
+            calls.append((time.perf_counter() - started) * 1000)
+    results.put(calls)
+
+
+def _calls_line(calls_ms: list[float]) -> str:
+    if not calls_ms:
+        return "no call finished"
+    return (
+        f"{len(calls_ms)} calls, median {statistics.median(calls_ms):.0f} ms"
+        f" (min {min(calls_ms):.0f}, max {max(calls_ms):.0f})"
+    )
+
+
+def beside_table(runs: list[dict[str, Any]], levels: list[int]) -> list[str]:
+    """Per level: the hub's hold p99 alone and with update-all beside (medians over the
+    runs, min-max), and the rise: the median of each run's own beside/alone ratio."""
+    lines = [f"{'conns':>6}{'p99 alone ms':>22}{'p99 beside ms':>22}{'beside/alone':>22}"]
+    for i, n in enumerate(levels):
+        alone = [r["hub"][i]["hold_latency_ms"]["p99"] for r in runs]
+        beside = [r["hub_beside"][i]["hold_latency_ms"]["p99"] for r in runs]
+        ratios = [b / a for a, b in zip(alone, beside, strict=True)]
+        cells = [f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})" for v in (alone, beside)]
+        rise = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        lines.append(f"{n:>6}{cells[0]:>22}{cells[1]:>22}{rise:>22}")
+    return lines
 
 
 @contextlib.contextmanager
