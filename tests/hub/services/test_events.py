@@ -10,12 +10,12 @@ import uuid
 
 import httpx
 
+from hub.context import Hub
 from hub.db import events as events_db
 from hub.services import events
 from tests.conftest import Account
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import API, hold, hold_ok
-from tests.live import WsServer
 
 
 async def test_a_cancellation_stops_holds_in_every_process_at_once(
@@ -54,18 +54,18 @@ async def test_a_price_change_is_quoted_by_every_process_at_once(
 
 
 async def test_a_batch_of_changes_is_seen_by_every_process_once_it_returns(
-    client: httpx.AsyncClient, short: WsServer, quick: httpx.AsyncClient, admin: Account
+    hub: Hub, client: httpx.AsyncClient, short_client: httpx.AsyncClient, admin: Account
 ) -> None:
     made = [await make_event(client, admin, rows=1, seats_per_row=4) for _ in range(2)]
     for event in made:  # both processes cache both events
-        for reader in (client, quick):
+        for reader in (client, short_client):
             assert (await reader.get(f"{API}/events/{event['id']}")).status_code == 200
     ids = [uuid.UUID(event["id"]) for event in made]
-    async with short.hub.db.transaction() as con:
+    async with hub.db.transaction() as con:
         for event_id in ids:
             await events_db.set_prices(con, event_id, {"Orchestra": 12_345})
-    await events.changed_and_announced(short.hub, [(e, {"t": "price"}) for e in ids])
+    await events.changed_and_announced(hub, [(e, {"t": "price"}) for e in ids])
     for event in made:
-        for reader in (client, quick):
+        for reader in (client, short_client):
             seen = (await reader.get(f"{API}/events/{event['id']}")).json()
             assert seen["prices"]["Orchestra"] == 123.45
