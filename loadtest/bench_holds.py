@@ -16,7 +16,7 @@ off, connection caps raised; buyers are inserted straight into PostgreSQL and th
 issued with the hub's code (``loadtest.accounts``).
 
 ``--beside-update-all EVENTS``: that many more on-sale events are seeded in the hub's
-database (``bench_pricing.seed``), and each run measures the hub a second time while another
+database (``loadtest.seeding``), and each run measures the hub a second time while another
 process (unpinned) calls ``POST /advanced/pricing/update-all`` as the admin, one call after
 another; a second table gives the hold p99 alone and beside, and each run's own ratio. Run
 it with a long ``EVENTLY_PRICING_INTERVAL_SECONDS`` so the leader's own tick stays out of
@@ -56,7 +56,7 @@ import httpx
 import uvloop
 
 from hub.settings import Settings, SettingsError
-from loadtest import bench_pricing, hold_job
+from loadtest import hold_job, seeding
 from loadtest.accounts import seed_buyers
 from loadtest.bench_servers import (
     Hub,
@@ -102,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="EVENTS",
-        help="seed EVENTS more on-sale events (as bench_pricing does) and, in each run, "
+        help="seed EVENTS more on-sale events (as the pricing benchmark does) and, in each run, "
         "measure the hub again while a loop of POST /advanced/pricing/update-all runs beside",
     )
 
@@ -231,7 +231,7 @@ def _setup(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
         # Before the bench's event, so the seeded bookings land on the seeded events only.
         print(f"seeding {args.beside_update_all} events to price...", flush=True)
         many = argparse.Namespace(events=args.beside_update_all, venues=100, sections=6, bookings=2)
-        asyncio.run(bench_pricing.seed(database_url, many))
+        asyncio.run(seeding.seed(database_url, many))
     try:
         event_id = create_event(hub.url, hub.admin_email, hub.admin_password, POOL, MAX_PER_USER)
     except httpx.HTTPStatusError as exc:
