@@ -52,9 +52,14 @@ from loadtest.bench_holds import _setup as setup_hub
 from loadtest.bench_holds import _terminate as terminate
 from loadtest.bench_servers import Hub, hub_overrides
 from loadtest.bench_table import CLIENT_SATURATED_PCT, COLUMNS, runs_note, summarise_runs, table
-from loadtest.hold_job import DRAIN_TIMEOUT, RECONNECT_PAUSE, Target, Window, cpu_seconds
-from loadtest.hold_job import _own_cpu as own_cpu
-from loadtest.hold_job import _redis_cpu as redis_cpu_seconds
+from loadtest.hold_job import (
+    RECONNECT_PAUSE,
+    Target,
+    Window,
+    cpu_seconds,
+    measure,
+    open_connections,
+)
 from loadtest.http1 import Http1Connection, ProtocolError
 from loadtest.launch import clear_ceiling
 from loadtest.report import percentiles
@@ -318,47 +323,16 @@ async def run_level(
         The level's figures (see ``summarise``).
     """
     tally, window, stop = ReadTally(), Window(), asyncio.Event()
-    opened = await asyncio.gather(
-        *(Http1Connection.open(target.host, target.port) for _ in heads), return_exceptions=True
-    )
-    conns = [c for c in opened if isinstance(c, Http1Connection)]
-    if len(conns) != len(heads):
-        for c in conns:
-            c.close()
-        failed = next(c for c in opened if isinstance(c, BaseException))
-        raise RuntimeError(f"{target.name}: could not open {len(heads)} connections: {failed!r}")
+    conns = await open_connections(target, len(heads))
     path = f"/api/v1/events/{target.event_id}"
     tasks = [
         asyncio.create_task(_reader(target, conn, path, head, expected, window, tally, stop))
         for conn, head in zip(conns, heads, strict=True)
     ]
-    load = os.getloadavg()[0]
-    try:
-        await asyncio.sleep(warmup)
-        cpu_before = (own_cpu(), cpu_seconds(target.pids), redis_cpu_seconds(redis_pid))
-        window.start = time.perf_counter()
-        await asyncio.sleep(duration)
-        window.end = time.perf_counter()
-        cpu_after = (own_cpu(), cpu_seconds(target.pids), redis_cpu_seconds(redis_pid))
-    finally:
-        stop.set()
-        _done, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    seconds = window.end - window.start
-    cpu = [(a - b) / seconds * 100 for b, a in zip(cpu_before, cpu_after, strict=True)]
-    return summarise(
-        tally,
-        seconds,
-        connections=len(heads),
-        warmup=warmup,
-        unfinished=len(pending),
-        client_cpu=cpu[0],
-        server_cpu=cpu[1],
-        redis_cpu=cpu[2] if redis_pid is not None else None,
-        load=load,
+    seconds, figures = await measure(
+        target, tasks, stop, window, warmup=warmup, duration=duration, redis_pid=redis_pid
     )
+    return summarise(tally, seconds, connections=len(heads), **figures)
 
 
 async def _reader(

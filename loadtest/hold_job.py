@@ -181,15 +181,7 @@ async def run_level(
     """
     tally, window, stop = Tally(), Window(), asyncio.Event()
     seats = [s.encode() for s in pool]
-    opened = await asyncio.gather(
-        *(Http1Connection.open(target.host, target.port) for _ in tokens), return_exceptions=True
-    )
-    conns = [c for c in opened if isinstance(c, Http1Connection)]
-    if len(conns) != len(tokens):
-        for c in conns:
-            c.close()
-        failed = next(c for c in opened if isinstance(c, BaseException))
-        raise RuntimeError(f"{target.name}: could not open {len(tokens)} connections: {failed!r}")
+    conns = await open_connections(target, len(tokens))
     tasks = [
         asyncio.create_task(
             _loop(
@@ -198,6 +190,44 @@ async def run_level(
         )
         for i, (conn, token) in enumerate(zip(conns, tokens, strict=True))
     ]
+    seconds, figures = await measure(
+        target, tasks, stop, window, warmup=warmup, duration=duration, redis_pid=redis_pid
+    )
+    return summarise(tally, seconds, connections=len(tokens), **figures)
+
+
+async def open_connections(target: Target, n: int) -> list[Http1Connection]:
+    """``n`` keep-alive connections to ``target``, all or none.
+
+    Raises:
+        RuntimeError: some could not be opened (the others are closed again).
+    """
+    opened = await asyncio.gather(
+        *(Http1Connection.open(target.host, target.port) for _ in range(n)),
+        return_exceptions=True,
+    )
+    conns = [c for c in opened if isinstance(c, Http1Connection)]
+    if len(conns) != n:
+        for c in conns:
+            c.close()
+        failed = next(c for c in opened if isinstance(c, BaseException))
+        raise RuntimeError(f"{target.name}: could not open {n} connections: {failed!r}")
+    return conns
+
+
+async def measure(
+    target: Target,
+    tasks: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+    window: Window,
+    *,
+    warmup: float,
+    duration: float,
+    redis_pid: int | None,
+) -> tuple[float, dict[str, Any]]:
+    """Let the running client ``tasks`` warm up, time the measured window with the CPU each
+    side used in it, then stop them. Returns the window's length and the figures
+    ``summarise`` takes besides the tally and the connection count."""
     load = os.getloadavg()[0]
     try:
         await asyncio.sleep(warmup)
@@ -217,17 +247,14 @@ async def run_level(
         (after - before) / seconds * 100
         for before, after in zip(cpu_before, cpu_after, strict=True)
     ]
-    return summarise(
-        tally,
-        seconds,
-        connections=len(tokens),
-        warmup=warmup,
-        unfinished=len(pending),
-        client_cpu=cpu[0],
-        server_cpu=cpu[1],
-        redis_cpu=cpu[2] if redis_pid is not None else None,
-        load=load,
-    )
+    return seconds, {
+        "warmup": warmup,
+        "unfinished": len(pending),
+        "client_cpu": cpu[0],
+        "server_cpu": cpu[1],
+        "redis_cpu": cpu[2] if redis_pid is not None else None,
+        "load": load,
+    }
 
 
 def _redis_cpu(pid: int | None) -> float:
