@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from engines.money import cents_to_decimal
+from engines.pricing import FACTOR_NAMES
 from engines.seats import count_seats
 from hub import jsonenc
 from hub.context import Hub
@@ -160,6 +161,8 @@ async def update_event(
             await events_db.set_prices(con, event_id, section_prices)
         await events_db.update(con, event_id, changes)
     await changed(hub, event_id)
+    if section_prices:
+        await _announce_set_prices(hub, event_id, section_prices)
     log.info(
         "event_updated",
         event_id=str(event_id),
@@ -167,6 +170,24 @@ async def update_event(
         sections=sorted(section_prices),
     )
     return await get_event(hub, event_id)
+
+
+async def _announce_set_prices(
+    hub: Hub, event_id: uuid.UUID, section_prices: Mapping[str, int]
+) -> None:
+    """Prices an admin set reach the live pages as a ``price`` message, as a pricing tick's
+    do. The set price is the section's new base, so nothing moved it: every factor is 0."""
+    event = await load_event(hub, event_id, fresh=True)
+    zero = dict.fromkeys(FACTOR_NAMES, 0.0)
+    await hub.inventory.publish(
+        event_id,
+        {
+            "t": "price",
+            "prices": {name: cents / 100 for name, cents in event.current_cents.items()},
+            "factors": zero,
+            "section_factors": {name: dict(zero) for name in section_prices},
+        },
+    )
 
 
 async def load_event(hub: Hub, event_id: uuid.UUID, *, fresh: bool = False) -> Event:

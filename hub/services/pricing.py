@@ -383,6 +383,7 @@ async def _reprice(
         # Never left half done: whatever happened here, the batches run to their end.
         applied = await writing
     if applied != expected:
+        await _reread_lost(hub, state, expected - applied)
         messages = await _messages(state, result, factors, applied)
         quotes = await _quotes(state, result, factors, applied)
     await events.changed_and_announced(hub, messages)
@@ -395,6 +396,18 @@ async def _reprice(
         events_changed=len(messages),
     )
     return quotes
+
+
+async def _reread_lost(hub: Hub, state: PricingState, lost: set[int]) -> None:
+    """Rows whose write lost to a price set meanwhile (an admin's edit): their current
+    price is whatever that edit set, read again, so the events' ``price`` messages show it
+    rather than the price this run started from."""
+    for i in sorted({int(state.event[r]) for r in lost}):
+        event = await events.load_event(hub, state.event_ids[i], fresh=True)
+        for r in np.flatnonzero(state.event == i).tolist():
+            state.current_cents[r] = event.current_cents.get(
+                state.sections[r], int(state.current_cents[r])
+            )
 
 
 async def _write(hub: Hub, state: PricingState, result: engine.PricingResult) -> set[int]:

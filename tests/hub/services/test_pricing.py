@@ -210,8 +210,31 @@ async def test_a_price_set_meanwhile_wins_and_only_the_written_change_is_announc
         assert sections["Balcony"]["applied"]  # a first run prices an idle event down
         message = await asyncio.wait_for(_next_price(watcher), 5)
         assert set(message["section_factors"]) == {"Balcony"}
+        assert message["prices"]["Orchestra"] == 150.0  # the admin's price, not the old one
         assert message["factors"] == pytest.approx(sections["Balcony"]["factors"])
     finally:
         await watcher.close()
     seen = (await http.get(f"/api/v1/events/{event['id']}")).json()["prices"]
     assert seen == {"Orchestra": 150.0, "Balcony": float(sections["Balcony"]["new_price"])}
+
+
+async def test_prices_an_admin_sets_reach_watchers_as_a_price_message(
+    server: WsServer, http: httpx.AsyncClient, admin_of: Account
+) -> None:
+    event = await make_event(http, admin_of)
+    watcher = await WatchClient.open(server.event_url(event["id"]), subprotocol="json")
+    try:
+        assert (await watcher.next_seat_message())["t"] == "snapshot"
+        edited = await http.patch(
+            f"/api/v1/events/{event['id']}",
+            json={"section_prices": {"Orchestra": 175.0}},
+            headers=admin_of.headers,
+        )
+        assert edited.status_code == 200, edited.text
+        message = await asyncio.wait_for(_next_price(watcher), 5)
+    finally:
+        await watcher.close()
+    assert message["prices"]["Orchestra"] == 175.0
+    assert message["prices"]["Balcony"] == float(event["prices"]["Balcony"])
+    assert message["factors"] == {"demand": 0.0, "time": 0.0, "velocity": 0.0, "waitlist": 0.0}
+    assert set(message["section_factors"]) == {"Orchestra"}
