@@ -18,7 +18,9 @@ import pytest
 
 from engines.seats import SeatCode
 from hub.context import Hub
+from hub.errors import PaymentFailed
 from hub.payments import PaymentDeclined
+from hub.services import bulk
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import API, book, hold_ok, seat_map, statuses
@@ -136,6 +138,30 @@ async def test_a_failed_one_call_booking_is_offered(
     assert await _offered(client, other_user, event_id) == set(seats[1:])
     assert statuses(await seat_map(client, event_id))[seats[0]] == "held"
     assert first["seats"][0]["id"] == seats[0]
+
+
+async def test_a_failed_group_booking_is_offered(
+    client: httpx.AsyncClient,
+    hub: Hub,
+    admin: Account,
+    user: Account,
+    other_user: Account,
+    declining: Declining,
+) -> None:
+    event_id, seats = await _two_seat_event(client, admin)
+    request = bulk.GroupRequest(event_id=uuid.UUID(event_id), quantity=2, group_name="Duo")
+    booking = asyncio.create_task(bulk.book_group(hub, uuid.UUID(user.id), request))
+
+    async def both_held() -> bool:
+        return set(statuses(await seat_map(client, event_id)).values()) == {"held"}
+
+    assert await eventually(both_held)  # the group holds its seats, then pays
+    await _wait_in_line(client, other_user, event_id, quantity=2)
+    declining.gate.set()
+    with pytest.raises(PaymentFailed):
+        await booking
+    # All or nothing: the group keeps no seat, and both go down the line.
+    assert await _offered(client, other_user, event_id) == set(seats)
 
 
 async def test_a_forced_release_after_postgresql_refused_is_offered(
