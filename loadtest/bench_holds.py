@@ -83,7 +83,11 @@ MAX_PER_USER = 10  # above the 4 seats a connection holds at most at a time
 ERROR_LIMIT = 0.01
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_level_arguments(
+    p: argparse.ArgumentParser, *, warmup: float, duration: float, baseline: str
+) -> None:
+    """The options a side-by-side benchmark shares: its servers, levels, window, runs and
+    output; ``baseline`` names what the hub is compared with (for the help texts)."""
     p.add_argument(
         "--database-url",
         help="a PostgreSQL server to make the hub's database on "
@@ -91,12 +95,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--redis-url", help="use this Redis as it is, unpinned (default: a private one)")
     p.add_argument("--connections", default="16,64,256", help="levels, comma-separated")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds not counted, per level")
-    p.add_argument("--duration", type=float, default=10.0, help="measured seconds, per level")
-    p.add_argument("--runs", type=int, default=1, help="ceiling+hub sequences (medians)")
-    p.add_argument("--workers", type=int, default=2, help="hub and ceiling workers")
-    p.add_argument("--seed", type=int, default=1, help="seed of the seat choices")
+    p.add_argument("--warmup", type=float, default=warmup, help="seconds not counted, per level")
+    p.add_argument("--duration", type=float, default=duration, help="measured seconds, per level")
+    p.add_argument("--runs", type=int, default=1, help=f"{baseline}+hub sequences (medians)")
+    p.add_argument("--workers", type=int, default=2, help=f"hub and {baseline} workers")
     p.add_argument("--out", type=Path, help="JSON file (default loadtest-results/...)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_level_arguments(p, warmup=2.0, duration=10.0, baseline="ceiling")
+    p.add_argument("--seed", type=int, default=1, help="seed of the seat choices")
     p.add_argument(
         "--beside-update-all",
         type=int,
@@ -122,7 +130,7 @@ def pinning() -> tuple[set[int] | None, set[int] | None]:
     return {cores[0]}, {cores[1]}
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
+def on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
@@ -133,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"bench-holds: {exc}", file=sys.stderr)
         return 2
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         with contextlib.ExitStack() as stack:
             return _bench(args, levels, stack)
@@ -160,10 +168,12 @@ class Setup:
 
 def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitStack) -> int:
     load_before = os.getloadavg()
-    setup = _setup(args, levels, stack)
+    setup = setup_hub(args, levels, stack)
     runs = [_one_run(args, number, levels, setup) for number in range(1, args.runs + 1)]
     summary = summarise_runs(runs, levels)
-    print(f"\nhold path, {args.workers} workers, {runs_note(args.runs)}; load average {_load()}")
+    print(
+        f"\nhold path, {args.workers} workers, {runs_note(args.runs)}; load average {load_text()}"
+    )
     print("\n".join(table(summary, args.runs)), flush=True)
     if args.beside_update_all:
         print(f"\nhold p99 with update-all over {args.beside_update_all} more events beside")
@@ -205,7 +215,7 @@ def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
     return 0
 
 
-def _setup(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitStack) -> Setup:
+def setup_hub(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitStack) -> Setup:
     """Start Redis, PostgreSQL and the hub (their stops go on ``stack``); seed; pin."""
     server_cpus, client_cpus = pinning()
     home = Path(tempfile.mkdtemp(prefix="evently-bench-"))
@@ -249,7 +259,7 @@ def _setup(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
     print("hub settings: " + " ".join(f"{k}={v}" for k, v in overrides.items()), flush=True)
     print(
         f"event {event_id}: {len(seats)} seats, a pool of {len(pool)}; {len(tokens)} users; "
-        f"load average {_load()}",
+        f"load average {load_text()}",
         flush=True,
     )
     return Setup(
@@ -344,7 +354,7 @@ def _one_run(
     print(f"\nrun {number}/{args.runs}: the ceiling ({args.workers} workers)...", flush=True)
     hub_cpu_before = hold_job.cpu_seconds(hub.pids())
     started = time.monotonic()
-    with _ceiling(args.workers, setup) as (port, pids):
+    with running_ceiling(args.workers, setup) as (port, pids):
         target = hold_job.Target("ceiling", "127.0.0.1", port, setup.event_id, tuple(pids))
         ceiling = _levels(target, levels, args, setup, number)
     idle = (hold_job.cpu_seconds(hub.pids()) - hub_cpu_before) / (time.monotonic() - started)
@@ -441,7 +451,7 @@ def beside_table(runs: list[dict[str, Any]], levels: list[int]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _ceiling(workers: int, setup: Setup) -> Iterator[tuple[int, list[int]]]:
+def running_ceiling(workers: int, setup: Setup) -> Iterator[tuple[int, list[int]]]:
     """The ceiling, started, pinned like the hub, and stopped (by PID) on the way out."""
     proc, url = start_ceiling(workers, setup.redis_url, setup.secret, setup.prefix)
     try:
@@ -484,5 +494,5 @@ def _levels(
     return uvloop.run(all_levels())
 
 
-def _load() -> str:
+def load_text() -> str:
     return " / ".join(f"{v:.2f}" for v in os.getloadavg())

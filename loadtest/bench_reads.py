@@ -45,11 +45,9 @@ import psutil
 import uvloop
 
 from loadtest import bench_holds, ceiling
-from loadtest.bench_holds import Setup, levels_of
-from loadtest.bench_holds import _ceiling as start_bare
-from loadtest.bench_holds import _load as load_text
-from loadtest.bench_holds import _setup as setup_hub
-from loadtest.bench_holds import _terminate as terminate
+from loadtest.bench_holds import Setup, add_level_arguments, levels_of, load_text, setup_hub
+from loadtest.bench_holds import on_sigterm as terminate
+from loadtest.bench_holds import running_ceiling as start_bare
 from loadtest.bench_servers import Hub, hub_overrides
 from loadtest.bench_table import CLIENT_SATURATED_PCT, COLUMNS, runs_note, summarise_runs, table
 from loadtest.hold_job import (
@@ -70,19 +68,8 @@ PY_SPY = Path(sys.executable).with_name("py-spy")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--database-url",
-        help="a PostgreSQL server to make the hub's database on "
-        "(default: EVENTLY_DATABASE_URL, else private embedded servers)",
-    )
-    p.add_argument("--redis-url", help="use this Redis as it is, unpinned (default: a private one)")
-    p.add_argument("--connections", default="16,64,256", help="levels, comma-separated")
     # 12 levels (3 x 2 modes x 2 servers) of 1 + 4 s, plus about 15 s of setup: ~80 s.
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds not counted, per level")
-    p.add_argument("--duration", type=float, default=4.0, help="measured seconds, per level")
-    p.add_argument("--runs", type=int, default=1, help="bare+hub sequences (medians)")
-    p.add_argument("--workers", type=int, default=2, help="hub and bare app workers")
-    p.add_argument("--out", type=Path, help="JSON file (default loadtest-results/...)")
+    add_level_arguments(p, warmup=1.0, duration=4.0, baseline="bare app")
     p.add_argument(
         "--profile-hub",
         type=Path,

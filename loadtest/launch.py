@@ -42,6 +42,32 @@ STOP_TIMEOUT = 20.0
 SERVERS_TIMEOUT = 120.0
 
 
+def hub_environment(
+    home: Path,
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    secret: str,
+    admin: tuple[str, str],
+    extra: dict[str, str],
+) -> dict[str, str]:
+    """The environment of an ``evently serve`` a load test starts: its servers, key prefix,
+    secret and bootstrap admin, JSON logs at ``warning``, and ``extra`` settings."""
+    return {
+        **os.environ,
+        "EVENTLY_HOME": str(home / "hub"),
+        "EVENTLY_DATABASE_URL": database_url,
+        "EVENTLY_REDIS_URL": redis_url,
+        "EVENTLY_REDIS_PREFIX": prefix,
+        "EVENTLY_SECRET_KEY": secret,
+        "EVENTLY_ADMIN_EMAIL": admin[0],
+        "EVENTLY_ADMIN_PASSWORD": admin[1],
+        "EVENTLY_LOG_FORMAT": "json",
+        "EVENTLY_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,21 +160,19 @@ def start_hub(args: argparse.Namespace) -> StartedHub:
     port = free_port()
     secret = secrets.token_urlsafe(48)
     admin_email, admin_password = f"surge-admin-{token}@example.com", secrets.token_urlsafe(16)
-    env = {
-        **os.environ,
-        "EVENTLY_HOME": str(home / "hub"),
-        "EVENTLY_DATABASE_URL": database_url,
-        "EVENTLY_REDIS_URL": redis_url,
-        "EVENTLY_REDIS_PREFIX": prefix,
-        "EVENTLY_SECRET_KEY": secret,
-        "EVENTLY_ADMIN_EMAIL": admin_email,
-        "EVENTLY_ADMIN_PASSWORD": admin_password,
-        "EVENTLY_RATE_LIMITS": "off",
-        "EVENTLY_HOLD_TTL_SECONDS": str(args.hold_ttl),
-        "EVENTLY_WS_MAX_PER_IP": str(args.watchers + args.processes + 100),
-        "EVENTLY_LOG_FORMAT": "json",
-        "EVENTLY_LOG_LEVEL": "warning",
-    }
+    env = hub_environment(
+        home,
+        database_url,
+        redis_url,
+        prefix,
+        secret,
+        (admin_email, admin_password),
+        {
+            "EVENTLY_RATE_LIMITS": "off",
+            "EVENTLY_HOLD_TTL_SECONDS": str(args.hold_ttl),
+            "EVENTLY_WS_MAX_PER_IP": str(args.watchers + args.processes + 100),
+        },
+    )
     log = open(home / "hub.log", "wb")  # kept open for the child's lifetime
     cmd = [sys.executable, "-m", "hub.cli", "serve", "--workers", str(args.workers)]
     cmd += ["--port", str(port)]
