@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 import pytest
 
 from hub.auth import Role, issue_token
@@ -22,6 +20,7 @@ from loadtest import ceiling
 from loadtest.bench_table import summarise_runs, table
 from loadtest.hold_job import Tally, median_spread, summarise
 from loadtest.http1 import Http1Connection, ProtocolError, ResponseParser
+from tests.loadtest.processes import assert_all_gone, descendants_while_running
 from tests.servers import TestServers
 
 # --- the response parser -------------------------------------------------------------------
@@ -300,7 +299,7 @@ def test_a_tiny_run_measures_both_targets_and_stops_everything(
     log = tmp_path / "bench.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, text=True)
-        started = _descendants_while_running(proc, timeout=180)
+        started = descendants_while_running(proc, timeout=180)
     stdout = log.read_text()
     assert proc.returncode == 0, stdout[-4000:]
     assert "| connections | ceiling holds/s | hub holds/s | ratio |" in stdout
@@ -317,33 +316,4 @@ def test_a_tiny_run_measures_both_targets_and_stops_everything(
         assert level["hold_latency_ms"]["p99"] > 0
     assert report["failed_levels"] == []
     # Everything it started is gone: Redis, PostgreSQL's scratch database user, hub, ceiling.
-    assert started, "expected the run to start processes"
-    deadline = time.monotonic() + 15
-    while [p for p in started if _alive(p)] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [(p.pid, p.cmdline()) for p in started if _alive(p)]
-
-
-def _descendants_while_running(proc: subprocess.Popen[str], timeout: float) -> list[psutil.Process]:
-    """Every descendant seen while ``proc`` runs (sampled), then wait for it to end."""
-    seen: dict[int, psutil.Process] = {}
-    deadline = time.monotonic() + timeout
-    parent = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the bench did not end in time")
-        try:
-            for child in parent.children(recursive=True):
-                seen.setdefault(child.pid, child)
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    return list(seen.values())
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    assert_all_gone(started)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from tests.loadtest.processes import assert_all_gone, descendants_while_running
 from tests.servers import TestServers
 
 pytestmark = pytest.mark.slow
@@ -28,7 +27,7 @@ def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Pa
     log = tmp_path / "surge.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, text=True)
-        started = _descendants_while_running(proc, timeout=150)
+        started = descendants_while_running(proc, timeout=150)
     stdout = log.read_text()
     assert proc.returncode == 0, stdout[-4000:]
     assert "audit: ok" in stdout
@@ -48,33 +47,4 @@ def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Pa
     assert report["ratio"] == round(throughput / report["ceiling"]["peak_holds_per_s"], 3)
     assert "<svg" in html.read_text()
     # Everything it started is gone: the hub and its workers, the ceiling, the clients.
-    assert started, "expected the run to start processes"
-    deadline = time.monotonic() + 15  # workers are reaped a moment after their parent
-    while [p for p in started if _alive(p)] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [(p.pid, p.cmdline()) for p in started if _alive(p)]
-
-
-def _descendants_while_running(proc: subprocess.Popen[str], timeout: float) -> list[psutil.Process]:
-    """Every descendant seen while ``proc`` runs (sampled), then wait for it to end."""
-    seen: dict[int, psutil.Process] = {}
-    deadline = time.monotonic() + timeout
-    parent = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the surge did not end in time")
-        try:
-            for child in parent.children(recursive=True):
-                seen.setdefault(child.pid, child)
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    return list(seen.values())
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    assert_all_gone(started)
