@@ -52,6 +52,7 @@ async def serving_hub(
         stack.push_async_callback(db.close)
         stack.push_async_callback(store.close)
         hub = AppHub(settings=settings, db=db, store=store)
+        stack.push_async_callback(hub.offload.stop)
         await accounts.ensure_bootstrap_admin(hub)
         await hub.revocations.start()
         stack.push_async_callback(hub.revocations.stop)

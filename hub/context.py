@@ -31,6 +31,7 @@ from hub.db import Database
 from hub.hold_log import HoldLogWriter
 from hub.inventory import Inventory
 from hub.leader import Leadership
+from hub.offload import Offload
 from hub.payments import PaymentProvider, default_provider
 from hub.records import Event, Layout, VenueSeats
 from hub.revocations import RevocationFeed
@@ -76,6 +77,8 @@ class Hub:
     payments: PaymentProvider = field(init=False)
     # Where the outbox's notifications go.
     sender: Sender = field(init=False)
+    # Heavy background runs (pricing), in a niced child process started on first use.
+    offload: Offload = field(init=False)
 
     def __post_init__(self) -> None:
         self.inventory = Inventory(self.store.client, self.store.keys)
@@ -87,6 +90,7 @@ class Hub:
         self.hold_log = HoldLogWriter(self.db)
         self.payments = default_provider(self.settings)
         self.sender = LogSender()
+        self.offload = Offload(self.settings, open_hub)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -122,8 +126,11 @@ async def open_hub(settings: Settings) -> AsyncIterator[Hub]:
     store = Store.connect(settings.redis_url, prefix=settings.redis_prefix, max_connections=16)
     try:
         hub = Hub(settings=settings, db=db, store=store)
-        async with hub.hold_log.flushing():
-            yield hub
+        try:
+            async with hub.hold_log.flushing():
+                yield hub
+        finally:
+            await hub.offload.stop()
     finally:
         await store.close()
         await db.close()

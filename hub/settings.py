@@ -35,6 +35,11 @@ class Settings:
     hold_max_lifetime_seconds: int = 1200
     offer_ttl_seconds: int = 300
     pricing_interval_seconds: float = 10.0
+    # Pricing runs (the leader's tick, update-all) in a niced child process (hub.offload);
+    # off: in the calling process, as a test or a one-process tool may prefer.
+    pricing_offload: bool = True
+    # The child's nice value (0-19): how far background runs yield the CPU to serving.
+    offload_nice: int = 10
     payment_latency_ms: int = 0
     payment_failure_rate: float = 0.0
     allowed_origins: tuple[str, ...] = ()
@@ -97,6 +102,8 @@ class Settings:
             hold_max_lifetime_seconds=r.get("HOLD_MAX_LIFETIME_SECONDS", _positive_int, 1200),
             offer_ttl_seconds=r.get("OFFER_TTL_SECONDS", _positive_int, 300),
             pricing_interval_seconds=r.get("PRICING_INTERVAL_SECONDS", _positive_float, 10.0),
+            pricing_offload=r.get("PRICING_OFFLOAD", _on_off, True),
+            offload_nice=r.get("OFFLOAD_NICE", _nice, 10),
             payment_latency_ms=r.get("PAYMENT_LATENCY_MS", _non_negative_int, 0),
             payment_failure_rate=r.get("PAYMENT_FAILURE_RATE", _fraction, 0.0),
             allowed_origins=r.get("ALLOWED_ORIGINS", _csv, ()),
@@ -163,6 +170,13 @@ def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
         raise ValueError("must be a positive number")
+    return value
+
+
+def _nice(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 19:
+        raise ValueError("must be a nice value from 0 to 19")
     return value
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, StringConstraints
 
-from hub.api.routing import Api, Auth, Call, Doc
+from hub.api.routing import Api, Auth, Call, Doc, JSONBytes
 from hub.api.schemas import Page
 from hub.api.venues import PageQuery
 from hub.services import pricing
@@ -75,7 +75,7 @@ async def update_event(call: Call) -> Any:
     auth=Auth.ADMIN,
 )
 async def update_all(call: Call) -> Any:
-    return {"events": await pricing.update_all(call.hub)}
+    return JSONBytes(await pricing.reprice_all(call.hub))
 
 
 @api.route(

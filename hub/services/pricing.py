@@ -165,11 +165,21 @@ async def pricing_loop(hub: Hub) -> None:
         # A new leader waits one interval: its first tick then has an interval to count.
         await asyncio.sleep(interval)
         try:
-            await run_tick(hub, tracker)
+            if hub.settings.pricing_offload:
+                # The tracker travels with the run (a few arrays) and comes back advanced:
+                # the child keeps no state, so a replaced child loses nothing.
+                tracker = await hub.offload.run(_tick_in_child, tracker)
+            else:
+                await run_tick(hub, tracker)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("pricing_tick_failed")
+
+
+async def _tick_in_child(hub: Hub, tracker: VelocityTracker) -> VelocityTracker:
+    await run_tick(hub, tracker)
+    return tracker
 
 
 async def run_tick(hub: Hub, tracker: VelocityTracker) -> list[dict[str, Any]]:
@@ -199,6 +209,22 @@ async def update_all(hub: Hub) -> list[dict[str, Any]]:
     state = await read_state(hub, _history_window())
     recent, normal = history_velocity(state)
     return await _reprice(hub, state, recent, normal, source="update_all")
+
+
+async def reprice_all(hub: Hub) -> bytes:
+    """``POST /advanced/pricing/update-all``: `update_all`, answered as encoded JSON.
+
+    The run and the encoding of its answer (seconds of Python over 10,000 events) happen in
+    the niced child (``hub.offload``) unless ``pricing_offload`` is off, so a serving
+    process only waits for the bytes and keeps selling meanwhile.
+    """
+    if hub.settings.pricing_offload:
+        return await hub.offload.run(_answer_all)
+    return await _answer_all(hub)
+
+
+async def _answer_all(hub: Hub) -> bytes:
+    return jsonenc.dumps({"events": await update_all(hub)})
 
 
 async def update_event(hub: Hub, event_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engines import pricing as engine
+from hub.context import open_hub
 from hub.db import pricing as pricing_db
 from hub.services import pricing
 from hub.settings import Settings
@@ -238,3 +239,34 @@ async def test_prices_an_admin_sets_reach_watchers_as_a_price_message(
     assert message["prices"]["Balcony"] == float(event["prices"]["Balcony"])
     assert message["factors"] == {"demand": 0.0, "time": 0.0, "velocity": 0.0, "waitlist": 0.0}
     assert set(message["section_factors"]) == {"Orchestra"}
+
+
+async def test_the_leaders_loop_ticks_in_the_offload_child_and_keeps_its_velocity(
+    server: WsServer, http: httpx.AsyncClient, admin_of: Account, settings: Settings
+) -> None:
+    event = await make_event(http, admin_of, max_tickets_per_user=10)
+    event_id = event["id"]
+    fast = settings.replace(pricing_interval_seconds=0.5, pricing_offload=True)
+    async with open_hub(fast) as hub:
+        loop = asyncio.create_task(pricing.pricing_loop(hub))
+        try:
+            await asyncio.sleep(1.3)  # two ticks: the event is tracked and quiet
+            quiet = (await http.get(f"/api/v1/events/{event_id}")).json()["prices"]
+            buyers = [await register(http, f"Buyer {n}") for n in range(3)]
+            for buyer in buyers:
+                response = await http.post(
+                    "/api/v1/bookings",
+                    json={"event_id": event_id, "quantity": 4},
+                    headers=buyer.headers,
+                )
+                assert response.status_code == 201, response.text
+            for _ in range(40):
+                await asyncio.sleep(0.25)
+                prices = (await http.get(f"/api/v1/events/{event_id}")).json()["prices"]
+                if all(prices[s] > quiet[s] for s in quiet):
+                    break
+            else:
+                raise AssertionError(f"prices did not rise: {quiet} -> {prices}")
+        finally:
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)

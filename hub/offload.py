@@ -1,0 +1,132 @@
+"""Offload: heavy background runs in a child process at a lower CPU priority.
+
+Why. Some runs are long stretches of Python: a pricing run over 10,000 events spends
+1.5 to 2 s of CPU reading rows, building messages and encoding its answer. Inside a serving
+worker that CPU is taken straight from the hold path (BENCHMARKS.md, "Dynamic pricing end
+to end": hold p99 2.5 times higher beside a looping `update-all`). Python cannot share it out within
+one process, but the kernel can between processes: a child niced to
+``offload_nice`` gets the core only when the serving processes leave it idle, so selling
+always goes first and the run takes what is left.
+
+How. One child per process that uses it, started on first use (``spawn``: a fresh
+interpreter, no inherited event loop, sockets or threads) and kept for the next run. It
+opens its own hub (PostgreSQL and Redis connections) once, with the ``opener`` it is
+given, and runs each job there: a module-level ``async def job(hub, *args)`` whose
+arguments and result pickle. A job's typed errors come back as themselves. The child dies
+with its parent (it polls the parent's pid), and a child that crashed is replaced on the
+next call, which fails that call with ``ServiceUnavailable`` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import structlog
+
+from hub.errors import ServiceUnavailable
+from hub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+H = TypeVar("H")
+
+Opener = Callable[[Settings], AbstractAsyncContextManager[Any]]
+
+#: How often the child checks that its parent still lives.
+_PARENT_POLL_SECONDS = 2.0
+
+
+class Offload:
+    """Runs jobs in a niced child process that holds its own hub (see the module docstring)."""
+
+    def __init__(self, settings: Settings, opener: Opener) -> None:
+        self._settings = settings
+        self._opener = opener
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+
+    async def run(
+        self, job: Callable[Concatenate[H, P], Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Run ``job(hub, *args)`` in the child and return its result (or raise its error).
+
+        Raises:
+            ServiceUnavailable: the child died during the run (it is replaced next time).
+        """
+        pool = await self._ready()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, _call, job, args, kwargs)  # type: ignore[arg-type]
+        except BrokenProcessPool:
+            log.error("offload_child_died", job=job.__qualname__)
+            await self._discard(pool)
+            raise ServiceUnavailable("The background worker stopped; try again") from None
+
+    async def stop(self) -> None:
+        """Stop the child, if one runs (waits for a run in progress to end)."""
+        if self._pool is not None:
+            await self._discard(self._pool)
+
+    async def _ready(self) -> ProcessPoolExecutor:
+        async with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start,
+                    initargs=(self._settings, self._opener, os.getpid()),
+                )
+            return self._pool
+
+    async def _discard(self, pool: ProcessPoolExecutor) -> None:
+        if self._pool is pool:
+            self._pool = None
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+# --- in the child -------------------------------------------------------------------------
+
+_child: _Child | None = None
+
+
+class _Child:
+    """The child's event loop and hub, alive for the life of the process."""
+
+    def __init__(self, settings: Settings, opener: Opener) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._stack = AsyncExitStack()
+        self.hub = self.loop.run_until_complete(self._open(opener(settings)))
+
+    async def _open(self, opening: AbstractAsyncContextManager[Any]) -> Any:
+        return await self._stack.enter_async_context(opening)
+
+
+def _start(settings: Settings, opener: Opener, parent: int) -> None:
+    global _child
+    os.nice(settings.offload_nice)
+    _child = _Child(settings, opener)
+    threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
+    log.info("offload_child_started", pid=os.getpid(), nice=os.nice(0))
+
+
+def _orphan_watch(parent: int) -> None:
+    """Exit when the parent is gone: a killed hub must not leave its child behind."""
+    while True:
+        threading.Event().wait(_PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _call(job: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    assert _child is not None, "the offload child was not started"
+    return _child.loop.run_until_complete(job(_child.hub, *args, **kwargs))

@@ -1,0 +1,67 @@
+"""The offload child: its own process and hub, niced, errors carried back, replaced when it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from hub.context import Hub, open_hub
+from hub.errors import NotFound, ServiceUnavailable
+from hub.offload import Offload
+from hub.settings import Settings
+
+
+async def _whoami(hub: Hub, tag: str) -> tuple[int, int, str, int]:
+    async with hub.db.connection() as con:
+        one = await con.fetchval("SELECT 1")
+    return os.getpid(), os.nice(0), tag, one
+
+
+async def _refuse(hub: Hub) -> None:
+    raise NotFound("No such thing: 42")
+
+
+async def test_a_job_runs_in_a_niced_child_with_its_own_hub(settings: Settings) -> None:
+    offload = Offload(settings.replace(offload_nice=7), open_hub)
+    try:
+        pid, nice, tag, one = await offload.run(_whoami, "first")
+        again, _, _, _ = await offload.run(_whoami, "second")
+    finally:
+        await offload.stop()
+    assert pid != os.getpid()
+    assert again == pid  # the child is kept for the next run
+    assert nice >= 7 + os.nice(0)
+    assert (tag, one) == ("first", 1)
+
+
+async def test_a_jobs_typed_error_reaches_the_caller(settings: Settings) -> None:
+    offload = Offload(settings, open_hub)
+    try:
+        with pytest.raises(NotFound, match="No such thing: 42"):
+            await offload.run(_refuse)
+        assert (await offload.run(_whoami, "after"))[2] == "after"
+    finally:
+        await offload.stop()
+
+
+async def test_a_dead_child_fails_one_call_and_is_replaced(settings: Settings) -> None:
+    offload = Offload(settings, open_hub)
+    try:
+        pid = (await offload.run(_whoami, "x"))[0]
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ServiceUnavailable):
+            await offload.run(_whoami, "y")
+        replaced = (await offload.run(_whoami, "z"))[0]
+    finally:
+        await offload.stop()
+    assert replaced != pid
+
+
+async def test_stop_ends_the_child(settings: Settings) -> None:
+    offload = Offload(settings, open_hub)
+    pid = (await offload.run(_whoami, "x"))[0]
+    await offload.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
