@@ -1,0 +1,272 @@
+"""SQL for the analytics rollups: counted incrementally, each row counted exactly once.
+
+The rollups (``analytics_hourly``, ``analytics_user_months``, ``analytics_lead_days``) hold
+every booking made, cancellation and hold placed stamped before the *watermark*, and none
+stamped at or after it. A step picks a *horizon* H, adds what is stamped in
+[watermark, H) and moves the watermark to H, in one transaction: a crash before the commit
+leaves nothing counted, after it everything counted and the watermark past it; a second
+step starts where the first ended. No window overlaps another, so adding is exact.
+
+Why nothing is missed. The stamps (``bookings.created_at``, ``bookings.cancelled_at``,
+``hold_log.created_at``) are ``now()`` of the writing transaction, its *start*, while the
+row becomes visible only at its commit, which may be much later. So H is never later than
+the start of any transaction still open in this database (``pg_stat_activity.xact_start``
+is that same ``now()``), read before the step's snapshot is taken: every transaction that
+could stamp a row before H has ended by then, so the step sees all of them, and a row
+that commits later is stamped at or after H and falls in a later window. A margin
+(``HORIZON_MARGIN``) covers the microseconds between a transaction taking its start time
+and publishing it. Sessions whose details this role may not see (another role's, without
+``pg_read_all_stats``) could be open for any time, so with one of them H is held at least
+``BLIND_LAG`` back, and the step logs it.
+
+Changes that are not new stamps: a cancellation sets ``cancelled_at`` once, and only the
+hour of the cancellation changes; an event's ``starts_at`` may move, shifting all its lead
+days, so each event's lead days remember the start they were counted against
+(``analytics_lead_starts``) and a moved event's are counted again from its bookings.
+
+Rows written with a stamp of their own in the past (history seeding, a generator) are
+outside this contract: after writing them, call `rebuild`. It counts everything before
+its horizon from scratch, in one transaction, with the same statements from the
+beginning of time.
+
+A step runs at REPEATABLE READ (one snapshot for all its statements) taken after it locks
+the state table, so two steps at once (a leader change) take turns: the later one starts
+from the watermark the earlier one left, and never counts a window twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from hub.db import Connection
+
+# Covers the gap between a transaction taking its start time and publishing it.
+HORIZON_MARGIN = dt.timedelta(seconds=1)
+# How far behind the horizon stays while sessions this role cannot inspect are connected.
+BLIND_LAG = dt.timedelta(minutes=10)
+# What asyncpg sends as '-infinity': the start of a window from the beginning.
+_BEGINNING = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupStep:
+    """What one step (or a rebuild) counted: rows stamped in [since, until)."""
+
+    since: dt.datetime | None  # the watermark before (None: from the beginning)
+    until: dt.datetime  # the watermark after (== since when nothing was done)
+    bookings: int = 0
+    cancellations: int = 0
+    holds: int = 0
+    moved_events: int = 0  # events whose lead days were counted again (their start moved)
+    blind_sessions: int = 0  # sessions this role could not inspect (see BLIND_LAG)
+    advanced: bool = False  # False: another step held the state, or no time had passed
+
+    @property
+    def rows(self) -> int:
+        return self.bookings + self.cancellations + self.holds
+
+
+# H: no later than the start of any transaction open in this database, minus the margin.
+# Hidden sessions show '<insufficient privilege>' as their query and no start time.
+_HORIZON = """
+SELECT least(now(), min(a.xact_start)) - $1::interval AS horizon,
+       count(*) FILTER (WHERE a.query = '<insufficient privilege>') AS blind
+  FROM pg_stat_activity a
+ WHERE a.datname = current_database()
+   AND a.backend_type = 'client backend'
+   AND a.pid <> pg_backend_pid()
+"""
+
+# Self-exclusive, and no reader of the state waits for it.
+_LOCK_STATE = "LOCK TABLE analytics_rollup_state IN EXCLUSIVE MODE"
+_SET_WATERMARK = "UPDATE analytics_rollup_state SET watermark = $1, updated_at = now() WHERE id"
+
+# Bookings made, cancellations and holds placed in [$1, $2), per event and UTC hour, added
+# to the hourly rows. Tickets are all the booking's tickets (also inactive ones: a
+# cancelled booking still counts as made, with its tickets).
+_HOURLY = """
+WITH made AS (
+    SELECT b.id, b.event_id, b.created_at, b.total_cents
+      FROM bookings b
+     WHERE b.created_at >= $1 AND b.created_at < $2
+), tickets AS (
+    SELECT t.booking_id, count(*) AS n
+      FROM tickets t
+     WHERE t.booking_id IN (SELECT id FROM made)
+     GROUP BY t.booking_id
+), rows AS (
+    SELECT m.event_id, date_trunc('hour', m.created_at, 'UTC') AS hour,
+           1 AS bookings, coalesce(t.n, 0) AS tickets, m.total_cents AS revenue,
+           0 AS cancellations, 0 AS refunds, 0 AS holds
+      FROM made m LEFT JOIN tickets t ON t.booking_id = m.id
+    UNION ALL
+    SELECT b.event_id, date_trunc('hour', b.cancelled_at, 'UTC'),
+           0, 0, 0, 1, coalesce(b.refund_cents, 0), 0
+      FROM bookings b
+     WHERE b.cancelled_at >= $1 AND b.cancelled_at < $2
+    UNION ALL
+    SELECT h.event_id, date_trunc('hour', h.created_at, 'UTC'), 0, 0, 0, 0, 0, 1
+      FROM hold_log h
+     WHERE h.created_at >= $1 AND h.created_at < $2
+), summed AS (
+    SELECT event_id, hour, sum(bookings)::int AS bookings, sum(tickets)::int AS tickets,
+           sum(revenue)::bigint AS revenue_cents, sum(cancellations)::int AS cancellations,
+           sum(refunds)::bigint AS refunds_cents, sum(holds)::int AS holds
+      FROM rows
+     GROUP BY event_id, hour
+), written AS (
+    INSERT INTO analytics_hourly AS a (event_id, hour, bookings, tickets, revenue_cents,
+                                       cancellations, refunds_cents, holds)
+    SELECT * FROM summed
+    ON CONFLICT (event_id, hour) DO UPDATE
+       SET bookings = a.bookings + EXCLUDED.bookings,
+           tickets = a.tickets + EXCLUDED.tickets,
+           revenue_cents = a.revenue_cents + EXCLUDED.revenue_cents,
+           cancellations = a.cancellations + EXCLUDED.cancellations,
+           refunds_cents = a.refunds_cents + EXCLUDED.refunds_cents,
+           holds = a.holds + EXCLUDED.holds
+)
+SELECT coalesce(sum(bookings), 0)::int8 AS bookings,
+       coalesce(sum(cancellations), 0)::int8 AS cancellations,
+       coalesce(sum(holds), 0)::int8 AS holds
+  FROM summed
+"""
+
+_USER_MONTHS = """
+INSERT INTO analytics_user_months AS a (user_id, month, bookings)
+SELECT b.user_id, date_trunc('month', b.created_at AT TIME ZONE 'UTC')::date, count(*)
+  FROM bookings b
+ WHERE b.created_at >= $1 AND b.created_at < $2
+ GROUP BY 1, 2
+ON CONFLICT (user_id, month) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
+"""
+
+# Whole days from booking to the event's start, floored, negatives (booked after the start)
+# clipped to 0.
+_LEAD = (
+    "greatest(floor((extract(epoch FROM e.starts_at) - extract(epoch FROM b.created_at))"
+    " / 86400), 0)::int"
+)
+
+# Events whose start moved since their lead days were counted: forget those lead days and
+# count them again from every booking before the horizon $1.
+_MOVED = """
+SELECT s.event_id, e.starts_at
+  FROM analytics_lead_starts s JOIN events e ON e.id = s.event_id
+ WHERE e.starts_at <> s.starts_at
+"""
+_FORGET_LEAD = "DELETE FROM analytics_lead_days WHERE event_id = ANY($1::uuid[])"
+_RECOUNT_LEAD = f"""
+INSERT INTO analytics_lead_days (event_id, lead_days, bookings)
+SELECT b.event_id, {_LEAD}, count(*)
+  FROM bookings b JOIN events e ON e.id = b.event_id
+ WHERE b.event_id = ANY($1::uuid[]) AND b.created_at < $2
+ GROUP BY 1, 2
+"""
+_MOVE_STARTS = """
+UPDATE analytics_lead_starts s SET starts_at = e.starts_at
+  FROM events e
+ WHERE e.id = s.event_id AND s.event_id = ANY($1::uuid[])
+"""
+# Bookings made in [$1, $2) added to their events' lead days (the moved events $3 were
+# counted whole above), and the start they were counted against remembered.
+_LEAD_DAYS = f"""
+WITH made AS (
+    SELECT b.event_id, {_LEAD} AS lead_days, e.starts_at
+      FROM bookings b JOIN events e ON e.id = b.event_id
+     WHERE b.created_at >= $1 AND b.created_at < $2 AND b.event_id <> ALL($3::uuid[])
+), starts AS (
+    INSERT INTO analytics_lead_starts (event_id, starts_at)
+    SELECT DISTINCT event_id, starts_at FROM made
+    ON CONFLICT (event_id) DO NOTHING
+)
+INSERT INTO analytics_lead_days AS a (event_id, lead_days, bookings)
+SELECT event_id, lead_days, count(*) FROM made GROUP BY 1, 2
+ON CONFLICT (event_id, lead_days) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
+"""
+
+_TRUNCATE = (
+    "TRUNCATE analytics_hourly, analytics_user_months, analytics_lead_days, analytics_lead_starts"
+)
+
+
+async def horizon(
+    con: Connection, margin: dt.timedelta = HORIZON_MARGIN
+) -> tuple[dt.datetime, int]:
+    """The latest instant before which every stamp is committed, and how many sessions
+    could not be inspected. Run it outside the step's transaction, before it."""
+    row = await con.fetchrow(_HORIZON, margin)
+    assert row is not None
+    until: dt.datetime = row["horizon"]
+    blind = int(row["blind"])
+    if blind:
+        now: dt.datetime = await con.fetchval("SELECT now()")
+        until = min(until, now - BLIND_LAG)
+    return until, blind
+
+
+async def watermark(con: Connection) -> dt.datetime | None:
+    """How far the rollups have counted (None before the first step)."""
+    value: dt.datetime | None = await con.fetchval("SELECT watermark FROM analytics_rollup_state")
+    return value
+
+
+async def step(con: Connection, margin: dt.timedelta = HORIZON_MARGIN) -> RollupStep:
+    """Count what was stamped since the watermark, up to the horizon, and move the
+    watermark there: one transaction. Takes a connection outside any transaction.
+
+    Returns:
+        What was counted; ``advanced`` is False when the horizon had not passed the
+        watermark (another step got there first, or too little time went by).
+    """
+    until, blind = await horizon(con, margin)
+    async with con.transaction(isolation="repeatable_read"):
+        since = await _lock_state(con)
+        if since is not None and until <= since:
+            return RollupStep(since, since, blind_sessions=blind)
+        return await _count(con, since, until, blind)
+
+
+async def rebuild(con: Connection, margin: dt.timedelta = HORIZON_MARGIN) -> RollupStep:
+    """Empty the rollups and count everything before the horizon again, in one transaction
+    (readers of the rollups wait for it). Takes a connection outside any transaction."""
+    until, blind = await horizon(con, margin)
+    async with con.transaction(isolation="repeatable_read"):
+        await _lock_state(con)
+        await con.execute(_TRUNCATE)
+        return await _count(con, None, until, blind)
+
+
+async def _lock_state(con: Connection) -> dt.datetime | None:
+    """Wait for any other step or rebuild to end, then read the watermark. The lock comes
+    before the transaction's snapshot (LOCK takes none), so the snapshot sees what the
+    step before wrote, and the steps' windows follow one another."""
+    await con.execute(_LOCK_STATE)
+    return await watermark(con)
+
+
+async def _count(
+    con: Connection, since: dt.datetime | None, until: dt.datetime, blind: int
+) -> RollupStep:
+    start = _BEGINNING if since is None else since
+    counted = await con.fetchrow(_HOURLY, start, until)
+    assert counted is not None
+    await con.execute(_USER_MONTHS, start, until)
+    moved = [row["event_id"] for row in await con.fetch(_MOVED)]
+    if moved:
+        await con.execute(_FORGET_LEAD, moved)
+        await con.execute(_RECOUNT_LEAD, moved, until)
+        await con.execute(_MOVE_STARTS, moved)
+    await con.execute(_LEAD_DAYS, start, until, moved)
+    await con.execute(_SET_WATERMARK, until)
+    return RollupStep(
+        since,
+        until,
+        bookings=int(counted["bookings"]),
+        cancellations=int(counted["cancellations"]),
+        holds=int(counted["holds"]),
+        moved_events=len(moved),
+        blind_sessions=blind,
+        advanced=True,
+    )
