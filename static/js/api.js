@@ -91,6 +91,7 @@ export const api = {
     request("POST", `/events/${encodeURIComponent(eventId)}/holds`, {
       body: section ? { quantity, section } : { quantity },
     }),
+  recommendSeats: (wish) => request("POST", "/advanced/seats/recommendations", { body: wish }),
   hold: (holdId) => request("GET", `/holds/${encodeURIComponent(holdId)}`),
   release: (holdId) => request("DELETE", `/holds/${encodeURIComponent(holdId)}`),
   book: (holdId, idempotencyKey) =>

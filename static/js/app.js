@@ -8,6 +8,7 @@ import { setupAccount } from "./account.js";
 import { Channel } from "./channel.js";
 import { SeatMap, BAND_COLOURS, STATE_COLOURS } from "./seatmap.js";
 import { SeatList } from "./a11y-list.js";
+import { Recommender } from "./recommend.js";
 
 const $ = (id) => document.getElementById(id);
 const eventId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
@@ -257,6 +258,7 @@ function setConnection(state, text) {
 let wasDropped = false;
 const channel = new Channel(eventId, {
   token: () => session.token,
+  reco: () => recommender.channelWish(),
   onState(state, info = {}) {
     if (state === "open") {
       setConnection("open", "Live: updates arrive as they happen");
@@ -306,6 +308,9 @@ const channel = new Channel(eventId, {
       case "counts":
         renderCounts(msg);
         break;
+      case "reco":
+        recommender.receive(msg);
+        break;
       case "offer":
         announce(`A waitlist offer: ${msg.seats?.length ?? ""} seats are held for you. Reload to see them.`);
         break;
@@ -331,6 +336,7 @@ function afterSeatChanges(changes) {
   }
   if (changes) list.refresh(changes.map((c) => c[0]));
   else list.refresh();
+  recommender.seatsChanged();
   scheduleSummary();
 }
 
@@ -395,11 +401,16 @@ function startCountdown() {
   countdownTimer = setInterval(tick, 1000);
 }
 
+/** Hold seats through `call`; true when they are now held for the user. */
 async function placeHold(call, what) {
-  if (needSignIn()) return;
-  if (model.hold) return announce("You already hold seats: book or release them first.", "error");
+  if (needSignIn()) return false;
+  if (model.hold) {
+    announce("You already hold seats: book or release them first.", "error");
+    return false;
+  }
   try {
     showHold(await call());
+    return true;
   } catch (err) {
     if (err instanceof ApiError && err.code === "seat_unavailable") {
       // Mark what we were told is taken now, rather than wait for the channel.
@@ -414,6 +425,7 @@ async function placeHold(call, what) {
       list.refresh();
     }
     announce(describeError(err, what), "error");
+    return false;
   }
 }
 
@@ -488,6 +500,31 @@ async function restoreHold() {
   }
 }
 
+// --- recommended blocks -----------------------------------------------------------------
+
+const recommender = new Recommender(
+  {
+    form: $("reco-form"),
+    quantity: $("reco-quantity"),
+    budget: $("reco-budget"),
+    section: $("reco-section"),
+    accessible: $("reco-accessible"),
+    clear: $("reco-clear"),
+    summary: $("reco-summary"),
+    list: $("reco-list"),
+    title: $("reco-title"),
+  },
+  {
+    eventId,
+    model,
+    map,
+    channel,
+    hold: (seatIds) => placeHold(() => api.holdSeats(eventId, seatIds), "Holding the seats"),
+    describeError,
+  },
+);
+window.__evently.reco = recommender;
+
 // --- start ------------------------------------------------------------------------------
 
 async function loadSeats() {
@@ -502,6 +539,7 @@ async function loadSeats() {
   list.setSeats(model.seats);
   const sectionOptions = map.sections.map(({ name }) => new Option(name, name));
   $("best-section").replaceChildren(new Option("Any section", ""), ...sectionOptions);
+  recommender.setSections(map.sections.map(({ name }) => name));
   renderLegend();
   renderPrices();
 }
@@ -527,6 +565,7 @@ async function start() {
   api.venue(event.venue_id).then((v) => { $("event-meta").textContent = `${when} · ${v.name}, ${v.city}`; }).catch(() => {});
   model.prices = { ...event.prices };
   $("best-quantity").max = String(event.max_tickets_per_user || 10);
+  recommender.setMaxQuantity(event.max_tickets_per_user || 10);
   renderCounts(event.availability);
   await loadSeats();
   channel.connect();
@@ -538,6 +577,7 @@ async function start() {
     if (session.token === token) return;
     token = session.token;
     channel.reconnect();
+    recommender.refresh();
     if (!user && model.hold) clearHold();
   });
 }

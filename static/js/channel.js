@@ -15,7 +15,8 @@ const PING_EVERY_MS = 25000;
 export class Channel {
   /**
    * @param {string} eventId
-   * @param {{onMessage:(msg:object)=>void, onState:(state:string, info?:object)=>void, token:()=>string|null}} hooks
+   * @param {{onMessage:(msg:object)=>void, onState:(state:string, info?:object)=>void, token:()=>string|null,
+   *          reco?:()=>object|null}} hooks  `reco`: the wish for seat recommendations, if any
    */
   constructor(eventId, hooks) {
     this.eventId = eventId;
@@ -50,8 +51,7 @@ export class Channel {
     ws.onopen = () => {
       this.attempt = 0;
       this.resyncPending = false;
-      const token = this.hooks.token();
-      this.send(token ? { t: "hello", token } : { t: "hello" });
+      this.hello();
       clearInterval(this.pinger);
       this.pinger = setInterval(() => this.send({ t: "ping" }), PING_EVERY_MS);
       this.hooks.onState("open");
@@ -78,6 +78,19 @@ export class Channel {
     this.attempt += 1;
     this.hooks.onState("dropped", { delay, attempt: this.attempt, code });
     this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /**
+   * Say who is watching and what it wants pushed: on every open, and again whenever the
+   * wish for recommendations changes (a hello without `reco` stops them).
+   */
+  hello() {
+    const msg = { t: "hello" };
+    const token = this.hooks.token();
+    if (token) msg.token = token;
+    const reco = this.hooks.reco?.();
+    if (reco) msg.reco = reco;
+    this.send(msg);
   }
 
   /** Reconnect now with a fresh hello (after signing in or out). */

@@ -19,6 +19,11 @@ export const STATE_COLOURS = {
   mine: "#e0a800",
 };
 
+// Recommended blocks are outlined (a shape around the seats, so colour is not the only cue)
+// and numbered by rank; the block the user points at or focuses gets a thicker, two-tone
+// outline that stands out on light background and dark seats alike.
+export const BLOCK_COLOURS = { ring: "#0b57d0", active: "#ffb020", activeEdge: "#1f2328", badgeInk: "#ffffff" };
+
 const BUCKET_HELD = 0;
 const BUCKET_SOLD = 1;
 const BUCKET_SELECTED = 2;
@@ -49,6 +54,8 @@ export class SeatMap {
     this.hover = -1;
     this.selected = new Set();
     this.mine = new Set();
+    this.blocks = []; // recommended blocks: arrays of seat indices, best first
+    this.activeBlock = -1;
     this.bandOf = new Uint8Array(0); // per section
     this.stats = { renderMs: 0, frames: 0, firstDrawAt: null };
     this.frame = this.frame.bind(this);
@@ -195,6 +202,13 @@ export class SeatMap {
     this.invalidate();
   }
 
+  /** Outline these blocks (arrays of seat indices, best first); `active` is emphasised. */
+  setBlocks(blocks, active = -1) {
+    this.blocks = blocks;
+    this.activeBlock = active;
+    this.invalidate();
+  }
+
   invalidate() {
     if (!this.dirty) {
       this.dirty = true;
@@ -319,6 +333,7 @@ export class SeatMap {
     ctx.fillStyle = "#ffffff";
     ctx.fill(rings);
     this.drawSectionLabels();
+    if (this.blocks.length) this.drawBlocks(r);
     if (this.hover >= 0) {
       const [x, y] = this.toScreen(this.hover);
       ctx.lineWidth = 2;
@@ -327,6 +342,58 @@ export class SeatMap {
       ctx.arc(x, y, r + 3, 0, 2 * Math.PI);
       ctx.stroke();
     }
+  }
+
+  drawBlocks(r) {
+    const { ctx } = this;
+    // At least a few pixels out from the seat, so a block stays visible zoomed far out.
+    const ring = Math.max(r + 2, 3.5);
+    const outline = (block) => {
+      const p = new Path2D();
+      for (const i of block) {
+        const [x, y] = this.toScreen(i);
+        p.moveTo(x + ring, y);
+        p.arc(x, y, ring, 0, 2 * Math.PI);
+      }
+      return p;
+    };
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = BLOCK_COLOURS.ring;
+    this.blocks.forEach((block, k) => { if (k !== this.activeBlock) ctx.stroke(outline(block)); });
+    const active = this.blocks[this.activeBlock];
+    if (active) {
+      const p = outline(active);
+      ctx.lineWidth = 5;
+      ctx.strokeStyle = BLOCK_COLOURS.activeEdge;
+      ctx.stroke(p);
+      ctx.lineWidth = 2.5;
+      ctx.strokeStyle = BLOCK_COLOURS.active;
+      ctx.stroke(p);
+    }
+    // Rank badges above each block, matching the numbers of the list.
+    ctx.font = "700 11px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    this.blocks.forEach((block, k) => {
+      if (!block.length) return;
+      let sx = 0, top = Infinity;
+      for (const i of block) {
+        const [x, y] = this.toScreen(i);
+        sx += x;
+        top = Math.min(top, y);
+      }
+      const x = sx / block.length, y = top - ring - 10;
+      const isActive = k === this.activeBlock;
+      ctx.beginPath();
+      ctx.arc(x, y, 8, 0, 2 * Math.PI);
+      ctx.fillStyle = isActive ? BLOCK_COLOURS.activeEdge : BLOCK_COLOURS.ring;
+      ctx.fill();
+      ctx.lineWidth = 1.5;
+      ctx.strokeStyle = BLOCK_COLOURS.badgeInk; // a white edge keeps it apart from the seats
+      ctx.stroke();
+      ctx.fillStyle = BLOCK_COLOURS.badgeInk;
+      ctx.fillText(String(k + 1), x, y + 0.5);
+    });
   }
 
   drawStage() {
