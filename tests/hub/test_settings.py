@@ -23,6 +23,8 @@ PARSED: list[tuple[str, str, str, Any]] = [
     ("HOLD_MAX_LIFETIME_SECONDS", "180", "hold_max_lifetime_seconds", 180),
     ("OFFER_TTL_SECONDS", "120", "offer_ttl_seconds", 120),
     ("PRICING_INTERVAL_SECONDS", "2.5", "pricing_interval_seconds", 2.5),
+    ("PRICING_OFFLOAD", "off", "pricing_offload", False),
+    ("OFFLOAD_NICE", "19", "offload_nice", 19),
     ("PAYMENT_LATENCY_MS", "0", "payment_latency_ms", 0),
     ("PAYMENT_FAILURE_RATE", "0.25", "payment_failure_rate", 0.25),
     (
@@ -93,6 +95,8 @@ BAD: list[tuple[str, str]] = [
     ("HOLD_MAX_LIFETIME_SECONDS", "-1"),
     ("OFFER_TTL_SECONDS", "0"),
     ("PRICING_INTERVAL_SECONDS", "0"),
+    ("OFFLOAD_NICE", "20"),
+    ("OFFLOAD_NICE", "-1"),
     ("PRICING_INTERVAL_SECONDS", "nan"),
     ("PAYMENT_LATENCY_MS", "-5"),
     ("PAYMENT_FAILURE_RATE", "1.5"),
