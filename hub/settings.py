@@ -46,6 +46,8 @@ class Settings:
     rate_limits: bool = True
     max_group_size: int = 500
     max_discount_percent: int = 25
+    # Analytics answers are kept in Redis this long; ``?fresh=true`` recomputes.
+    analytics_cache_seconds: int = 900
     ws_max_per_ip: int = 200
     ws_max_per_user: int = 5
     ws_tick_ms: int = 100
@@ -110,6 +112,7 @@ class Settings:
             rate_limits=r.get("RATE_LIMITS", _on_off, True),
             max_group_size=r.get("MAX_GROUP_SIZE", _positive_int, 500),
             max_discount_percent=r.get("MAX_DISCOUNT_PERCENT", _percent, 25),
+            analytics_cache_seconds=r.get("ANALYTICS_CACHE_SECONDS", _positive_int, 900),
             ws_max_per_ip=r.get("WS_MAX_PER_IP", _positive_int, 200),
             ws_max_per_user=r.get("WS_MAX_PER_USER", _positive_int, 5),
             ws_tick_ms=r.get("WS_TICK_MS", _positive_int, 100),
