@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 
 from hub.api import (
     accounts,
+    analytics,
     bookings,
     bulk,
     discounts,
@@ -31,7 +32,18 @@ from hub.services.refunds import refund_loop
 
 def build_api() -> Api:
     api = Api()
-    for module in (accounts, venues, events, holds, bookings, waitlist, pricing, discounts, bulk):
+    for module in (
+        accounts,
+        venues,
+        events,
+        holds,
+        bookings,
+        waitlist,
+        pricing,
+        discounts,
+        bulk,
+        analytics,
+    ):
         api.include(module.api)
     return api
 
