@@ -35,11 +35,17 @@ class TrendsQuery(FreshQuery):
 
     @field_validator("date_from", "date_to", mode="before")
     @classmethod
-    def _plain_date(cls, value: Any) -> Any:
-        # "2031-03-20" is a UTC day, not midnight of an unknown time zone.
-        if isinstance(value, str) and len(value) == 10:
-            return dt.date.fromisoformat(value)
-        return value
+    def _time_or_date(cls, value: Any) -> Any:
+        # Parsed here, so a bad value is an error of the field itself, not of one of the
+        # union's members. "2031-03-20" is a UTC day, not midnight of an unknown time zone.
+        if not isinstance(value, str):
+            return value
+        try:
+            if len(value) == 10:
+                return dt.date.fromisoformat(value)
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("an ISO 8601 time with a time zone, or a plain date") from None
 
     @field_validator("date_from", "date_to", mode="after")
     @classmethod
