@@ -6,11 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engines.seating import (
+    Candidate,
+    SeatPreferences,
+    SeatRecommendation,
     SeatTable,
+    Taste,
     assign_group,
     choose_best_available,
     contiguous_runs,
     rank_best_available,
+    rank_candidates,
+    seat_candidates,
 )
 from engines.seats import SeatCode, SeatSpec
 from engines.venue_layout import SectionSpec, layout_sections
@@ -550,3 +556,306 @@ def test_group_is_valid_one_block_when_possible_and_fewest_blocks_in_a_band_when
         rows = _rows_of(table, chosen)
         assert rows == list(range(rows[0], rows[0] + fewest))
         assert len({int(table.section[i]) for i in chosen}) == 1
+
+
+# --- recommendations -----------------------------------------------------------------------
+
+
+def priced(table: SeatTable, **by_section: int) -> np.ndarray:
+    """Price per seat (cents) from a price per section name; 10 000 for sections not named."""
+    return np.array([by_section.get(name, 10_000) for name in table.section_names], dtype=np.int64)[
+        table.section
+    ]
+
+
+def recommend(
+    table: SeatTable,
+    free: np.ndarray,
+    quantity: int,
+    *,
+    prices: np.ndarray | None = None,
+    taste: Taste | None = None,
+    top: int = 5,
+    **prefs: object,
+) -> list[SeatRecommendation]:
+    prices = priced(table) if prices is None else prices
+    wanted = SeatPreferences(quantity, **prefs)  # type: ignore[arg-type]
+    found = seat_candidates(table, free, prices, table.section_names, wanted)
+    return rank_candidates(table, found, table.section_names, prices, taste, top=top)
+
+
+def section_of(table: SeatTable, seats: tuple[int, ...]) -> set[str]:
+    return {table.section_names[int(table.section[i])] for i in seats}
+
+
+def test_a_gap_of_exactly_n_beats_a_closer_one_that_would_strand_a_seat() -> None:
+    table = venue_table(SectionSpec("S", 3, 10), aisle_every=50)
+    # row A (front): a gap of 3 (seats 1-3); row C (back): a gap of exactly 2 (seats 5-6)
+    free = free_mask(".ssssssss" + "s" + "s" * 10 + "ssss..ssss")
+    free[1:3] = True
+    best, *rest = recommend(table, free, 2)
+    assert best.seats == (24, 25) and best.together and best.group == 1.0
+    # the front row's windows both strand a seat: they come after, with a lower group score
+    assert [r.seats for r in rest] == [(1, 2)] or [r.seats for r in rest] == [(0, 1)]
+    assert rest[0].group == 0.6 and rest[0].location > best.location
+    assert best.score > rest[0].score
+    # when nothing else fits, the stranding block is offered
+    free[24:26] = False
+    (only,) = recommend(table, free, 2, top=1)
+    assert only.seats in {(0, 1), (1, 2)} and only.group == 0.6 and only.together
+
+
+def test_windows_never_cross_an_aisle() -> None:
+    table = venue_table(SectionSpec("S", 1, 8), aisle_every=4)  # an aisle after seat 4
+    free = np.ones(len(table), bool)
+    for rec in recommend(table, free, 3):
+        assert rec.together
+        assert all(s < 4 for s in rec.seats) or all(s >= 4 for s in rec.seats)
+    # 5 side by side do not exist: the answer is split, one block each side of the aisle
+    (split,) = recommend(table, free, 5)
+    assert not split.together and len(split.seats) == 5 and split.group < 0.45
+
+
+def test_accessibility_needs_an_accessible_seat_with_a_companion_beside_it() -> None:
+    seats = row_of([0.0, 0.5, 1.0, 1.5, 2.0, 2.5], accessible={2, 6}, y=4.0)
+    seats += row_of([0.0, 0.5, 1.0, 1.5], row="B", y=5.0, first=1)
+    table = SeatTable.from_seats(seats)
+    free = free_mask("sss..." + "....")  # seat 2 (idx 1) sold around; seat 6 (idx 5) free
+    found = recommend(table, free, 2, accessibility_required=True)
+    assert [r.seats for r in found] == [(4, 5)]  # the only pair with an accessible seat
+    single = recommend(table, free, 1, accessibility_required=True)
+    assert [r.seats for r in single] == [(5,)]
+    free[4] = False  # seat 6's only neighbour is taken: no companion can sit beside it
+    assert recommend(table, free, 2, accessibility_required=True) == []
+    assert recommend(table, free, 1, accessibility_required=True) != []
+
+
+def test_accessibility_when_no_block_fits_keeps_a_companion_beside_the_accessible_seat() -> None:
+    table = SeatTable.from_seats(
+        row_of([0.0, 0.5, 1.0], accessible={3}, y=4.0)
+        + row_of([0.0, 0.5, 1.0], row="B", y=5.0)
+        + row_of([0.0, 0.5, 1.0], row="C", y=6.0)
+    )
+    free = np.ones(len(table), bool)
+    (rec,) = recommend(table, free, 5, accessibility_required=True)
+    assert not rec.together and len(rec.seats) == 5 and 2 in rec.seats and 1 in rec.seats
+
+
+def test_the_budget_is_a_hard_filter_per_seat() -> None:
+    table = venue_table(SectionSpec("Floor", 2, 10), SectionSpec("Tier", 2, 10), aisle_every=50)
+    prices = priced(table, Floor=12_000, Tier=4_000)
+    free = np.ones(len(table), bool)
+    cheap = recommend(table, free, 3, prices=prices, max_price_cents=5_000)
+    assert cheap and all(section_of(table, r.seats) == {"Tier"} for r in cheap)
+    assert all(r.total_cents == 3 * 4_000 for r in cheap)
+    anywhere = recommend(table, free, 3, prices=prices)
+    assert section_of(table, anywhere[0].seats) == {"Floor"}  # closer, and the budget allows
+    assert recommend(table, free, 3, prices=prices, max_price_cents=3_999) == []
+    assert recommend(table, free, 3, prices=prices, max_price_cents=12_000)[0] == anywhere[0]
+
+
+def test_preferred_sections_come_first_but_do_not_exclude_the_others() -> None:
+    table = venue_table(SectionSpec("Floor", 2, 10), SectionSpec("Tier", 2, 10), aisle_every=50)
+    free = np.ones(len(table), bool)
+    found = recommend(table, free, 4, preferred_sections=frozenset({"Tier"}))
+    # one block per row (each row's best block takes its middle seats): Tier's two rows
+    # first, although Floor is closer to the stage, then Floor's
+    assert [section_of(table, r.seats) for r in found] == [{"Tier"}] * 2 + [{"Floor"}] * 2
+    assert found[1].score > found[2].score and found[2].location > found[1].location
+    # Tier full: Floor blocks are still recommended
+    free[20:] = False
+    fallback = recommend(table, free, 4, preferred_sections=frozenset({"Tier"}))
+    assert fallback and section_of(table, fallback[0].seats) == {"Floor"}
+    with pytest.raises(ValueError, match="unknown sections"):
+        recommend(table, free, 2, preferred_sections=frozenset({"Pit"}))
+
+
+def test_a_group_larger_than_any_row_takes_adjacent_rows_then_splits() -> None:
+    table = venue_table(SectionSpec("S", 4, 6), aisle_every=50)
+    free = np.ones(len(table), bool)
+    best = recommend(table, free, 10)[0]
+    rows = sorted({int(table.row[i]) for i in best.seats})
+    assert not best.together and rows == [0, 1] and best.group == 0.4  # a band of two rows
+    # rows A and C only: no band of adjacent rows, so two separate blocks
+    free[6:12] = False
+    free[18:] = False
+    (split,) = recommend(table, free, 10)
+    assert sorted({int(table.row[i]) for i in split.seats}) == [0, 2]
+    assert not split.together and split.group == 0.2
+    # nothing side by side at all: the individually best seats
+    scattered = np.zeros(len(table), bool)
+    scattered[0:6:2] = True  # row A's seats 1, 3 and 5
+    scattered[19] = True  # and one in row D
+    (single_seats,) = recommend(table, scattered, 3)
+    assert single_seats.seats == (0, 2, 4) and not single_seats.together
+    assert single_seats.group == pytest.approx(0.4 / 3)
+
+
+def test_similarity_follows_the_taste() -> None:
+    table = venue_table(SectionSpec("Floor", 6, 10), SectionSpec("Balcony", 6, 10))
+    prices = priced(table, Floor=15_000, Balcony=5_000)
+    free = np.ones(len(table), bool)
+    anonymous = recommend(table, free, 2, prices=prices)
+    assert all(r.similarity == 0.5 for r in anonymous)
+    assert section_of(table, anonymous[0].seats) == {"Floor"}
+    balcony_back = Taste.from_history([("Balcony", 1.0, 5_000)] * 4)
+    liked = recommend(table, free, 2, prices=prices, taste=balcony_back)
+    assert all(section_of(table, r.seats) == {"Balcony"} for r in liked)
+    floor_front = Taste.from_history([("Floor", 0.0, 15_000)])
+    front = recommend(table, free, 2, prices=prices, taste=floor_front)
+    assert section_of(table, front[0].seats) == {"Floor"} and front[0].similarity == 1.0
+    assert table.row_rank()[front[0].seats[0]] == 0.0
+    # the same section and price, rows further back: closer to a back-row taste
+    rows = [(64, 65), (84, 85), (114, 115)]  # Balcony rows A, C and F, middle seats
+    picked = [Candidate(s, 10_000, True, 0.5, 0.5, 1.0, False) for s in rows]
+    ranked = rank_candidates(table, picked, table.section_names, prices, balcony_back)
+    similarity = {r.seats: r.similarity for r in ranked}
+    assert similarity[(64, 65)] < similarity[(84, 85)] < similarity[(114, 115)] == 1.0
+
+
+def test_shared_candidates_cover_every_section_and_row_band() -> None:
+    table = venue_table(SectionSpec("A", 9, 10), SectionSpec("B", 9, 10), SectionSpec("C", 9, 10))
+    free = np.ones(len(table), bool)
+    found = seat_candidates(
+        table, free, priced(table), table.section_names, SeatPreferences(2), pool=40
+    )
+    assert 20 <= len(found) <= 40
+    rank = table.row_rank()
+    bands = {(section_of(table, c.seats).pop(), min(int(rank[c.seats[0]] * 3), 2)) for c in found}
+    assert bands == {(s, b) for s in "ABC" for b in range(3)}
+    # the best for a neutral taste come first, and the re-rank agrees with that order
+    ranked = rank_candidates(table, found, table.section_names, priced(table), None)
+    assert ranked[0].seats == found[0].seats
+
+
+def test_taste_from_history() -> None:
+    assert Taste.from_history([]) is None
+    taste = Taste.from_history(
+        [("Floor", 0.0, 10_000), ("Floor", 0.5, 12_000), ("Tier", 1.0, 5_000)]
+    )
+    assert taste is not None
+    assert taste.sections == pytest.approx({"Floor": 2 / 3, "Tier": 1 / 3})
+    assert taste.row_rank == pytest.approx(0.5) and taste.price_cents == pytest.approx(9_000)
+
+
+def test_preferences_key_and_validation() -> None:
+    one = SeatPreferences(2, 5_000, frozenset({"B", "A"}), True)
+    other = SeatPreferences(np.int64(2), np.int64(5_000), frozenset(["A", "B"]), True)  # type: ignore[arg-type]
+    assert one.key() == other.key() == (2, 5_000, ("A", "B"), True)
+    assert hash(one.key()) == hash(other.key())
+    assert SeatPreferences(2).key() != SeatPreferences(3).key()
+    for bad in ({"quantity": 0}, {"quantity": True}, {"quantity": 2, "max_price_cents": -1}):
+        with pytest.raises(ValueError):
+            SeatPreferences(**bad)  # type: ignore[arg-type]
+
+
+def test_row_rank_orders_rows_by_distance_within_each_section() -> None:
+    table = venue_table(SectionSpec("Floor", 3, 2), SectionSpec("Solo", 1, 2))
+    assert table.row_rank().tolist() == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 0.0, 0.0]
+    location = table.location()
+    assert location.min() >= 0.0 and location.max() <= 1.0
+    assert location[0] > location[4]  # the front row is closer to the stage
+
+
+def test_candidates_refuse_bad_input() -> None:
+    table = venue_table(SectionSpec("S", 2, 4))
+    free = np.ones(len(table), bool)
+    with pytest.raises(ValueError, match="shape"):
+        seat_candidates(table, free[:-1], priced(table), table.section_names, SeatPreferences(1))
+    with pytest.raises(ValueError, match="section_names"):
+        seat_candidates(table, free, priced(table), ("S", "T"), SeatPreferences(1))
+    assert (
+        seat_candidates(table, free, priced(table), table.section_names, SeatPreferences(9)) == ()
+    )
+
+
+@st.composite
+def reco_requests(
+    draw: st.DrawFn,
+) -> tuple[SeatTable, np.ndarray, np.ndarray, SeatPreferences, Taste | None]:
+    table, status, quantity, accessible = draw(venues())
+    prices = np.array(
+        draw(
+            st.lists(
+                st.sampled_from([2_000, 5_000, 9_000]), min_size=len(table), max_size=len(table)
+            )
+        ),
+        dtype=np.int64,
+    )
+    names = table.section_names
+    prefs = SeatPreferences(
+        quantity,
+        draw(st.sampled_from([None, 5_000, 9_000])),
+        frozenset(draw(st.lists(st.sampled_from(names), max_size=1))),
+        accessible,
+    )
+    taste = draw(
+        st.none()
+        | st.builds(
+            Taste.from_history,
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["Floor", "Tier", "Gone"]),
+                    st.floats(0, 1),
+                    st.integers(0, 20_000),
+                ),
+                min_size=1,
+                max_size=5,
+            ),
+        )
+    )
+    return table, status, prices, prefs, taste
+
+
+@settings(max_examples=300, deadline=None)
+@given(reco_requests())
+def test_recommendations_keep_every_rule(
+    request: tuple[SeatTable, np.ndarray, np.ndarray, SeatPreferences, Taste | None],
+) -> None:
+    table, status, prices, prefs, taste = request
+    free = status == FREE
+    names = table.section_names
+    candidates = seat_candidates(table, free, prices, names, prefs, pool=12)
+    ranked = rank_candidates(table, candidates, names, prices, taste, top=5)
+    q = prefs.quantity
+    eligible = free & (
+        prices <= (prefs.max_price_cents if prefs.max_price_cents is not None else 10**9)
+    )
+    if not prefs.accessibility_required:
+        assert bool(ranked) == (eligible.sum() >= q)  # something fits whenever enough is free
+    adjacent = table.adjacency()
+    windows = [
+        s for s in range(len(table) - q + 1)
+        if eligible[s : s + q].all() and adjacent[s : s + q - 1].all()
+        and (not prefs.accessibility_required or table.accessible[s : s + q].any())
+    ]  # fmt: skip
+    seen: set[int] = set()
+    for rec in ranked:
+        assert len(rec.seats) == q == len(set(rec.seats)) and list(rec.seats) == sorted(rec.seats)
+        assert eligible[list(rec.seats)].all()  # never held, sold or over budget
+        assert not seen.intersection(rec.seats)  # no two share a seat
+        seen.update(rec.seats)
+        assert rec.total_cents == int(prices[list(rec.seats)].sum())
+        for score in (rec.score, rec.similarity, rec.value, rec.location, rec.group):
+            assert 0.0 <= score <= 1.0
+        if taste is None:
+            assert rec.similarity == 0.5
+        if prefs.accessibility_required:
+            accessible = [i for i in rec.seats if table.accessible[i]]
+            assert accessible
+            if q > 1:
+                assert any(
+                    (i + 1 in rec.seats and adjacent[i]) or (i - 1 in rec.seats and adjacent[i - 1])
+                    for i in accessible
+                )
+        assert rec.together == bool(windows)  # one block whenever one fits
+    scores = [r.score for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    # within one preference class, a block that strands nothing is never behind one that does
+    preferred = [section_of(table, r.seats) <= prefs.preferred_sections for r in ranked]
+    clean = [r.group == 1.0 for r in ranked]
+    for i in range(len(ranked) - 1):
+        if preferred[i] == preferred[i + 1] and prefs.preferred_sections:
+            assert clean[i] >= clean[i + 1]
+        if not prefs.preferred_sections:
+            assert clean[i] >= clean[i + 1]
