@@ -275,7 +275,7 @@ async def lead_days(con: Connection) -> tuple[np.ndarray, np.ndarray]:
 
 # --- forecasts and trending -----------------------------------------------------------------
 
-# Bookings and revenue per category and UTC day before $1, as one row per category with its
+# Bookings and revenue per category and UTC day in [$1, $2), as one row per category with its
 # days as arrays. Summed per event and day first, then per category (joining the far fewer
 # event-days to events costs about half of joining every hourly row). Categories that differ
 # by case only are one (as the events list filters them), named by their smallest spelling.
@@ -294,7 +294,7 @@ SELECT min(c.name) AS category,
                        sum(bookings) AS bookings,
                        sum(revenue_cents) AS revenue_cents
                   FROM analytics_hourly
-                 WHERE hour < $1
+                 WHERE hour >= $1 AND hour < $2
                  GROUP BY 1, 2) d
           JOIN events e ON e.id = d.event_id
          GROUP BY 1, 3) c
@@ -303,11 +303,14 @@ SELECT min(c.name) AS category,
 """
 
 
-async def daily_by_category(con: Connection, date_to: dt.datetime) -> dict[str, HourlyRollup]:
-    """Bookings and revenue per category and UTC day before ``date_to`` (days with
-    nothing left out), as rollups whose rows are whole days; the other columns are zero."""
+async def daily_by_category(
+    con: Connection, date_from: dt.datetime, date_to: dt.datetime
+) -> dict[str, HourlyRollup]:
+    """Bookings and revenue per category and UTC day in ``[date_from, date_to)`` (both
+    midnights; days with nothing left out), as rollups whose rows are whole days; the other
+    columns are zero."""
     out: dict[str, HourlyRollup] = {}
-    for row in await con.fetch(_DAILY_BY_CATEGORY, date_to):
+    for row in await con.fetch(_DAILY_BY_CATEGORY, date_from, date_to):
         day = np.array(row["day"], dtype=np.int64)
         zeros = np.zeros(day.size, dtype=np.int64)
         out[row["category"]] = HourlyRollup(

@@ -55,6 +55,9 @@ LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 #: The dashboard's recent window (conversion, top events) and its top list's length.
 DASHBOARD_DAYS = 30
 TOP_EVENTS = 5
+#: Forecasts learn from at most the last three years of days (the yearly terms need one;
+#: older days cost time and teach little), so predictions do not slow as history grows.
+FORECAST_HISTORY_DAYS = 3 * 365
 #: Trending: bookings of the last day against the 14 days before it (the engine's windows).
 TRENDING_RECENT_DAYS = 1
 TRENDING_NORMAL_DAYS = 14
@@ -170,8 +173,9 @@ async def user_behaviour(hub: Hub, *, fresh: bool = False) -> Answer:
 
 async def predictions(hub: Hub, *, fresh: bool = False) -> Answer:
     """Bookings and revenue over the next 30 days, overall and per category, with 80 %
-    intervals; the rolling back-test of the overall model against seasonal naive; and the
-    events selling fastest against their own normal."""
+    intervals, learnt from up to `FORECAST_HISTORY_DAYS` days; the rolling back-test of the
+    overall model against seasonal naive; and the events selling fastest against their own
+    normal."""
 
     async def compute() -> bytes:
         now = _now()
@@ -180,7 +184,12 @@ async def predictions(hub: Hub, *, fresh: bool = False) -> Answer:
         recent_from = end - TRENDING_RECENT_DAYS * engine.DAY
         normal_from = recent_from - TRENDING_NORMAL_DAYS * engine.DAY
         by_category, windows = await asyncio.gather(
-            _read(hub, analytics_db.daily_by_category, today),
+            _read(
+                hub,
+                analytics_db.daily_by_category,
+                today - dt.timedelta(days=FORECAST_HISTORY_DAYS),
+                today,
+            ),
             _read(hub, analytics_db.event_windows, _at(normal_from), _at(recent_from), _at(end)),
         )
         overall, series = daily_series(by_category, today)
