@@ -304,6 +304,8 @@ def trend_range(query: TrendsQuery, now: dt.datetime) -> tuple[dt.datetime, dt.d
     else:
         start = _default_start(period, end - dt.timedelta(microseconds=1))
     if end <= start:
+        if query.date_to is None:
+            raise ValidationError.field("date_from", "must be before now (date_to's default)")
         raise ValidationError.field("date_to", "must be after date_from")
     buckets = bucket_count(period, start, end)
     if buckets > MAX_BUCKETS:

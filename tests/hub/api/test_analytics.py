@@ -94,6 +94,7 @@ async def test_bad_queries_are_422_naming_the_field(
         ({"date_to": "0900-01-01"}, "date_to"),
         ({"date_from": "2025-03-10", "date_to": "2025-03-09"}, "date_to"),
         ({"date_from": "2025-03-10T05:00:00Z", "date_to": "2025-03-10T05:00:00Z"}, "date_to"),
+        ({"date_from": "2999-01-01"}, "date_from"),  # after now, date_to's default
         # 2020-01-01 to 2023-01-01 hourly is 26,304 buckets, over the 20,000 bound.
         ({"period": "hourly", "date_from": "2020-01-01", "date_to": "2022-12-31"}, "date_from"),
         ({"fresh": "perhaps"}, "fresh"),
