@@ -18,6 +18,7 @@ from hub.api import (
     holds,
     pages,
     pricing,
+    seat_recommendations,
     sockets,
     venues,
     waitlist,
@@ -42,6 +43,7 @@ def build_api() -> Api:
         pricing,
         discounts,
         bulk,
+        seat_recommendations,
         analytics,
     ):
         api.include(module.api)
