@@ -315,7 +315,7 @@ const channel = new Channel(eventId, {
         announce(`A waitlist offer: ${msg.seats?.length ?? ""} seats are held for you. Reload to see them.`);
         break;
       case "error":
-        console.warn("channel error", msg.code, msg.detail);
+        if (!recommender.refused(msg)) console.warn("channel error", msg.code, msg.detail);
         break;
       default:
         break;

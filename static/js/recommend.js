@@ -205,6 +205,14 @@ export class Recommender {
     this.show(msg.recommendations, "push");
   }
 
+  /** An `error` from the channel: true when it refused this panel's wish (then said). */
+  refused(msg) {
+    if (!this.wish || msg.refused !== "hello" || !/reco|recommend/i.test(msg.detail || "")) return false;
+    this.setBusy(false);
+    this.say(`The live recommendations could not start: ${msg.detail}`);
+    return true;
+  }
+
   fits(item) {
     const w = this.wish;
     const seats = item.seats || [];
