@@ -15,6 +15,8 @@ per-IP cap) is refused with an HTTP status; everything after with a close code:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,13 +24,15 @@ from urllib.parse import urlsplit
 import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
 
+from engines.seating import Taste
 from hub import metrics
 from hub.auth import Principal, principal_from_token
-from hub.channels import codec
+from hub.channels import codec, reco
 from hub.channels.codec import Subprotocol
 from hub.channels.peers import Peer, make_peer
 from hub.context import AppHub
-from hub.errors import HubError
+from hub.errors import HubError, NotFound
+from hub.services import events, live_seats, seat_recommendations
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +81,8 @@ class _Session:
         self.channels = hub.channels
         self.peer = peer
         self.receive = receive
+        # each user's taste, read once per connection (a later hello may change the user)
+        self.tastes: dict[uuid.UUID, Taste | None] = {}
 
     def send(self, message: dict[str, Any]) -> None:
         self.peer.write(codec.encode(message, self.peer.proto))
@@ -111,6 +117,47 @@ class _Session:
         except HubError as exc:
             self.send(codec.error(exc.code, exc.detail, "hello"))
             return None
+
+    async def want_reco(self, raw: Any) -> None:
+        """Start, change or (``raw`` None) stop the connection's ``reco`` messages; a wish
+        that cannot be served is refused with ``error`` and the previous one stays."""
+        peer = self.peer
+        if raw is None or peer.event_id is None:
+            self.channels.want_reco(peer, None)
+            return
+        try:
+            prefs = reco.read_prefs(raw, seat_recommendations.MAX_QUANTITY)
+        except ValueError as exc:
+            self.send(codec.error("bad_message", str(exc), "hello"))
+            return
+        try:
+            event = await events.load_event(self.hub, peer.event_id)
+            layout = await live_seats.layout_of(self.hub, event.venue_id)
+        except NotFound:
+            detail = "No seat map to recommend seats from for this event"
+            self.send(codec.error("not_found", detail, "hello"))
+            return
+        unknown = reco.unknown_sections(prefs, layout.table)
+        if unknown:
+            detail = f"reco.preferred_sections names unknown sections: {', '.join(unknown)}"
+            self.send(codec.error("bad_message", detail, "hello"))
+            return
+        if event.status != "scheduled" or event.starts_at <= dt.datetime.now(dt.UTC):
+            # as over HTTP: nothing to recommend for a cancelled or started event
+            self.channels.want_reco(peer, None)
+            self.send({"t": "reco", "recommendations": []})
+            return
+        venue = reco.RecoVenue(layout.table, functools.partial(seat_recommendations.render, layout))
+        self.channels.want_reco(peer, reco.RecoWish(prefs, await self.taste(), venue))
+
+    async def taste(self) -> Taste | None:
+        """The watching user's taste (None: anonymous or no past tickets)."""
+        user_id = self.peer.user_id
+        if user_id is None:
+            return None
+        if user_id not in self.tastes:
+            self.tastes[user_id] = await seat_recommendations.taste_for(self.hub, user_id)
+        return self.tastes[user_id]
 
 
 class EventSocket:
@@ -162,23 +209,26 @@ class EventSocket:
             elif kind == "resync":
                 channels.resync(peer)
             elif kind == "hello":
-                reco = message.get("reco")
-                if reco is not None and not isinstance(reco, dict):
-                    session.send(codec.error("bad_message", "reco must be a map", "hello"))
-                    continue
-                peer.reco = reco
-                principal = await session.authenticate(message)
-                if principal is None or principal.user_id == peer.user_id:
-                    continue
-                if channels.per_user[principal.user_id] >= session.hub.settings.ws_max_per_user:
-                    peer.close(4429, "Too many connections for this user")
+                if not await self._hello(session, message):
                     return
-                if peer.user_id is not None:
-                    _release(channels.per_user, peer.user_id)
-                peer.user_id = principal.user_id
-                channels.per_user[principal.user_id] += 1
             else:
                 session.send(codec.error("unknown_message", f"unknown message type {kind!r}"))
+
+    async def _hello(self, session: _Session, message: dict[str, Any]) -> bool:
+        """Who watches (``token``) and what it wants pushed (``reco``, absent: nothing);
+        False when the connection was closed for it."""
+        peer, channels = session.peer, session.channels
+        principal = await session.authenticate(message)
+        if principal is not None and principal.user_id != peer.user_id:
+            if channels.per_user[principal.user_id] >= session.hub.settings.ws_max_per_user:
+                peer.close(4429, "Too many connections for this user")
+                return False
+            if peer.user_id is not None:
+                _release(channels.per_user, peer.user_id)
+            peer.user_id = principal.user_id
+            channels.per_user[principal.user_id] += 1
+        await session.want_reco(message.get("reco"))
+        return True
 
 
 class AdminSocket:

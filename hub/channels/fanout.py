@@ -23,6 +23,10 @@ Invariants:
 - a watcher whose transport buffer exceeds ``ws_backlog_bytes`` is "behind": it gets
   nothing more until it drains, then one fresh snapshot; still behind after
   ``ws_behind_seconds`` it is closed with 1013.
+
+Watchers that asked for seat recommendations are the channel's ``RecoBoard``
+(``hub.channels.reco``): told after each flush, each price change and each load, it
+recomputes on its own schedule, off the flush.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from hub.channels import codec
 from hub.channels.codec import Encoded, Subprotocol
 from hub.channels.mirror import Applied, Mirror
 from hub.channels.peers import Peer
+from hub.channels.reco import RecoBoard, RecoWish
 from hub.channels.subscriber import Subscriber
 from hub.errors import NotFound
 from hub.inventory import Inventory
@@ -76,6 +81,7 @@ class Channel:
         "name",
         "peers",
         "prices",
+        "reco",
         "snap_cache",
         "stale",
     )
@@ -95,6 +101,13 @@ class Channel:
         # loop time at which the last flush that sent something started
         self.last_flush = float("-inf")
         self.snap_cache: list[Encoded | None] = [None] * len(_PROTOS)
+        self.reco: RecoBoard | None = None
+
+    def reco_state(self) -> tuple[bytearray, dict[str, Any]] | None:
+        """What the recommendations are computed from: the mirrored seats and prices."""
+        if self.mirror is None or self.loading is not None:
+            return None
+        return self.mirror.seats, self.prices
 
 
 class Channels:
@@ -161,9 +174,28 @@ class Channels:
         channel = self.events.get(peer.event_id) if peer.event_id else None
         if channel is None:
             return
+        self.want_reco(peer, None)
         channel.peers.pop(peer, None)
         if not channel.peers:
             self._drop_channel(channel)
+
+    def want_reco(self, peer: Peer, wish: RecoWish | None) -> None:
+        """Start, change (``wish``) or stop (None) a watcher's ``reco`` messages."""
+        channel = self.events.get(peer.event_id) if peer.event_id else None
+        if channel is None or peer not in channel.peers:
+            return
+        peer.reco = None if wish is None else wish.prefs
+        board = channel.reco
+        if wish is None:
+            if board is not None:
+                board.leave(peer)
+                if not len(board):
+                    board.close()
+                    channel.reco = None
+            return
+        if board is None:
+            board = channel.reco = RecoBoard(wish.venue, channel.reco_state, self._deliver)
+        board.join(peer, wish)
 
     def resync(self, peer: Peer) -> None:
         """A fresh snapshot for one watcher (it asked, or it has drained after falling behind)."""
@@ -181,6 +213,8 @@ class Channels:
             channel.loading.cancel()
         if channel.flush_handle is not None:
             channel.flush_handle.cancel()
+        if channel.reco is not None:
+            channel.reco.close()
         self.subscriber.unsubscribe(channel.name)
         self.events.pop(channel.event_id, None)
         self._by_name.pop(channel.name.encode(), None)
@@ -212,6 +246,8 @@ class Channels:
             channel.prices = dict(message.get("prices") or {})
             channel.snap_cache = [None] * len(_PROTOS)
             self._broadcast(channel, [self._with_seq(channel, message)])
+            if channel.reco is not None:
+                channel.reco.changed()
         else:
             self._broadcast(channel, [self._with_seq(channel, message)])
 
@@ -299,6 +335,8 @@ class Channels:
                     self.deliveries += 1
             if mirror.pending:
                 self._schedule_flush(channel)
+            if channel.reco is not None:
+                channel.reco.changed()
             log.debug("channel_loaded", event_id=str(channel.event_id), seq=seq)
         finally:
             if channel.loading is asyncio.current_task():
@@ -355,6 +393,8 @@ class Channels:
             channel.last_counts = counts
             messages.append({"t": "counts", "seq": tick.seq, **counts})
         self._broadcast(channel, messages)
+        if channel.reco is not None:
+            channel.reco.changed()  # after the flush, so a pass never holds one back
 
     def _broadcast(self, channel: Channel, messages: list[dict[str, Any]]) -> None:
         """Write the messages to every watcher that keeps up. Never awaits."""
@@ -376,6 +416,19 @@ class Channels:
         delivered = sent * len(messages)
         self.deliveries += delivered
         metrics.WS_DELIVERIES.inc(delivered)
+
+    def _deliver(self, peer: Peer, message: Encoded) -> bool:
+        """Write one message to one watcher that keeps up (the broadcast's rule); True when
+        written."""
+        if peer.behind_since is not None:
+            return False
+        if peer.buffered() > self.backlog:
+            self._fall_behind(peer, time.monotonic())
+            return False
+        peer.write(message)
+        self.deliveries += 1
+        metrics.WS_DELIVERIES.inc()
+        return True
 
     def _fall_behind(self, peer: Peer, now: float) -> None:
         peer.behind_since = now

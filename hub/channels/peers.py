@@ -33,6 +33,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from engines.seating import SeatPreferences
 from hub.channels.codec import Encoded, Subprotocol
 
 EXTENSION = "evently.direct"
@@ -59,7 +60,8 @@ class Peer(abc.ABC):
         self.proto = proto
         self.ip = ip
         self.user_id: uuid.UUID | None = None
-        self.reco: dict[str, Any] | None = None
+        # the seat recommendations it asked for (``hub.channels.reco``), None for none
+        self.reco: SeatPreferences | None = None
         self.event_id: uuid.UUID | None = None
         # loop time at which it fell behind; None while it keeps up
         self.behind_since: float | None = None
