@@ -6,6 +6,11 @@ the real inventory scripts (a one-seat hold or release per change); the driver s
 change's seq with the wall clock right after Redis answered, watchers stamp each receipt:
 latency = receipt - change, per change and per watcher (conflated changes included).
 The same watchers then repeat the run against ``loadtest.bare`` and the ratio is printed.
+
+``--reco`` makes every watcher ask for live seat recommendations in its ``hello`` (the event
+is then a real one, written to PostgreSQL by ``loadtest.fanout_reco``); ``--venue`` writes
+the same event without asking, for the run to compare with. The ``reco`` messages are
+counted, and the seat-delta latency is measured exactly as without them.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ import redis.asyncio as aioredis
 
 from hub.inventory import HoldKind, HoldPlaced, HoldRequest, Inventory, Released, ReleaseMode
 from hub.store import Keys
+from loadtest import fanout_reco
 from loadtest.watchers import watcher_process
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/evently_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+BENCH_SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,6 +56,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="target a running hub (ws://host:port) instead of starting one")
     p.add_argument("--no-bare", action="store_true", help="skip the websockets.broadcast run")
     p.add_argument("--idle", action="store_true", help="connect, stay idle, report hub memory")
+    p.add_argument(
+        "--reco", action="store_true", help="every watcher asks for seat recommendations"
+    )
+    p.add_argument(
+        "--reco-users",
+        type=int,
+        default=0,
+        help="with --reco: this many watchers sign in as users with past tickets of their own",
+    )
+    p.add_argument(
+        "--reco-prefs", type=int, default=1, help="with --reco: distinct preference sets"
+    )
+    p.add_argument(
+        "--venue",
+        action="store_true",
+        help="watch an event with a venue in PostgreSQL, as --reco does, without asking",
+    )
+    p.add_argument(
+        "--front-rows",
+        action="store_true",
+        help="holds take a random free seat of the front rows of the middle sections (of the "
+        "--venue/--reco layout) while there is one, as a crowd goes for the best seats",
+    )
     p.add_argument("--database-url", default=os.environ.get("EVENTLY_DATABASE_URL", DEFAULT_DB))
     p.add_argument("--redis-url", default=os.environ.get("EVENTLY_REDIS_URL", DEFAULT_REDIS))
 
@@ -82,12 +112,14 @@ def _start_hub(args: argparse.Namespace, prefix: str, port: int) -> subprocess.P
     env.update(
         EVENTLY_DATABASE_URL=args.database_url,
         EVENTLY_REDIS_URL=args.redis_url,
-        EVENTLY_SECRET_KEY="bench-secret-key-that-is-long-enough-for-hs256",
+        EVENTLY_SECRET_KEY=BENCH_SECRET,
         EVENTLY_REDIS_PREFIX=prefix,
         EVENTLY_WS_MAX_PER_IP="1000000",
         EVENTLY_WS_TICK_MS=str(args.tick_ms),
         EVENTLY_LOG_LEVEL="warning",
         EVENTLY_RATE_LIMITS="off",
+        # no price ticks over whatever the bench database holds while measuring
+        EVENTLY_PRICING_INTERVAL_SECONDS="3600",
     )
     # ``evently serve`` with the URLs given: one worker, run in the process itself (so its
     # pid is the one sampled). Pinned to CPU 0 at once, while the interpreter is still
@@ -116,9 +148,16 @@ async def _wait_port(port: int, proc: subprocess.Popen[bytes] | None) -> None:
 
 
 async def _drive(
-    inventory: Inventory, event_id: uuid.UUID, n_seats: int, rate: float, duration: float
+    inventory: Inventory,
+    event_id: uuid.UUID,
+    n_seats: int,
+    rate: float,
+    duration: float,
+    front_rows: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seat changes at ``rate``/s for ``duration`` s.
+    """Seat changes at ``rate``/s for ``duration`` s: a hold of a random free seat (with
+    ``front_rows``, of the best seats of ``fanout_reco``'s venue while one is free) or the
+    release of a random held one.
 
     Returns (seq, sent, answered) per change: the wall clock just before the script was
     sent and just after Redis answered. The change was committed between the two; the
@@ -127,6 +166,9 @@ async def _drive(
     """
     held: dict[int, uuid.UUID] = {}
     free = list(range(n_seats))
+    hot = fanout_reco.front_row(n_seats) if front_rows else set()
+    front = [seat for seat in free if seat in hot]
+    free = [seat for seat in free if seat not in hot]
     random.shuffle(free)
     seqs: list[int] = []
     sent: list[float] = []
@@ -145,9 +187,12 @@ async def _drive(
             released = await inventory.release(event_id, hold_id, mode=ReleaseMode.FORCE)
             assert isinstance(released, Released), released
             seq = released.seq
-            free.append(seat)
+            (front if seat in hot else free).append(seat)
         else:
-            seat = free.pop()
+            if front:
+                k = random.randrange(len(front))
+                front[k], front[-1] = front[-1], front[k]
+            seat = (front or free).pop()
             hold_id = uuid.uuid4()
             placed = await inventory.place_hold(
                 event_id, HoldRequest(hold_id, user, HoldKind.GROUP, [seat], [100], 600_000, None)
@@ -242,6 +287,7 @@ async def _one_run(
     server_pid: int,
     inventory: Inventory,
     event_id: uuid.UUID,
+    hellos: list[bytes] | None = None,
 ) -> dict[str, Any]:
     path = f"/ws/events/{event_id}"
     ctx = mp.get_context("spawn")
@@ -255,7 +301,19 @@ async def _one_run(
         parent, child = ctx.Pipe()
         proc = ctx.Process(
             target=watcher_process,
-            args=(("127.0.0.1", port, path, count, first, args.subprotocol, child, {1}),),
+            args=(
+                (
+                    "127.0.0.1",
+                    port,
+                    path,
+                    count,
+                    first,
+                    args.subprotocol,
+                    child,
+                    {1},
+                    hellos[first : first + count] if hellos else None,
+                ),
+            ),
         )
         proc.start()
         pipes.append(parent)
@@ -286,7 +344,7 @@ async def _one_run(
             cpu_before, side_before = _cpu_times(), _side_times(sides)
             t0 = time.monotonic()
             seqs, sent, stamps = await _drive(
-                inventory, event_id, args.seats, args.rate, args.duration
+                inventory, event_id, args.seats, args.rate, args.duration, args.front_rows
             )
             wall = time.monotonic() - t0
             side_cpu = {
@@ -360,6 +418,7 @@ def _report(
     # frames sent because of the driven changes: snapshots on join are not deliveries
     frames = sum(r["frames"] - r["snapshots"] for r in records)
     gaps = sum(r["gaps"] for r in records)
+    recos = sum(r["recos"] for r in records)
     out: dict[str, Any] = {
         "label": label,
         "watchers": args.watchers,
@@ -369,6 +428,7 @@ def _report(
         "rss_connected_mb": rss_connected / 2**20,
         "hub_cpu": float(np.mean(cpu)) if cpu else 0.0,
         "client_cpu": footprint.client_cpu,
+        "recos_per_s": recos / max(args.duration, 1e-9),
     }
     if len(seqs):
         # every change k has seq seqs[k]; a message (from, seq] covers the changes with
@@ -452,6 +512,8 @@ def _print(r: dict[str, Any]) -> None:
             f" driver send->answer {_fmt(r['commit_window'])}"
             f" (p99 counted from the answer: {r['from_answer_p99']:.1f})"
         )
+    if recos := r.get("recos_per_s"):
+        print(f"  reco frames/s (after each watcher's first)={recos:.0f}")
     if "changes" in r and r["hub_cpu"] > 0:
         # Robust to a neighbour taking part of the server's core: frames per second of
         # the server's own CPU time (a saturated server's frames/s should match it).
@@ -472,6 +534,16 @@ async def run(args: argparse.Namespace) -> int:
     await inventory.load(event_id, args.seats, [], {})
     results = []
     hub_proc = None
+    seeded = None
+    hellos = None
+    if args.reco or args.venue:
+        await _ensure_database(args.database_url)
+        users = args.reco_users if args.reco else 0
+        seeded, tokens = await fanout_reco.seed(
+            args.database_url, BENCH_SECRET, event_id, args.seats, users
+        )
+        if args.reco:
+            hellos = fanout_reco.hellos(args.watchers, tokens, max(args.reco_prefs, 1))
     try:
         if args.url:
             host_port = args.url.split("//", 1)[1]
@@ -487,13 +559,17 @@ async def run(args: argparse.Namespace) -> int:
             hub_proc = _start_hub(args, prefix, port)
             await _wait_port(port, hub_proc)
             pid = hub_proc.pid
-        results.append(await _one_run(args, "hub", port, pid, inventory, event_id))
+        label = "hub, reco" if hellos else "hub"
+        results.append(await _one_run(args, label, port, pid, inventory, event_id, hellos))
         _print(results[-1])
     finally:
         if hub_proc is not None:
             hub_proc.terminate()
             hub_proc.wait(10)
-    if not args.no_bare and not args.idle and args.subprotocol == "msgpack":
+        if seeded is not None:
+            await fanout_reco.cleanup(args.database_url, event_id, seeded)
+    compare = not (args.no_bare or args.idle or args.reco or args.venue)
+    if compare and args.subprotocol == "msgpack":
         port = _free_port()
         event_id = uuid.uuid4()  # a fresh event: the same starting state as the hub's run
         await inventory.load(event_id, args.seats, [], {})

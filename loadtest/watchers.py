@@ -12,6 +12,10 @@ The receipt time is taken first thing in ``data_received``, before any parsing; 
 ``seats`` and ``counts`` frames are recognised by their fixed prefix (the server encodes
 the map keys in a fixed order) and only the ``from``/``seq`` integers are read; anything
 else (snapshots, JSON, an unexpected layout) is fully decoded.
+
+With ``hellos`` (the fan-out benchmark's ``--reco``) each watcher sends its own ``hello``
+right after the handshake and counts as ready once it holds both its snapshot and its first
+``reco``; later ``reco`` frames are only counted (recognised by their prefix, like ``seats``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import struct
 import time
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -32,6 +37,7 @@ _PONG_MASK = b"\x00\x00\x00\x00"
 _SEATS = b"\x84\xa1t\xa5seats\xa4from"
 _SEQ = b"\xa3seq"
 _COUNTS = b"\x86\xa1t\xa6counts"
+_RECO = b"\x82\xa1t\xa4reco"
 _UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
 
 
@@ -55,15 +61,34 @@ class Recorder:
         self.frames = 0
         self.gaps = 0
         self.snapshots = 0
+        self.recos = 0
         self.closed = 0
 
 
+def client_frame(payload: bytes) -> bytes:
+    """A binary client frame carrying ``payload``: masked, as RFC 6455 requires of clients,
+    with a zero key so the payload goes as it is."""
+    n = len(payload)
+    head = bytes((0x82, 0x80 | n)) if n < 126 else struct.pack("!BBH", 0x82, 0x80 | 126, n)
+    return head + _PONG_MASK + payload
+
+
 class Watcher(asyncio.Protocol):
-    def __init__(self, index: int, rec: Recorder, request: bytes, ready: asyncio.Future[None]):
+    def __init__(
+        self,
+        index: int,
+        rec: Recorder,
+        request: bytes,
+        ready: asyncio.Future[None],
+        hello: bytes | None = None,
+    ):
         self.index = index
         self.rec = rec
         self.request = request
         self.ready = ready
+        self.hello = hello
+        self.snapshot = False
+        self.reco = hello is None  # nothing to wait for without a hello
         self.buf = bytearray()
         self.open = False
         self.last: int | None = None
@@ -92,6 +117,9 @@ class Watcher(asyncio.Protocol):
                 return
             del buf[: end + 4]
             self.open = True
+            if self.hello is not None:
+                assert self.transport is not None
+                self.transport.write(client_frame(self.hello))
         i, n = 0, len(buf)
         while n - i >= 2:
             b0, b1 = buf[i], buf[i + 1] & 0x7F
@@ -131,6 +159,9 @@ class Watcher(asyncio.Protocol):
                     return
         elif opcode == 2 and payload.startswith(_COUNTS):
             return
+        elif opcode == 2 and payload.startswith(_RECO) and self.reco:
+            rec.recos += 1
+            return
         message: dict[str, Any] = json.loads(payload) if opcode == 1 else msgpack.unpackb(payload)
         kind = message["t"]
         if kind == "seats":
@@ -138,8 +169,15 @@ class Watcher(asyncio.Protocol):
         elif kind == "snapshot":
             rec.snapshots += 1
             self.last = message["seq"]
-            if not self.ready.done():
-                self.ready.set_result(None)
+            self.snapshot = True
+        elif kind == "reco":
+            if self.reco:
+                rec.recos += 1
+            self.reco = True
+        elif kind == "error" and not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"refused: {message}"))
+        if self.snapshot and self.reco and not self.ready.done():
+            self.ready.set_result(None)
 
     def _seats(self, frm: int, seq: int, now: float) -> None:
         rec = self.rec
@@ -153,9 +191,19 @@ class Watcher(asyncio.Protocol):
 
 
 async def run_watchers(
-    host: str, port: int, path: str, count: int, first_index: int, subprotocol: str, conn: Any
+    host: str,
+    port: int,
+    path: str,
+    count: int,
+    first_index: int,
+    subprotocol: str,
+    conn: Any,
+    hellos: Sequence[bytes] | None = None,
 ) -> None:
-    """Open ``count`` watchers, report ready, record until told to stop, send the records."""
+    """Open ``count`` watchers, report ready, record until told to stop, send the records.
+
+    ``hellos``: one msgpack ``hello`` per watcher, sent as soon as its handshake is done.
+    """
     loop = asyncio.get_running_loop()
     rec = Recorder()
     request = (
@@ -170,7 +218,11 @@ async def run_watchers(
         async with gate:
             ready: asyncio.Future[None] = loop.create_future()
             transport, _ = await loop.create_connection(
-                lambda: Watcher(index, rec, request, ready), host, port
+                lambda: Watcher(
+                    index, rec, request, ready, hellos[index - first_index] if hellos else None
+                ),
+                host,
+                port,
             )
             transports.append(transport)  # type: ignore[arg-type]
             await asyncio.wait_for(ready, 60)
@@ -194,6 +246,7 @@ async def run_watchers(
                 "frames": rec.frames,
                 "gaps": rec.gaps,
                 "snapshots": rec.snapshots,
+                "recos": rec.recos,
                 "closed": rec.closed,
                 "cpu_seconds": cpu,
             },
@@ -205,9 +258,10 @@ async def run_watchers(
 
 def watcher_process(args: tuple[Any, ...]) -> None:
     """Entry point of one client process (pinned to the given CPUs)."""
-    host, port, path, count, first_index, subprotocol, conn, cpus = args
+    host, port, path, count, first_index, subprotocol, conn, cpus, *rest = args
     if cpus:
         os.sched_setaffinity(0, cpus)
     import uvloop
 
-    uvloop.run(run_watchers(host, port, path, count, first_index, subprotocol, conn))
+    hellos = rest[0] if rest else None
+    uvloop.run(run_watchers(host, port, path, count, first_index, subprotocol, conn, hellos))
