@@ -625,6 +625,9 @@ GROUP_SPLIT = 0.2
 # The candidate pool: at most half from the best blocks overall, the rest the best blocks of
 # each (section, row band) so that a taste for other sections or rows finds some.
 ROW_BANDS = 3
+# When no one block fits, the most bands of adjacent rows scored (of the preferred sections,
+# then of all): neighbouring bands share rows, so a few make enough distinct answers.
+SPLIT_BANDS = 10
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -949,8 +952,8 @@ class _Search:
         if self.boost:
             in_preferred = eligible & self.preferred
             if int(np.count_nonzero(in_preferred)) >= q:
-                sets += _bands(table, in_preferred, free, q, pool)
-        sets += _bands(table, eligible, free, q, pool)
+                sets += _bands(table, in_preferred, free, q, min(pool, SPLIT_BANDS))
+        sets += _bands(table, eligible, free, q, min(pool, SPLIT_BANDS))
         if not sets:
             blocks = _fewest_blocks(table, eligible, free, q)
             sets = [blocks] if blocks is not None else [_individually_best(table, eligible, q)]
@@ -972,11 +975,13 @@ class _Search:
         value = float(self._value(np.array([quality]), np.array([asked]))[0])
         joined = (np.diff(seats) == 1) & table._adjacent[seats[:-1]]
         blocks = 1 + int(np.count_nonzero(~joined))
-        rows = np.unique(table.row[seats])
+        # rows and sections are contiguous in seat order, so sorted seats visit each once
+        row = table.row[seats]
+        rows = 1 + int(np.count_nonzero(np.diff(row)))
         band = (
-            blocks == rows.size
-            and int(rows[-1] - rows[0]) + 1 == rows.size
-            and np.unique(table.section[seats]).size == 1
+            blocks == rows
+            and int(row[-1] - row[0]) + 1 == rows
+            and table.section[seats[0]] == table.section[seats[-1]]
         )
         group = min(GROUP_SPLIT * (2.0 if band else 1.0) * 2.0 / max(blocks, 2), GROUP_TOGETHER[2])
         return Candidate(
