@@ -73,6 +73,19 @@ REDIS_ERRORS = Counter("evently_redis_errors_total", "Redis calls that failed to
 IS_LEADER = Gauge(
     "evently_leader", "1 in the process holding the leader lease", multiprocess_mode="livemax"
 )
+ROLLUP_STEPS = Histogram(
+    "evently_rollup_step_seconds",
+    "Analytics rollup steps (leader), horizon to commit",
+    buckets=LATENCY_BUCKETS,
+)
+ROLLUP_ROWS = Counter(
+    "evently_rollup_rows_total", "Rows counted into the analytics rollups, by kind", ["kind"]
+)
+ROLLUP_LAG = Gauge(
+    "evently_rollup_lag_seconds",
+    "How far the analytics rollups trailed the clock when the last step ended",
+    multiprocess_mode="livemax",
+)
 
 
 def total(metric: Counter | Gauge, **labels: str) -> float:

@@ -35,6 +35,8 @@ class Settings:
     hold_max_lifetime_seconds: int = 1200
     offer_ttl_seconds: int = 300
     pricing_interval_seconds: float = 10.0
+    # How often the leader adds new bookings, cancellations and holds to the analytics rollups.
+    rollup_interval_seconds: float = 30.0
     # Pricing runs (the leader's tick, update-all) in a niced child process (hub.offload);
     # off: in the calling process, as a test or a one-process tool may prefer.
     pricing_offload: bool = True
@@ -104,6 +106,7 @@ class Settings:
             hold_max_lifetime_seconds=r.get("HOLD_MAX_LIFETIME_SECONDS", _positive_int, 1200),
             offer_ttl_seconds=r.get("OFFER_TTL_SECONDS", _positive_int, 300),
             pricing_interval_seconds=r.get("PRICING_INTERVAL_SECONDS", _positive_float, 10.0),
+            rollup_interval_seconds=r.get("ROLLUP_INTERVAL_SECONDS", _positive_float, 30.0),
             pricing_offload=r.get("PRICING_OFFLOAD", _on_off, True),
             offload_nice=r.get("OFFLOAD_NICE", _nice, 10),
             payment_latency_ms=r.get("PAYMENT_LATENCY_MS", _non_negative_int, 0),

@@ -29,6 +29,7 @@ from hub.services.expiry import expiry_loop
 from hub.services.notifications import outbox_loop
 from hub.services.pricing import pricing_loop
 from hub.services.refunds import refund_loop
+from hub.services.rollups import rollup_loop
 
 
 def build_api() -> Api:
@@ -60,4 +61,4 @@ def page_routes() -> list[BaseRoute]:
 
 def leader_loops() -> list[LeaderLoop]:
     """The loops only the leader process runs (one of each across all processes)."""
-    return [expiry_loop, outbox_loop, refund_loop, pricing_loop]
+    return [expiry_loop, outbox_loop, refund_loop, pricing_loop, rollup_loop]

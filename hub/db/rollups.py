@@ -37,7 +37,8 @@ from the watermark the earlier one left, and never counts a window twice.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 from hub.db import Connection
 
@@ -60,7 +61,8 @@ class RollupStep:
     holds: int = 0
     moved_events: int = 0  # events whose lead days were counted again (their start moved)
     blind_sessions: int = 0  # sessions this role could not inspect (see BLIND_LAG)
-    advanced: bool = False  # False: another step held the state, or no time had passed
+    advanced: bool = False  # False: the horizon had not passed the watermark
+    seconds: float = 0.0  # how long it took, horizon and transaction
 
     @property
     def rows(self) -> int:
@@ -191,12 +193,10 @@ _TRUNCATE = (
 )
 
 
-async def horizon(
-    con: Connection, margin: dt.timedelta = HORIZON_MARGIN
-) -> tuple[dt.datetime, int]:
+async def horizon(con: Connection) -> tuple[dt.datetime, int]:
     """The latest instant before which every stamp is committed, and how many sessions
     could not be inspected. Run it outside the step's transaction, before it."""
-    row = await con.fetchrow(_HORIZON, margin)
+    row = await con.fetchrow(_HORIZON, HORIZON_MARGIN)
     assert row is not None
     until: dt.datetime = row["horizon"]
     blind = int(row["blind"])
@@ -212,7 +212,7 @@ async def watermark(con: Connection) -> dt.datetime | None:
     return value
 
 
-async def step(con: Connection, margin: dt.timedelta = HORIZON_MARGIN) -> RollupStep:
+async def step(con: Connection) -> RollupStep:
     """Count what was stamped since the watermark, up to the horizon, and move the
     watermark there: one transaction. Takes a connection outside any transaction.
 
@@ -220,22 +220,27 @@ async def step(con: Connection, margin: dt.timedelta = HORIZON_MARGIN) -> Rollup
         What was counted; ``advanced`` is False when the horizon had not passed the
         watermark (another step got there first, or too little time went by).
     """
-    until, blind = await horizon(con, margin)
+    started = time.perf_counter()
+    until, blind = await horizon(con)
     async with con.transaction(isolation="repeatable_read"):
         since = await _lock_state(con)
         if since is not None and until <= since:
-            return RollupStep(since, since, blind_sessions=blind)
-        return await _count(con, since, until, blind)
+            done = RollupStep(since, since, blind_sessions=blind)
+        else:
+            done = await _count(con, since, until, blind)
+    return replace(done, seconds=time.perf_counter() - started)
 
 
-async def rebuild(con: Connection, margin: dt.timedelta = HORIZON_MARGIN) -> RollupStep:
+async def rebuild(con: Connection) -> RollupStep:
     """Empty the rollups and count everything before the horizon again, in one transaction
     (readers of the rollups wait for it). Takes a connection outside any transaction."""
-    until, blind = await horizon(con, margin)
+    started = time.perf_counter()
+    until, blind = await horizon(con)
     async with con.transaction(isolation="repeatable_read"):
         await _lock_state(con)
         await con.execute(_TRUNCATE)
-        return await _count(con, None, until, blind)
+        done = await _count(con, None, until, blind)
+    return replace(done, seconds=time.perf_counter() - started)
 
 
 async def _lock_state(con: Connection) -> dt.datetime | None:
