@@ -1,30 +1,36 @@
-"""The demo: an admin, a few users, a 2,000-seat arena and upcoming events worth browsing.
+"""The demo: an admin, a few users, a 2,000-seat arena and upcoming events worth browsing,
+and two years of booking history at a second venue (``hub.demo_history``), so analytics,
+forecasts and recommendations have something real to show from the first start.
 
 Seeding is idempotent: everything is looked up by a natural key (email, venue name and
-city, event name at the venue, discount code) and created only when missing, under an
-advisory lock so two seeding processes cannot both create it. A second call adds nothing
-and returns the same summary.
+city, event name at the venue, discount code; the history by its venue having events) and
+created only when missing, under an advisory lock so two seeding processes cannot both
+create it. A second call adds nothing and returns the same summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 import structlog
 
 from engines.venue_layout import row_label
 from hub import auth
+from hub import demo_history as history
 from hub.auth import Role
 from hub.context import Hub
 from hub.db import demo as demo_db
+from hub.db import demo_history as history_db
 from hub.db import events as events_db
 from hub.db import users
 from hub.db import venues as venues_db
-from hub.services import accounts, events, venues
+from hub.services import accounts, events, live_seats, rollups, venues
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +52,26 @@ SECTIONS = (
     ("Mezzanine", 12, 42, 6500, 1),
     ("Balcony", 14, 50, 3500, 1),
 )
+
+# The history's venue: its past shows, and some on sale now beside the arena's.
+HALL_NAME = "Evently Hall"
+HALL_SECTIONS = (
+    ("Stalls", 24, 36, 5500, 2),
+    ("Circle", 10, 34, 4000, 1),
+    ("Gallery", 8, 30, 2500, 1),
+)
+# Two years: ~36,000 bookings by 5,000 customers over ~260 past shows (~3 s to seed).
+HISTORY_BOOKINGS = 36_000
+HISTORY_CUSTOMERS = 5_000
+HISTORY_PAST_EVENTS = 260
+HISTORY_SEED = 2015
+# The demo users book in the history too, each with a taste of their own (favourite first),
+# so their event recommendations have something to go on.
+TASTES = {
+    "ada@evently.local": ("concert", "classical"),
+    "grace@evently.local": ("conference", "theatre"),
+    "alan@evently.local": ("sports", "comedy"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +183,7 @@ async def seed_demo(hub: Hub, *, now: dt.datetime | None = None) -> DemoSummary:
             async with hub.db.connection() as con:
                 if await demo_db.ensure_discount_code(con, "BULK10", Decimal("10"), 1000):
                     log.info("demo_discount_code_created", code="BULK10")
+            await _seed_history(hub, venue_id, event_ids, now)
         finally:
             await demo_db.unlock(lock_con)
     logins = [("admin", ADMIN[0], ADMIN[1])]
@@ -189,17 +216,21 @@ def _aisle_seats(rows: int, seats_per_row: int, front_rows: int) -> list[tuple[s
     return [(row_label(r), n) for r in range(min(rows, front_rows)) for n in sorted(ends)]
 
 
-async def _seed_venue(hub: Hub) -> uuid.UUID:
+async def _seed_venue(
+    hub: Hub,
+    name: str = VENUE_NAME,
+    sections_spec: tuple[tuple[str, int, int, int, int], ...] = SECTIONS,
+) -> uuid.UUID:
     async with hub.db.connection() as con:
-        found = await venues_db.by_name(con, VENUE_NAME, VENUE_CITY)
+        found = await venues_db.by_name(con, name, VENUE_CITY)
     if found is not None:
         venue_id: uuid.UUID = found["id"]
         return venue_id
     sections = [
-        venues.NewSection(name, rows, per_row, base, _aisle_seats(rows, per_row, front))
-        for name, rows, per_row, base, front in SECTIONS
+        venues.NewSection(section, rows, per_row, base, _aisle_seats(rows, per_row, front))
+        for section, rows, per_row, base, front in sections_spec
     ]
-    venue = await venues.create_venue(hub, VENUE_NAME, VENUE_CITY, sections=sections)
+    venue = await venues.create_venue(hub, name, VENUE_CITY, sections=sections)
     log.info("demo_venue_created", venue_id=str(venue["id"]), seats=venue["capacity"])
     created: uuid.UUID = venue["id"]
     return created
@@ -230,3 +261,58 @@ async def _seed_event(
     )
     created: uuid.UUID = event["id"]
     return created
+
+
+async def _seed_history(
+    hub: Hub, arena_id: uuid.UUID, event_ids: list[uuid.UUID], now: dt.datetime
+) -> None:
+    """Two years of history at the hall, and the arena's events' sales so far, unless the
+    hall has events already. All rows in one transaction; then the analytics rollups are
+    counted again (the rows carry stamps of their own, before the rollups' watermark) and
+    the arena's events' seat state is rebuilt from their new sales."""
+    hall_id = await _seed_venue(hub, HALL_NAME, HALL_SECTIONS)
+    started = time.perf_counter()
+    async with hub.db.transaction() as con:
+        if await history_db.has_events(con, hall_id):
+            return
+        hall = history.venue_plan(hall_id, *await history_db.venue_seats(con, hall_id))
+        arena = history.venue_plan(arena_id, *await history_db.venue_seats(con, arena_id))
+        # Only events nobody has booked yet get sales in the past (no seat sold twice).
+        on_sale = await history_db.unsold_events(con, event_ids)
+        known_events = [
+            history.KnownEvent(
+                id=row["id"].bytes,
+                venue=arena,
+                category=row["category"],
+                starts_at=int(row["starts_at"].timestamp()),
+                prices=np.array(row["prices"], dtype=np.int64),
+            )
+            for row in on_sale
+        ]
+        known_customers = []
+        for email, taste in TASTES.items():
+            user = await users.by_email(con, email)
+            if user is not None:
+                known_customers.append(history.KnownCustomer(user["id"].bytes, taste))
+        plan = history.Plan(
+            now=int(now.timestamp()),
+            bookings=HISTORY_BOOKINGS,
+            customers=HISTORY_CUSTOMERS,
+            past_events=HISTORY_PAST_EVENTS,
+            seed=HISTORY_SEED,
+            venues=(hall,),
+        )
+        generated = await asyncio.to_thread(history.generate, plan, known_events, known_customers)
+        written = await history_db.write(con, generated.tables(), defer_checks=True)
+        await history_db.open_sales(con, generated.on_sale)
+    wrote = time.perf_counter()
+    await rollups.rebuild(hub.db)
+    for row in on_sale:
+        await live_seats.load(hub, row["id"], arena.capacity, force=True)
+    log.info(
+        "demo_history_seeded",
+        seconds=round(time.perf_counter() - started, 2),
+        copy_seconds=round(sum(written.seconds.values()), 2),
+        after_seconds=round(time.perf_counter() - wrote, 2),
+        **written.rows,
+    )
