@@ -267,9 +267,10 @@ async def _seed_history(
     hub: Hub, arena_id: uuid.UUID, event_ids: list[uuid.UUID], now: dt.datetime
 ) -> None:
     """Two years of history at the hall, and the arena's events' sales so far, unless the
-    hall has events already. All rows in one transaction; then the analytics rollups are
-    counted again (the rows carry stamps of their own, before the rollups' watermark) and
-    the arena's events' seat state is rebuilt from their new sales."""
+    hall has events already. All rows in one transaction, written in bulk (the tables are
+    locked for those few seconds); then the analytics rollups are counted again (the rows
+    carry stamps of their own, before the rollups' watermark) and the arena's events' seat
+    state is rebuilt from their new sales."""
     hall_id = await _seed_venue(hub, HALL_NAME, HALL_SECTIONS)
     started = time.perf_counter()
     async with hub.db.transaction() as con:

@@ -215,8 +215,9 @@ async def write(
     per key and one sorted build per index instead of a lookup and an index insertion per
     row, with the same guarantees at the end (a unique index such as
     ``tickets_one_active_per_seat`` is built over every row, or the load fails). It locks
-    the tables for the whole transaction and needs to own them: for a bulk load into a
-    database nothing else is using.
+    the tables until the transaction ends (others wait: the demo's few seconds at its first
+    start, a scratch database's load) and needs the role that owns them (the one that
+    migrates).
     """
     rows: dict[str, int] = {}
     seconds: dict[str, float] = {}
