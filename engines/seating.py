@@ -313,18 +313,21 @@ def _strands(table: SeatTable, free: np.ndarray, starts: np.ndarray, q: int) -> 
     leave a single free seat stranded on (free, side by side with the window, and with no
     free seat side by side beyond it)."""
     n = len(table)
-    if n < 2:
-        return np.zeros(starts.size, dtype=np.int8)
-
-    def pair(i: np.ndarray) -> np.ndarray:
-        """Whether seats i - 1 and i are both free and side by side (False off the ends)."""
-        inside = (i >= 1) & (i < n)
-        at = np.where(inside, i, 1)
-        return inside & table._adjacent[at - 1] & free[at - 1] & free[at]
-
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.int8)
     ends = starts + q - 1
-    strands = (pair(starts) & ~pair(starts - 1)).astype(np.int8)
-    strands += pair(ends + 1) & ~pair(ends + 2)
+    # pairs[i - first] is True when seats i - 1 and i are both free and side by side, for i
+    # over the span the windows need (False off the ends of the table)
+    first, last = int(starts.min()) - 1, int(ends.max()) + 2
+    lo, hi = max(first, 1), min(last, n - 1)
+    pairs = np.zeros(last - first + 1, dtype=np.bool_)
+    if hi >= lo:
+        pairs[lo - first : hi - first + 1] = (
+            table._adjacent[lo - 1 : hi] & free[lo - 1 : hi] & free[lo : hi + 1]
+        )
+    at, to = starts - first, ends - first
+    strands = (pairs[at] & ~pairs[at - 1]).astype(np.int8)
+    strands += pairs[to + 1] & ~pairs[to + 2]
     return strands
 
 
@@ -515,11 +518,9 @@ def _bands(
     dist = table._prefix["distance"]
     run_dist = dist[starts + lengths] - dist[starts]  # exact integer millimetres
     run_row = table.row[starts]
-    # each row's best run: longest, then closest to the stage, then first
-    order = np.lexsort((starts, run_dist, -lengths, run_row))
-    rows, first = np.unique(run_row[order], return_index=True)
     best = np.full(n_rows, -1, dtype=np.int64)
-    best[rows] = order[first]
+    rows, first = _best_run_per_row(run_row, lengths, run_dist, starts)
+    best[rows] = first
     has = best >= 0
     row_len = np.where(has, lengths[best], 0)
     row_dist = np.where(has, run_dist[best], 0)
@@ -539,6 +540,25 @@ def _bands(
     mean = (cum_dist[lo + k] - cum_dist[lo]) / capacity[ok]
     chosen = lo[np.lexsort((lo, mean))[:limit]]
     return [_fill_band(table, eligible, free, q, best[r : r + k], starts, lengths) for r in chosen]
+
+
+def _best_run_per_row(
+    run_row: np.ndarray, lengths: np.ndarray, run_dist: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, run)``: each row's best run — longest, then closest to the stage, then first."""
+    if run_row.size and bool(np.all(run_row[1:] >= run_row[:-1])):
+        # runs come in row order (rows are contiguous in seat order): reduce per row
+        head = np.flatnonzero(np.concatenate(([True], run_row[1:] != run_row[:-1])))
+        size = np.diff(np.append(head, run_row.size))
+        longest = lengths == np.repeat(np.maximum.reduceat(lengths, head), size)
+        far = np.iinfo(np.int64).max
+        gap = np.where(longest, run_dist, far)
+        best = longest & (gap == np.repeat(np.minimum.reduceat(gap, head), size))
+        at = np.where(best, np.arange(run_row.size), run_row.size)
+        return run_row[head], np.minimum.reduceat(at, head)
+    order = np.lexsort((starts, run_dist, -lengths, run_row))
+    rows, first = np.unique(run_row[order], return_index=True)
+    return rows, order[first]
 
 
 def _fill_band(
@@ -930,18 +950,19 @@ class _Search:
         group = np.asarray(GROUP_TOGETHER)[strands]
         preferred = self.preferred[starts]
         key = _neutral_score(location, value, group, strands == 0, preferred, self.boost)
-        picked = _pick_pool(table, starts, key, q, pool)
+        picked = np.asarray(_pick_pool(table, starts, key, q, pool), dtype=np.int64)
+        columns = zip(
+            starts[picked].tolist(),
+            asked[picked].tolist(),
+            value[picked].tolist(),
+            location[picked].tolist(),
+            group[picked].tolist(),
+            preferred[picked].tolist(),
+            strict=True,
+        )
         return tuple(
-            Candidate(
-                seats=tuple(range(int(starts[i]), int(starts[i]) + q)),
-                total_cents=int(asked[i]),
-                together=True,
-                value=float(value[i]),
-                location=float(location[i]),
-                group=float(group[i]),
-                preferred=bool(preferred[i]),
-            )
-            for i in picked
+            Candidate(tuple(range(start, start + q)), cents, True, v, loc, g, pref)
+            for start, cents, v, loc, g, pref in columns
         )
 
     def split(self, pool: int) -> tuple[Candidate, ...]:
