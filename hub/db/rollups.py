@@ -70,13 +70,14 @@ class RollupStep:
 
 
 # H: no later than the start of any transaction open in this database, minus the margin.
-# Hidden sessions show '<insufficient privilege>' as their query and no start time.
+# A session this role may not inspect shows '<insufficient privilege>' as its query and
+# nulls for its start and its backend type (so the type filter lets it through).
 _HORIZON = """
 SELECT least(now(), min(a.xact_start)) - $1::interval AS horizon,
        count(*) FILTER (WHERE a.query = '<insufficient privilege>') AS blind
   FROM pg_stat_activity a
  WHERE a.datname = current_database()
-   AND a.backend_type = 'client backend'
+   AND coalesce(a.backend_type, 'client backend') = 'client backend'
    AND a.pid <> pg_backend_pid()
 """
 
