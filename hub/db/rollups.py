@@ -14,10 +14,10 @@ the start of any transaction still open in this database (``pg_stat_activity.xac
 is that same ``now()``), read before the step's snapshot is taken: every transaction that
 could stamp a row before H has ended by then, so the step sees all of them, and a row
 that commits later is stamped at or after H and falls in a later window. A margin
-(``HORIZON_MARGIN``) covers the microseconds between a transaction taking its start time
-and publishing it. Sessions whose details this role may not see (another role's, without
-``pg_read_all_stats``) could be open for any time, so with one of them H is held at least
-``BLIND_LAG`` back, and the step logs it.
+(``HORIZON_MARGIN``, a second) covers the moment between a transaction taking its start
+time and publishing it, even for a process descheduled in between. Sessions whose details
+this role may not see (another role's, without ``pg_read_all_stats``) could be open for
+any time, so with one of them H is held at least ``BLIND_LAG`` back, and the step logs it.
 
 Changes that are not new stamps: a cancellation sets ``cancelled_at`` once, and only the
 hour of the cancellation changes; an event's ``starts_at`` may move, shifting all its lead
@@ -63,10 +63,6 @@ class RollupStep:
     blind_sessions: int = 0  # sessions this role could not inspect (see BLIND_LAG)
     advanced: bool = False  # False: the horizon had not passed the watermark
     seconds: float = 0.0  # how long it took, horizon and transaction
-
-    @property
-    def rows(self) -> int:
-        return self.bookings + self.cancellations + self.holds
 
 
 # H: no later than the start of any transaction open in this database, minus the margin.
@@ -151,7 +147,7 @@ _LEAD = (
 )
 
 # Events whose start moved since their lead days were counted: forget those lead days and
-# count them again from every booking before the horizon $1.
+# count them again from every booking of theirs before the horizon.
 _MOVED = """
 SELECT s.event_id, e.starts_at
   FROM analytics_lead_starts s JOIN events e ON e.id = s.event_id
@@ -187,8 +183,8 @@ SELECT event_id, lead_days, count(*) FROM made GROUP BY 1, 2
 ON CONFLICT (event_id, lead_days) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
 """
 
-# A step's statements are planned for far more rows than a window holds, which switches on
-# JIT compilation: some 70 ms of a step that otherwise takes a few.
+# JIT compilation starts when the planner expects many rows (a first step, a catch-up after
+# downtime, a rebuild): some 70 ms a statement, measured, for no gain on this work.
 _STEP_SETTINGS = "SET LOCAL jit = off"
 # A rebuild groups every row at once: its hash aggregates fit in memory instead of spilling.
 _REBUILD_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '128MB'"
