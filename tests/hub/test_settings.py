@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "hold_max_lifetime_seconds": 1200,
     "offer_ttl_seconds": 300,
     "pricing_interval_seconds": 10.0,
+    "pricing_offload": True,
+    "offload_nice": 10,
     "rollup_interval_seconds": 30.0,
     "payment_latency_ms": 0,
     "payment_failure_rate": 0.0,
