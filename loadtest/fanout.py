@@ -157,7 +157,7 @@ async def _drive(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seat changes at ``rate``/s for ``duration`` s: a hold of a random free seat (with
     ``front_rows``, of the best seats of ``fanout_reco``'s venue while one is free) or the
-    release of a random held one.
+    release of the latest hold.
 
     Returns (seq, sent, answered) per change: the wall clock just before the script was
     sent and just after Redis answered. The change was committed between the two; the
@@ -189,9 +189,9 @@ async def _drive(
             seq = released.seq
             (front if seat in hot else free).append(seat)
         else:
-            if front:
-                k = random.randrange(len(front))
-                front[k], front[-1] = front[-1], front[k]
+            if front:  # a random one of them to the end, to be popped
+                pick = random.randrange(len(front))
+                front[pick], front[-1] = front[-1], front[pick]
             seat = (front or free).pop()
             hold_id = uuid.uuid4()
             placed = await inventory.place_hold(
