@@ -356,7 +356,8 @@ def _fewest_blocks(
     ends = starts + lengths
     mean_dist = (dist[ends] - dist[starts]) / lengths
     pooled = np.flatnonzero(in_one) if in_one.any() else np.arange(starts.size)
-    anchor = pooled[np.lexsort((starts[pooled], mean_dist[pooled], -lengths[pooled]))[0]]
+    pooled = pooled[lengths[pooled] == lengths[pooled].max()]  # the anchor is a longest run
+    anchor = pooled[np.lexsort((starts[pooled], mean_dist[pooled]))[0]]
     if in_one.any():
         pool = run_section == run_section[anchor]
     else:
@@ -367,15 +368,29 @@ def _fewest_blocks(
     near = np.hypot(cx - cx[anchor], cy - cy[anchor])
     other = run_section != run_section[anchor]
     rest = np.flatnonzero(pool)
-    rest = rest[np.lexsort((starts[rest], near[rest], other[rest], -lengths[rest]))]
     need = q - int(lengths[anchor])
-    covered = np.cumsum(lengths[rest])
-    j = int(np.searchsorted(covered, need))  # rest[:j] are taken whole, one more finishes
-    chosen = [anchor, *rest[:j].tolist()]
+    # the runs in order (longest, same section, nearest the anchor, first): the first j are
+    # taken whole and one more finishes. Only the lengths decide j, so the order is needed
+    # only among the runs of the j-th length; the rest need no sort.
+    descending = np.sort(lengths[rest])[::-1]
+    covered = np.cumsum(descending)
+    j = int(np.searchsorted(covered, need))
+    left = pool.copy()
+    chosen = [int(anchor)]
+    if j:
+        shortest = descending[j - 1]
+        longer = rest[lengths[rest] > shortest]
+        level = rest[lengths[rest] == shortest]
+        level = level[np.lexsort((starts[level], near[level], other[level]))[: j - longer.size]]
+        taken = np.concatenate((longer, level))
+        left[taken] = False
+        chosen += taken.tolist()
     last_need = need - (int(covered[j - 1]) if j else 0)
-    tail = rest[j:]
-    tail = tail[lengths[tail] >= last_need]
-    last = tail[np.lexsort((starts[tail], near[tail], other[tail]))[0]]
+    tail = np.flatnonzero(left & (lengths >= last_need))
+    # the finishing run: same section first, then nearest the anchor, then first
+    tail = tail[other[tail] == other[tail].min()]
+    tail = tail[near[tail] == near[tail].min()]
+    last = tail[np.argmin(starts[tail])]
     seats = [np.arange(starts[i], ends[i]) for i in chosen]
     begin = _best_window(table, eligible, free, last_need, int(starts[last]), int(ends[last]))
     assert begin is not None  # the run is side by side and long enough
@@ -506,10 +521,17 @@ def _best_sets(
 
 
 def _bands(
-    table: SeatTable, eligible: np.ndarray, free: np.ndarray, q: int, limit: int
+    table: SeatTable,
+    eligible: np.ndarray,
+    free: np.ndarray,
+    q: int,
+    limit: int,
+    *,
+    disjoint: bool = False,
 ) -> list[list[int]]:
     """Up to ``limit`` bands (see the module docstring), best first; empty when the fewest
-    blocks cannot all lie in consecutive rows of one section."""
+    blocks cannot all lie in consecutive rows of one section. ``disjoint``: only bands that
+    share no row with a better one (alternatives to offer side by side)."""
     starts, lengths = _runs(table._adjacent, eligible)
     k = _min_blocks(lengths, q) if lengths.size else None
     n_rows = int(table.row.max()) + 1 if len(table) else 0
@@ -538,7 +560,18 @@ def _bands(
     if lo.size == 0:
         return []
     mean = (cum_dist[lo + k] - cum_dist[lo]) / capacity[ok]
-    chosen = lo[np.lexsort((lo, mean))[:limit]]
+    ranked = lo[np.lexsort((lo, mean))]
+    if disjoint:
+        kept: list[int] = []
+        apart: list[int] = []  # kept, sorted: a band is the window of k rows from its first
+        for r in ranked.tolist():
+            if not _overlaps(apart, r, k):
+                kept.append(r)
+                bisect.insort(apart, r)
+                if len(kept) == limit:
+                    break
+        ranked = np.array(kept, dtype=np.int64)
+    chosen = ranked[:limit]
     return [_fill_band(table, eligible, free, q, best[r : r + k], starts, lengths) for r in chosen]
 
 
@@ -646,8 +679,8 @@ GROUP_SPLIT = 0.2
 # each (section, row band) so that a taste for other sections or rows finds some.
 ROW_BANDS = 3
 # When no one block fits, the most bands of adjacent rows scored (of the preferred sections,
-# then of all): neighbouring bands share rows, so a few make enough distinct answers.
-SPLIT_BANDS = 10
+# then of all), each sharing no row with a better one: as many as an answer shows.
+SPLIT_BANDS = 5
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -973,8 +1006,8 @@ class _Search:
         if self.boost:
             in_preferred = eligible & self.preferred
             if int(np.count_nonzero(in_preferred)) >= q:
-                sets += _bands(table, in_preferred, free, q, min(pool, SPLIT_BANDS))
-        sets += _bands(table, eligible, free, q, min(pool, SPLIT_BANDS))
+                sets += _bands(table, in_preferred, free, q, min(pool, SPLIT_BANDS), disjoint=True)
+        sets += _bands(table, eligible, free, q, min(pool, SPLIT_BANDS), disjoint=True)
         if not sets:
             blocks = _fewest_blocks(table, eligible, free, q)
             sets = [blocks] if blocks is not None else [_individually_best(table, eligible, q)]
