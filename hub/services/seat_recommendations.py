@@ -4,7 +4,8 @@ Real time, never cached: each call reads the event's seat state from Redis (as b
 holds do, ``placing``), prices every seat at the event's current section prices, runs the
 engine's shared search (``seat_candidates``) and adds the user's similarity on top
 (``rank_candidates``). The user's taste comes from their past confirmed bookings at any venue
-(``taste_for``), read beside the seat state. The live ``reco`` messages reuse ``taste_for``,
+(``taste_for``), read beside the seat state, their seats' rows ranked on their venues'
+layouts. The live ``reco`` messages reuse ``taste_for``,
 ``seat_prices`` and ``render``, so both faces show the same items.
 """
 
@@ -41,8 +42,9 @@ log = structlog.get_logger(__name__)
 MAX_QUANTITY = 100
 #: Recommendations per answer.
 TOP = 5
-#: The most recent past tickets a taste is made of.
+#: The most recent past tickets a taste is made of, and the most venues they may span.
 TASTE_TICKETS = 200
+TASTE_VENUES = 8
 _SCORE_PLACES = 4
 
 
@@ -105,10 +107,30 @@ async def recommend_seats(
 
 async def taste_for(hub: Hub, user_id: uuid.UUID) -> Taste | None:
     """The user's taste from the seats of their confirmed bookings (any event, any venue);
-    None when they have none."""
+    None when they have none.
+
+    Each seat's section and row rank come from its venue's layout (``SeatTable.row_rank``),
+    the one definition the engine scores candidates with; layouts are built once per process
+    and shared with every other use. Only the ``TASTE_VENUES`` venues booked most recently
+    count, so an old history cannot make one request build many layouts.
+    """
     async with hub.db.connection() as con:
         tickets = await seat_recommendations_db.past_seats(con, user_id, TASTE_TICKETS)
-    return Taste.from_history(tickets)
+    venues = list(dict.fromkeys(venue_id for venue_id, _, _ in tickets))[:TASTE_VENUES]
+    layouts = dict(
+        zip(
+            venues,
+            await asyncio.gather(*(live_seats.layout_of(hub, v) for v in venues)),
+            strict=True,
+        )
+    )
+    seats = []
+    for venue_id, idx, price in tickets:
+        layout = layouts.get(venue_id)
+        if layout is not None:
+            rank = float(layout.table.row_rank()[idx])
+            seats.append((layout.seats[idx].section, rank, price))
+    return Taste.from_history(seats)
 
 
 def seat_prices(event: Event, layout: Layout) -> np.ndarray:
