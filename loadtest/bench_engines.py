@@ -38,7 +38,10 @@ from engines.pricing import (
 )
 from engines.recommend import build_model, recommend
 from engines.recommend_eval import EPOCH, generate_world
+from engines.seating import SeatPreferences, SeatTable, Taste, rank_candidates, seat_candidates
+from engines.venue_layout import SectionSpec, layout_sections, row_label
 from loadtest.report import percentiles
+from loadtest.surge import venue_sections
 
 PRICING_TARGET_MS = 20.0
 RECOMMEND_BUILD_TARGET_S = 60.0
@@ -327,12 +330,114 @@ def run_analytics(args: argparse.Namespace) -> int:
     return 0 if met else 1
 
 
+# --- seats -----------------------------------------------------------------------------------
+
+SEATS_TARGET_MS = 5.0
+# What buyers ask for: mostly pairs and small groups ...
+SEAT_QUANTITIES = (1, 2, 2, 2, 2, 3, 4, 4, 5, 6)
+# ... and, timed apart, groups no run of a half-sold venue holds (bands, then split).
+LARGE_QUANTITIES = (12, 20, 40)
+ACCESSIBLE_EVERY_ROWS = 5
+
+
+def seat_venue(seats: int) -> tuple[SeatTable, np.ndarray]:
+    """The seating table of the load tests' venue (``loadtest.surge.venue_sections``, laid out
+    as the hub lays out a venue), seats 1 and last of every fifth row accessible, and each
+    seat's price in cents (its section's base price)."""
+    specs, prices = [], []
+    for section in venue_sections(seats):
+        rows, width = section["rows"], section["seats_per_row"]
+        accessible = {
+            (row_label(r), n) for r in range(0, rows, ACCESSIBLE_EVERY_ROWS) for n in (1, width)
+        }
+        specs.append(SectionSpec(section["name"], rows, width, frozenset(accessible)))
+        prices.append(round(float(section["base_price"]) * 100))
+    table = SeatTable.from_seats(layout_sections(specs))
+    return table, np.array(prices, dtype=np.int64)[table.section]
+
+
+def seat_requests(
+    rng: np.random.Generator, table: SeatTable, prices: np.ndarray, count: int, quantities: Any
+) -> list[tuple[SeatPreferences, Taste | None]]:
+    """A seeded mix: a quarter with a budget, a quarter with a preferred section, a tenth
+    needing accessible seats; half from users with a taste (1 to 6 past tickets)."""
+    names = table.section_names
+    section_price = {names[int(c)]: int(prices[np.argmax(table.section == c)]) for c in
+                     np.unique(table.section)}  # fmt: skip
+    budgets = sorted(set(section_price.values()))
+    requests = []
+    for _ in range(count):
+        budget = int(rng.choice(budgets)) if rng.random() < 0.25 else None
+        preferred = frozenset({str(rng.choice(names))}) if rng.random() < 0.25 else frozenset()
+        prefs = SeatPreferences(int(rng.choice(quantities)), budget, preferred, rng.random() < 0.1)
+        taste = None
+        if rng.random() < 0.5:
+            past = [str(rng.choice(names)) for _ in range(int(rng.integers(1, 7)))]
+            taste = Taste.from_history((name, rng.random(), section_price[name]) for name in past)
+        requests.append((prefs, taste))
+    return requests
+
+
+def add_seats(commands: Any) -> None:
+    parser = commands.add_parser(
+        "seats", help="engines.seating: seat_candidates + rank_candidates per request"
+    )
+    parser.add_argument("--seats", type=int, default=20_000, help="venue seats (default 20 000)")
+    parser.add_argument(
+        "--sold", type=float, default=0.5, help="share of seats sold at random (default 0.5)"
+    )
+    _common_arguments(parser)
+    parser.set_defaults(run=run_seats, runs=2_000, warmup=50)
+
+
+def run_seats(args: argparse.Namespace) -> int:
+    rng = np.random.default_rng(args.seed)
+    table, prices = seat_venue(args.seats)
+    free = rng.random(len(table)) >= args.sold
+    names = table.section_names
+    print(
+        f"seats: {len(table)} seats in {len(names)} sections, {int((~free).sum())} sold at "
+        f"random; {int(table.accessible.sum())} accessible"
+    )
+
+    def timed(label: str, quantities: Any, target: float | None) -> bool:
+        requests = seat_requests(rng, table, prices, 500, quantities)
+        turn = iter(range(10**12))
+        found: list[int] = []
+
+        def one_request() -> None:
+            prefs, taste = requests[next(turn) % len(requests)]
+            candidates = seat_candidates(table, free, prices, names, prefs)
+            found.append(len(rank_candidates(table, candidates, names, prices, taste)))
+
+        durations = time_calls(one_request, runs=args.runs, warmup=args.warmup)
+        met = print_figures(label, durations, target)
+        print(f"  {np.mean(found):.1f} recommendations per answer; {found.count(0)} empty")
+        return met
+
+    met = timed(f"seat_candidates + rank_candidates (quantity {SEAT_QUANTITIES})",
+                SEAT_QUANTITIES, SEATS_TARGET_MS)  # fmt: skip
+    timed(f"  larger than any run (quantity {LARGE_QUANTITIES})", LARGE_QUANTITIES, None)
+    # the per-watcher part alone: one shared pool re-ranked for a user with a taste
+    prefs = SeatPreferences(2)
+    pool = seat_candidates(table, free, prices, names, prefs)
+    taste = Taste.from_history([("Upper", 0.7, int(prices[-1])), ("Balcony", 0.2, 4_500)])
+    durations = time_calls(
+        lambda: rank_candidates(table, pool, names, prices, taste),
+        runs=args.runs,
+        warmup=args.warmup,
+    )
+    print_figures(f"rank_candidates alone ({len(pool)} shared candidates)", durations)
+    return 0 if met else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.bench_engines")
     commands = parser.add_subparsers(dest="engine", required=True)
     add_pricing(commands)
     add_analytics(commands)
     add_recommend(commands)
+    add_seats(commands)
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)
