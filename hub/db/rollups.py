@@ -1,11 +1,12 @@
 """SQL for the analytics rollups: counted incrementally, each row counted exactly once.
 
-The rollups (``analytics_hourly``, ``analytics_user_months``, ``analytics_lead_days``) hold
-every booking made, cancellation and hold placed stamped before the *watermark*, and none
-stamped at or after it. A step picks a *horizon* H, adds what is stamped in
-[watermark, H) and moves the watermark to H, in one transaction: a crash before the commit
-leaves nothing counted, after it everything counted and the watermark past it; a second
-step starts where the first ended. No window overlaps another, so adding is exact.
+The rollups (``analytics_hourly``, ``analytics_user_months``, ``analytics_lead_days``, and
+the tables derived from them, below) hold every booking made, cancellation and hold placed
+stamped before the *watermark*, and none stamped at or after it. A step picks a *horizon*
+H, adds what is stamped in [watermark, H) and moves the watermark to H, in one transaction:
+a crash before the commit leaves nothing counted, after it everything counted and the
+watermark past it; a second step starts where the first ended. No window overlaps another,
+so adding is exact.
 
 Why nothing is missed. The stamps (``bookings.created_at``, ``bookings.cancelled_at``,
 ``hold_log.created_at``) are ``now()`` of the writing transaction, its *start*, while the
@@ -28,6 +29,32 @@ Rows written with a stamp of their own in the past (history seeding, a generator
 outside this contract: after writing them, call `rebuild`. It counts everything before
 its horizon from scratch, in one transaction, with the same statements from the
 beginning of time.
+
+The derived tables (migration 006) are sums of those rollups at a coarser grain, for the
+reports that read all history: ``analytics_hourly_totals`` (the hourly rows over every
+event), ``analytics_daily`` (per event and UTC day), ``analytics_lead_totals`` (lead days
+over every event), ``analytics_users`` (per user: first month, bookings) and
+``analytics_cohorts`` (per first month and month: the users of that cohort with a booking in
+that month). Each is kept as an invariant: equal to its sum of the rollups. A step adds to
+them in the same statement as to the rollups, from the same per-window sums, so both move
+together or not at all, and a rebuild empties and counts them with the rollups.
+
+- Totals and days: a window's per-event hourly sums, summed again per hour and per event
+  and day, added to the rows there. Sums of sums: exact. Days are keyed by event, and the
+  category read from ``events`` when asked, so editing a category needs nothing here.
+- Lead totals: a moved event's lead days are deleted and counted again; the same statements
+  take the deleted rows off the totals and add the recounted ones, and a total left at zero
+  is deleted (a recount from scratch would have no row for it).
+- Users and cohorts. A user's first month is the month of their earliest booking made. A
+  window holds stamps at or after the watermark, so later than every stamp counted before:
+  a user already counted keeps their first month, and a user new to the rollups takes the
+  window's earliest month. Only bookings written with stamps in the past (the rebuild case)
+  could move a first month earlier, and the rebuild counts from scratch. A cohort cell
+  (c, m) counts the users with first month c and a user-month row for m; a step adds one
+  for each (user, month) pair not in ``analytics_user_months`` before it, under the user's
+  first month, fixed as argued: the pairs already there were counted once, when they first
+  appeared, under the same first month. All this is one statement, whose sub-statements
+  read one snapshot taken before any of them writes.
 
 A step runs at REPEATABLE READ (one snapshot for all its statements) taken after it locks
 the state table, so two steps at once (a leader change) take turns: the later one starts
@@ -81,12 +108,22 @@ SELECT least(now(), min(a.xact_start)) - $1::interval AS horizon,
 _LOCK_STATE = "LOCK TABLE analytics_rollup_state IN EXCLUSIVE MODE"
 _SET_WATERMARK = "UPDATE analytics_rollup_state SET watermark = $1, updated_at = now() WHERE id"
 
+# The counters of an hourly or daily row, each added to (a.: the row, EXCLUDED.: the sums).
+_ADD = """bookings = a.bookings + EXCLUDED.bookings,
+           tickets = a.tickets + EXCLUDED.tickets,
+           revenue_cents = a.revenue_cents + EXCLUDED.revenue_cents,
+           cancellations = a.cancellations + EXCLUDED.cancellations,
+           refunds_cents = a.refunds_cents + EXCLUDED.refunds_cents,
+           holds = a.holds + EXCLUDED.holds"""
+
 # Bookings made, cancellations and holds placed in [$1, $2), per event and UTC hour, added
-# to the hourly rows. Tickets are all the booking's tickets (also inactive ones: a
-# cancelled booking still counts as made, with its tickets), joined row by row: the planner
-# thinks a recent window holds one booking (its statistics end before it), and a per-booking
-# count aggregated apart was then computed again for every booking.
-_HOURLY = """
+# to the hourly rows, and the same sums to the hours over every event and to each event's
+# UTC days (one statement: the three are added from one set of sums). Tickets are all the
+# booking's tickets (also inactive ones: a cancelled booking still counts as made, with its
+# tickets), joined row by row: the planner thinks a recent window holds one booking (its
+# statistics end before it), and a per-booking count aggregated apart was then computed
+# again for every booking.
+_HOURLY = f"""
 WITH made AS (
     SELECT b.event_id, date_trunc('hour', b.created_at, 'UTC') AS hour, b.total_cents,
            count(t.booking_id) AS tickets
@@ -117,12 +154,25 @@ WITH made AS (
                                        cancellations, refunds_cents, holds)
     SELECT * FROM summed
     ON CONFLICT (event_id, hour) DO UPDATE
-       SET bookings = a.bookings + EXCLUDED.bookings,
-           tickets = a.tickets + EXCLUDED.tickets,
-           revenue_cents = a.revenue_cents + EXCLUDED.revenue_cents,
-           cancellations = a.cancellations + EXCLUDED.cancellations,
-           refunds_cents = a.refunds_cents + EXCLUDED.refunds_cents,
-           holds = a.holds + EXCLUDED.holds
+       SET {_ADD}
+), totals AS (
+    INSERT INTO analytics_hourly_totals AS a (hour, bookings, tickets, revenue_cents,
+                                              cancellations, refunds_cents, holds)
+    SELECT hour, sum(bookings), sum(tickets), sum(revenue_cents), sum(cancellations),
+           sum(refunds_cents), sum(holds)
+      FROM summed
+     GROUP BY hour
+    ON CONFLICT (hour) DO UPDATE
+       SET {_ADD}
+), daily AS (
+    INSERT INTO analytics_daily AS a (event_id, day, bookings, tickets, revenue_cents,
+                                      cancellations, refunds_cents, holds)
+    SELECT event_id, (hour AT TIME ZONE 'UTC')::date, sum(bookings), sum(tickets),
+           sum(revenue_cents), sum(cancellations), sum(refunds_cents), sum(holds)
+      FROM summed
+     GROUP BY 1, 2
+    ON CONFLICT (event_id, day) DO UPDATE
+       SET {_ADD}
 )
 SELECT coalesce(sum(bookings), 0)::int8 AS bookings,
        coalesce(sum(cancellations), 0)::int8 AS cancellations,
@@ -130,13 +180,41 @@ SELECT coalesce(sum(bookings), 0)::int8 AS bookings,
   FROM summed
 """
 
+# Bookings made in [$1, $2) per user and UTC month, added to the user months, to each user's
+# total (a user not seen before gets the window's first month as theirs), and to the cohort
+# cells: one more user of cohort c active in month m for each (user, month) pair new to the
+# user months, c the user's first month. Every sub-statement of one statement reads the same
+# snapshot, from before it: analytics_users and analytics_user_months as the last step left
+# them.
 _USER_MONTHS = """
-INSERT INTO analytics_user_months AS a (user_id, month, bookings)
-SELECT b.user_id, date_trunc('month', b.created_at AT TIME ZONE 'UTC')::date, count(*)
-  FROM bookings b
- WHERE b.created_at >= $1 AND b.created_at < $2
+WITH made AS (
+    SELECT b.user_id, date_trunc('month', b.created_at AT TIME ZONE 'UTC')::date AS month,
+           count(*) AS bookings
+      FROM bookings b
+     WHERE b.created_at >= $1 AND b.created_at < $2
+     GROUP BY 1, 2
+), months AS (
+    INSERT INTO analytics_user_months AS a (user_id, month, bookings)
+    SELECT user_id, month, bookings FROM made
+    ON CONFLICT (user_id, month) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
+), per_user AS (
+    SELECT user_id, min(month) AS first_month, sum(bookings) AS bookings
+      FROM made
+     GROUP BY user_id
+), users AS (
+    INSERT INTO analytics_users AS a (user_id, first_month, bookings)
+    SELECT user_id, first_month, bookings FROM per_user
+    ON CONFLICT (user_id) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
+)
+INSERT INTO analytics_cohorts AS a (first_month, month, users)
+SELECT coalesce(u.first_month, p.first_month), m.month, count(*)
+  FROM made m
+  JOIN per_user p ON p.user_id = m.user_id
+  LEFT JOIN analytics_users u ON u.user_id = m.user_id
+ WHERE NOT EXISTS (SELECT 1 FROM analytics_user_months o
+                    WHERE o.user_id = m.user_id AND o.month = m.month)
  GROUP BY 1, 2
-ON CONFLICT (user_id, month) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
+ON CONFLICT (first_month, month) DO UPDATE SET users = a.users + EXCLUDED.users
 """
 
 # Whole days from booking to the event's start, floored, negatives (booked after the start)
@@ -153,21 +231,39 @@ SELECT s.event_id, e.starts_at
   FROM analytics_lead_starts s JOIN events e ON e.id = s.event_id
  WHERE e.starts_at <> s.starts_at
 """
-_FORGET_LEAD = "DELETE FROM analytics_lead_days WHERE event_id = ANY($1::uuid[])"
-_RECOUNT_LEAD = f"""
-INSERT INTO analytics_lead_days (event_id, lead_days, bookings)
-SELECT b.event_id, {_LEAD}, count(*)
-  FROM bookings b JOIN events e ON e.id = b.event_id
- WHERE b.event_id = ANY($1::uuid[]) AND b.created_at < $2
- GROUP BY 1, 2
+# The lead totals over every event follow: the forgotten rows taken off, the recounted added,
+# and a total that dropped to zero removed (no lead day then has a row, as in a recount).
+_FORGET_LEAD = """
+WITH gone AS (
+    DELETE FROM analytics_lead_days WHERE event_id = ANY($1::uuid[])
+    RETURNING lead_days, bookings
+)
+UPDATE analytics_lead_totals t SET bookings = t.bookings - g.bookings
+  FROM (SELECT lead_days, sum(bookings) AS bookings FROM gone GROUP BY lead_days) g
+ WHERE t.lead_days = g.lead_days
 """
+_RECOUNT_LEAD = f"""
+WITH counted AS (
+    INSERT INTO analytics_lead_days (event_id, lead_days, bookings)
+    SELECT b.event_id, {_LEAD}, count(*)
+      FROM bookings b JOIN events e ON e.id = b.event_id
+     WHERE b.event_id = ANY($1::uuid[]) AND b.created_at < $2
+     GROUP BY 1, 2
+    RETURNING lead_days, bookings
+)
+INSERT INTO analytics_lead_totals AS a (lead_days, bookings)
+SELECT lead_days, sum(bookings) FROM counted GROUP BY lead_days
+ON CONFLICT (lead_days) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
+"""
+_DROP_EMPTY_LEAD = "DELETE FROM analytics_lead_totals WHERE bookings = 0"
 _MOVE_STARTS = """
 UPDATE analytics_lead_starts s SET starts_at = e.starts_at
   FROM events e
  WHERE e.id = s.event_id AND s.event_id = ANY($1::uuid[])
 """
-# Bookings made in [$1, $2) added to their events' lead days (the moved events $3 were
-# counted whole above), and the start they were counted against remembered.
+# Bookings made in [$1, $2) added to their events' lead days and to the lead totals (the
+# moved events $3 were counted whole above), and the start they were counted against
+# remembered.
 _LEAD_DAYS = f"""
 WITH made AS (
     SELECT b.event_id, {_LEAD} AS lead_days, e.starts_at
@@ -177,6 +273,10 @@ WITH made AS (
     INSERT INTO analytics_lead_starts (event_id, starts_at)
     SELECT DISTINCT event_id, starts_at FROM made
     ON CONFLICT (event_id) DO NOTHING
+), totals AS (
+    INSERT INTO analytics_lead_totals AS a (lead_days, bookings)
+    SELECT lead_days, count(*) FROM made GROUP BY lead_days
+    ON CONFLICT (lead_days) DO UPDATE SET bookings = a.bookings + EXCLUDED.bookings
 )
 INSERT INTO analytics_lead_days AS a (event_id, lead_days, bookings)
 SELECT event_id, lead_days, count(*) FROM made GROUP BY 1, 2
@@ -190,7 +290,9 @@ _STEP_SETTINGS = "SET LOCAL jit = off"
 _REBUILD_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '128MB'"
 
 _TRUNCATE = (
-    "TRUNCATE analytics_hourly, analytics_user_months, analytics_lead_days, analytics_lead_starts"
+    "TRUNCATE analytics_hourly, analytics_user_months, analytics_lead_days, analytics_lead_starts,"
+    " analytics_hourly_totals, analytics_daily, analytics_users, analytics_cohorts,"
+    " analytics_lead_totals"
 )
 
 
@@ -265,6 +367,7 @@ async def _count(
     if moved:
         await con.execute(_FORGET_LEAD, moved)
         await con.execute(_RECOUNT_LEAD, moved, until)
+        await con.execute(_DROP_EMPTY_LEAD)
         await con.execute(_MOVE_STARTS, moved)
     await con.execute(_LEAD_DAYS, start, until, moved)
     await con.execute(_SET_WATERMARK, until)

@@ -6,7 +6,9 @@ horizon no later than the start of any open transaction, and moves the watermark
 transaction (``hub.db.rollups`` argues why nothing is counted twice or missed). So a step
 may run anywhere, any number of times: after a restart or a leader change the next step
 simply starts at the watermark the last committed step left, and a step cancelled half-way
-(leadership lost) leaves nothing behind.
+(leadership lost) leaves nothing behind. The tables derived from the rollups for the
+reports over all history (hourly totals, days per event, lead totals, users, cohorts) move
+in the same statements, so they always equal their sums of the rollups.
 """
 
 from __future__ import annotations
