@@ -489,6 +489,66 @@ def retention_cohorts(user: np.ndarray, booked_at: np.ndarray, now: Instant) -> 
     return tuple(cohorts)
 
 
+def cohorts_from_counts(
+    first_month: np.ndarray, month: np.ndarray, users: np.ndarray, now: Instant
+) -> tuple[Cohort, ...]:
+    """The cohorts of `retention_cohorts` from counts already made: cell ``(c, m)`` holds
+    the users whose first booking was in month ``c`` with a booking in month ``m``.
+
+    The same answer as `retention_cohorts` over the (user, month) rows behind the counts,
+    each stamped with its month's first day: rows stamped at or after ``now`` are ignored
+    there, and since a user's first month is their earliest, ignoring them only drops
+    months (cells) starting at or after ``now``, never moves a first month. So here those
+    cells are dropped, and each cohort runs from its month to ``now``'s.
+
+    Args:
+        first_month: the cohort of each cell (a month's first day, as an instant).
+        month: the month of each cell (>= its cohort's).
+        users: the cohort's users with a booking made in that month (> 0); cells repeated
+            for one (cohort, month) add up.
+        now: the present.
+
+    Returns:
+        The cohorts with users, oldest first.
+
+    Raises:
+        ValueError: columns of different lengths, a month before its cohort, a count below
+            one, or a cohort without its first month's cell (every member booked in it).
+    """
+    firsts = to_seconds_array(first_month)
+    months_at = to_seconds_array(month)
+    counts = _int_column(users, "users", firsts.size)
+    if firsts.shape != months_at.shape:
+        raise ValueError("first_month, month and users must have the same length")
+    before = months_at < to_seconds(now)
+    firsts, months_at, counts = firsts[before], months_at[before], counts[before]
+    if counts.size == 0:
+        return ()
+    cohort = _month_of_day(firsts // DAY)
+    active = _month_of_day(months_at // DAY)
+    if np.any(active < cohort) or np.any(counts < 1):
+        raise ValueError("every cell needs a month at or after its cohort's and a user")
+    first = int(cohort.min())
+    now_month = int(_month_of_day(np.array([to_seconds(now) // DAY]))[0])
+    span = now_month - first + 1
+    grid = np.zeros(span * span, dtype=np.int64)
+    np.add.at(grid, (cohort - first) * span + (active - first), counts)
+    grid = grid.reshape(span, span)
+    found = []
+    for offset in np.unique(cohort - first).tolist():
+        size = int(grid[offset, offset])
+        if size == 0:
+            raise ValueError("a cohort has no cell for its first month")
+        found.append(
+            Cohort(
+                month=np.datetime64(first + offset, "M").astype(date),
+                size=size,
+                retention=tuple((grid[offset, offset:] / size).tolist()),
+            )
+        )
+    return tuple(found)
+
+
 def retention_rate(cohorts: Sequence[Cohort]) -> float | None:
     """Share of users who booked again in the month after their first, over the cohorts
     whose next month is complete (the current month is still running, so it would

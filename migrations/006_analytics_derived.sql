@@ -84,3 +84,7 @@ SELECT lead_days, sum(bookings)
   FROM analytics_lead_days
  GROUP BY lead_days
 HAVING sum(bookings) > 0;
+
+-- Statistics now, not at autovacuum's next pass: the reports' plans count on them.
+ANALYZE analytics_hourly_totals, analytics_daily, analytics_users, analytics_cohorts,
+        analytics_lead_totals;

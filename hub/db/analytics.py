@@ -11,9 +11,18 @@ the grain each report needs; the modelling is ``engines.analytics`` and
   through a binary ``COPY`` read straight into a numpy record array: no Python object per
   row (a ``fetch`` would build a UUID object per row and take seconds).
 
+Reports over all history read the tables derived from the rollups (migration 006, kept in
+the same transactions): the hours over every event (``analytics_hourly_totals``, one row an
+hour), each event's UTC days (``analytics_daily``), the lead days over every event
+(``analytics_lead_totals``), the users (``analytics_users``) and the cohort cells
+(``analytics_cohorts``): thousands of rows where the rollups hold hundreds of thousands.
+A range of an event or a category, bucketed by day or longer, reads its whole UTC days from
+``analytics_daily`` and only the hours at its two ends from ``analytics_hourly``
+(`hours_and_days`); the dashboard's top events and the trending windows likewise.
+
 Queries are chosen per filter (a fixed text each, never one text with ``$n IS NULL OR``
 branches), so each gets its own plan: an event's hours come from the primary key
-``(event_id, hour)``, a range over every event from ``analytics_hourly_hour_idx``, a
+``(event_id, hour)``, a range over every event from ``analytics_hourly_totals``, a
 category's events from ``events_category_idx`` and then their primary-key ranges.
 
 Two small live reads for the dashboard read the source tables instead: holds active now and
@@ -55,18 +64,19 @@ SELECT coalesce(array_agg(extract(epoch FROM s.hour)::int8 ORDER BY s.hour), '{{
                sum(h.cancellations)::int8 AS cancellations,
                sum(h.holds)::int8 AS holds
           FROM {source}
-         WHERE h.hour >= $1 AND h.hour < $2{where}
+         {where}
          GROUP BY h.hour) s
 """
-_EVERY_EVENT = _HOURLY.format(source="analytics_hourly h", where="")
-_ONE_EVENT = _HOURLY.format(source="analytics_hourly h", where=" AND h.event_id = $3")
+_RANGE = "WHERE h.hour >= $1 AND h.hour < $2"
+_EVERY_EVENT = _HOURLY.format(source="analytics_hourly_totals h", where=_RANGE)
+_ONE_EVENT = _HOURLY.format(source="analytics_hourly h", where=f"{_RANGE} AND h.event_id = $3")
 _ONE_CATEGORY = _HOURLY.format(
     source="events e JOIN analytics_hourly h ON h.event_id = e.id",
-    where=" AND lower(e.category) = lower($3)",
+    where=f"{_RANGE} AND lower(e.category) = lower($3)",
 )
 _ONE_EVENT_IN_CATEGORY = _HOURLY.format(
     source="events e JOIN analytics_hourly h ON h.event_id = e.id",
-    where=" AND h.event_id = $3 AND lower(e.category) = lower($4)",
+    where=f"{_RANGE} AND h.event_id = $3 AND lower(e.category) = lower($4)",
 )
 
 # Before any booking, hold or cancellation ever stamped: what "all history" starts at.
@@ -120,8 +130,84 @@ def _rollup(row: Record) -> HourlyRollup:
 
 async def first_hour(con: Connection) -> dt.datetime | None:
     """The earliest hour in the rollups (None when they are empty)."""
-    value: dt.datetime | None = await con.fetchval("SELECT min(hour) FROM analytics_hourly")
+    value: dt.datetime | None = await con.fetchval("SELECT min(hour) FROM analytics_hourly_totals")
     return value
+
+
+# Per event: the hours of [$1, $2) and [$3, $4) from the hourly rows and the whole UTC days
+# of [$5, $6) from the daily ones (each day as the instant of its midnight), for an event
+# ($7) or a category ($7). The days of a category's events are found by their primary keys.
+_SPAN = """
+    SELECT event_id, hour, bookings, tickets, revenue_cents, cancellations, holds
+      FROM analytics_hourly
+     WHERE ((hour >= $1 AND hour < $2) OR (hour >= $3 AND hour < $4)){event}
+    UNION ALL
+    SELECT event_id, (day::timestamp AT TIME ZONE 'UTC'), bookings, tickets, revenue_cents,
+           cancellations, holds
+      FROM analytics_daily
+     WHERE day >= $5 AND day < $6{event}
+"""
+
+
+def _span(event: str) -> str:
+    """`_SPAN` for one filter, summed per hour (or day) as `hourly` sums."""
+    return _HOURLY.format(source=f"({_SPAN.format(event=event)}) h", where="")
+
+
+_SPAN_ONE_EVENT = _span(" AND event_id = $7")
+_SPAN_ONE_CATEGORY = _span(
+    " AND event_id IN (SELECT id FROM events WHERE lower(category) = lower($7))"
+)
+_SPAN_ONE_EVENT_IN_CATEGORY = _span(
+    " AND event_id = $7 AND event_id IN (SELECT id FROM events WHERE lower(category) = lower($8))"
+)
+
+
+def _span_args(start: dt.datetime, end: dt.datetime) -> tuple[object, ...]:
+    """The bounds `_SPAN` takes for the hours starting in ``[start, end)``: the UTC days
+    wholly inside come from the daily rows, the hours before the first and after the last
+    from the hourly ones. With no whole day inside, every hour comes from the hourly rows."""
+    first_day = _midnight(start + dt.timedelta(days=1) - dt.timedelta(microseconds=1))
+    end_day = _midnight(end)
+    if end_day <= first_day:
+        return start, end, end, end, first_day.date(), first_day.date()
+    return start, first_day, end_day, end, first_day.date(), end_day.date()
+
+
+def _midnight(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def hours_and_days(
+    con: Connection,
+    date_from: dt.datetime,
+    date_to: dt.datetime,
+    *,
+    event_id: uuid.UUID | None = None,
+    category: str | None = None,
+) -> HourlyRollup:
+    """What `hourly` answers for an event, a category (case-insensitive) or both, over
+    ``[date_from, date_to)`` (whole hours), with each whole UTC day inside summed into one
+    row at its midnight: only for bucketing by day or longer (every such bucket edge is a
+    midnight, so the buckets hold the same sums). Hours and days come summed over the
+    events, oldest first; hours with nothing are left out.
+
+    Raises:
+        ValueError: neither an event nor a category (every event: `hourly` reads the
+            hours over every event, which is cheaper).
+    """
+    bounds = _span_args(date_from, date_to)
+    if event_id is not None and category is not None:
+        query, args = _SPAN_ONE_EVENT_IN_CATEGORY, (*bounds, event_id, category)
+    elif event_id is not None:
+        query, args = _SPAN_ONE_EVENT, (*bounds, event_id)
+    elif category is not None:
+        query, args = _SPAN_ONE_CATEGORY, (*bounds, category)
+    else:
+        raise ValueError("hours_and_days is for an event or a category")
+    row = await con.fetchrow(query, *args)
+    assert row is not None
+    return _rollup(row)
 
 
 # --- the booking clock ------------------------------------------------------------------------
@@ -136,7 +222,7 @@ SELECT coalesce(array_agg(c.slot ORDER BY c.slot), '{}') AS slot,
   FROM (SELECT ((date_part('epoch', hour)::int8 / 3600 - 96) % 168 + 168) % 168 AS slot,
                sum(bookings)::int8 AS bookings,
                sum(cancellations)::int8 AS cancellations
-          FROM analytics_hourly
+          FROM analytics_hourly_totals
          GROUP BY 1) c
 """
 _MONDAY_HOUR = 96
@@ -198,7 +284,8 @@ class UserMonths:
 
 
 async def user_months(con: Connection) -> UserMonths:
-    """Every (user, month) of ``analytics_user_months``, users as compact integer codes."""
+    """Every (user, month) of ``analytics_user_months``, users as compact integer codes
+    (the reports read `cohort_cells` and `user_counts` instead: the same figures, summed)."""
     rows = await _copy_rows(con, _USER_MONTHS, _USER_MONTH_ROW, fields=3)
     high, low = rows["user_high"], rows["user_low"]
     new_user = np.ones(rows.size, dtype=np.bool_)
@@ -258,11 +345,54 @@ def _column_widths(dtype: np.dtype) -> dict[str, int]:
     return widths
 
 
+_COHORT_CELLS = """
+SELECT coalesce(array_agg((first_month - DATE '1970-01-01')::int8 * 86400
+                          ORDER BY first_month, month), '{}') AS first_month,
+       coalesce(array_agg((month - DATE '1970-01-01')::int8 * 86400
+                          ORDER BY first_month, month), '{}') AS month,
+       coalesce(array_agg(users::int8 ORDER BY first_month, month), '{}') AS users
+  FROM analytics_cohorts
+"""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CohortCells:
+    """Per cohort (first month) and month: the cohort's users with a booking in it."""
+
+    first_month: np.ndarray  # epoch seconds of the cohort month's first day (UTC)
+    month: np.ndarray  # epoch seconds of the month's first day
+    users: np.ndarray
+
+
+async def cohort_cells(con: Connection) -> CohortCells:
+    """Every cell of ``analytics_cohorts`` (what `engines.analytics.cohorts_from_counts`
+    takes), oldest cohort first."""
+    row = await con.fetchrow(_COHORT_CELLS)
+    assert row is not None
+    return CohortCells(
+        first_month=np.array(row["first_month"], dtype=np.int64),
+        month=np.array(row["month"], dtype=np.int64),
+        users=np.array(row["users"], dtype=np.int64),
+    )
+
+
+_USER_COUNTS = """
+SELECT count(*) AS users, count(*) FILTER (WHERE bookings >= 2) AS repeat_users
+  FROM analytics_users
+"""
+
+
+async def user_counts(con: Connection) -> tuple[int, int]:
+    """Users with a booking made, and those with two or more: ``(users, repeat_users)``."""
+    row = await con.fetchrow(_USER_COUNTS)
+    assert row is not None
+    return int(row["users"]), int(row["repeat_users"])
+
+
 _LEAD_DAYS = """
-SELECT coalesce(array_agg(d.lead_days ORDER BY d.lead_days), '{}') AS lead_days,
-       coalesce(array_agg(d.bookings ORDER BY d.lead_days), '{}') AS bookings
-  FROM (SELECT lead_days, sum(bookings)::int8 AS bookings
-          FROM analytics_lead_days GROUP BY lead_days) d
+SELECT coalesce(array_agg(lead_days::int8 ORDER BY lead_days), '{}') AS lead_days,
+       coalesce(array_agg(bookings::int8 ORDER BY lead_days), '{}') AS bookings
+  FROM analytics_lead_totals
 """
 
 
@@ -275,10 +405,10 @@ async def lead_days(con: Connection) -> tuple[np.ndarray, np.ndarray]:
 
 # --- forecasts and trending -----------------------------------------------------------------
 
-# Bookings and revenue per category and UTC day in [$1, $2), as one row per category with its
-# days as arrays. Summed per event and day first, then per category (joining the far fewer
-# event-days to events costs about half of joining every hourly row). Categories that differ
-# by case only are one (as the events list filters them), named by their smallest spelling.
+# Bookings and revenue per category and UTC day in [$1, $2) (dates), as one row per category
+# with its days as arrays: each event's days, joined to the event for its category now.
+# Categories that differ by case only are one (as the events list filters them), named by
+# their smallest spelling.
 _DAILY_BY_CATEGORY = """
 SELECT min(c.name) AS category,
        array_agg(c.day * 86400 ORDER BY c.day) AS day,
@@ -286,17 +416,12 @@ SELECT min(c.name) AS category,
        array_agg(c.revenue_cents ORDER BY c.day) AS revenue_cents
   FROM (SELECT lower(e.category) AS key,
                min(e.category) AS name,
-               d.day,
+               (d.day - DATE '1970-01-01')::int8 AS day,
                sum(d.bookings)::int8 AS bookings,
                sum(d.revenue_cents)::int8 AS revenue_cents
-          FROM (SELECT event_id,
-                       floor(date_part('epoch', hour) / 86400)::int8 AS day,
-                       sum(bookings) AS bookings,
-                       sum(revenue_cents) AS revenue_cents
-                  FROM analytics_hourly
-                 WHERE hour >= $1 AND hour < $2
-                 GROUP BY 1, 2) d
+          FROM analytics_daily d
           JOIN events e ON e.id = d.event_id
+         WHERE d.day >= $1 AND d.day < $2
          GROUP BY 1, 3) c
  GROUP BY c.key
  ORDER BY c.key
@@ -308,9 +433,16 @@ async def daily_by_category(
 ) -> dict[str, HourlyRollup]:
     """Bookings and revenue per category and UTC day in ``[date_from, date_to)`` (both
     midnights; days with nothing left out), as rollups whose rows are whole days; the other
-    columns are zero."""
+    columns are zero.
+
+    Raises:
+        ValueError: a bound that is not a UTC midnight.
+    """
+    if _midnight(date_from) != date_from or _midnight(date_to) != date_to:
+        raise ValueError("daily_by_category takes UTC midnights")
     out: dict[str, HourlyRollup] = {}
-    for row in await con.fetch(_DAILY_BY_CATEGORY, date_from, date_to):
+    days = _midnight(date_from).date(), _midnight(date_to).date()
+    for row in await con.fetch(_DAILY_BY_CATEGORY, *days):
         day = np.array(row["day"], dtype=np.int64)
         zeros = np.zeros(day.size, dtype=np.int64)
         out[row["category"]] = HourlyRollup(
@@ -324,17 +456,26 @@ async def daily_by_category(
     return out
 
 
-# Bookings per event made in hours starting in the recent window [$2, $3) and in the normal
-# window [$1, $2) before it; events with none in either are left out.
+# Bookings per event made in hours starting in the recent window [$7, $4) and in the normal
+# window before it; events with none in either are left out. The normal window's whole UTC
+# days [$5, $6) come from the daily rows, its hours [$1, $2) before them and [$3, $7) after
+# them, with the recent window's, from the hourly rows (`_span_args` of the normal window,
+# its end $4 moved to the recent window's).
 _WINDOWS = """
 SELECT coalesce(array_agg(w.event_id ORDER BY w.event_id), '{}') AS event_id,
        coalesce(array_agg(w.recent ORDER BY w.event_id), '{}') AS recent,
        coalesce(array_agg(w.normal ORDER BY w.event_id), '{}') AS normal
   FROM (SELECT event_id,
-               coalesce(sum(bookings) FILTER (WHERE hour >= $2), 0)::int8 AS recent,
-               coalesce(sum(bookings) FILTER (WHERE hour < $2), 0)::int8 AS normal
-          FROM analytics_hourly
-         WHERE hour >= $1 AND hour < $3 AND bookings > 0
+               coalesce(sum(bookings) FILTER (WHERE recent), 0)::int8 AS recent,
+               coalesce(sum(bookings) FILTER (WHERE NOT recent), 0)::int8 AS normal
+          FROM (SELECT event_id, bookings, hour >= $7 AS recent
+                  FROM analytics_hourly
+                 WHERE ((hour >= $1 AND hour < $2) OR (hour >= $3 AND hour < $4))
+                   AND bookings > 0
+                UNION ALL
+                SELECT event_id, bookings, false
+                  FROM analytics_daily
+                 WHERE day >= $5 AND day < $6 AND bookings > 0) h
          GROUP BY event_id) w
 """
 
@@ -351,7 +492,10 @@ async def event_windows(
 ) -> EventWindows:
     """Bookings per event in the hours starting in ``[recent_from, until)`` and in
     ``[normal_from, recent_from)``."""
-    row = await con.fetchrow(_WINDOWS, normal_from, recent_from, until)
+    first, first_day, end_day, _, days_from, days_to = _span_args(normal_from, recent_from)
+    row = await con.fetchrow(
+        _WINDOWS, first, first_day, end_day, until, days_from, days_to, recent_from
+    )
     assert row is not None
     return EventWindows(
         event_ids=list(row["event_id"]),
@@ -362,15 +506,15 @@ async def event_windows(
 
 # --- the dashboard --------------------------------------------------------------------------
 
-_TOP_EVENTS = """
+# Summed per event over `_SPAN` of every event ($1-$6): whole days from the daily rows.
+_TOP_EVENTS = f"""
 SELECT t.event_id, e.name, e.category, t.bookings, t.revenue_cents
   FROM (SELECT event_id, sum(bookings)::int8 AS bookings, sum(revenue_cents)::int8 AS revenue_cents
-          FROM analytics_hourly
-         WHERE hour >= $1 AND hour < $2
+          FROM ({_SPAN.format(event="")}) h
          GROUP BY event_id
         HAVING sum(bookings) > 0
          ORDER BY 2 DESC, 3 DESC, event_id
-         LIMIT $3) t
+         LIMIT $7) t
   JOIN events e ON e.id = t.event_id
  ORDER BY t.bookings DESC, t.revenue_cents DESC, t.event_id
 """
@@ -382,7 +526,7 @@ async def top_events(
     """The ``limit`` events with the most bookings made in ``[date_from, date_to)`` (ties:
     more revenue, then the smaller id): ``event_id, name, category, bookings,
     revenue_cents``."""
-    return list(await con.fetch(_TOP_EVENTS, date_from, date_to, limit))
+    return list(await con.fetch(_TOP_EVENTS, *_span_args(date_from, date_to), limit))
 
 
 # A hold is active while its log says held and it has not ended; one placed longer ago than

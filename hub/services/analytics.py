@@ -1,7 +1,9 @@
 """Analytics for admins: trends, user behaviour, predictions and the dashboard.
 
-Each report sums the rollup tables in PostgreSQL (``hub.db.analytics``; the leader keeps
-the rollups, ``hub.services.rollups``) and models the sums with the pure engines
+Each report sums the rollup tables, or the tables derived from them (hours over every event,
+days per event, cohort cells, users, lead days over every event), in PostgreSQL
+(``hub.db.analytics``; the leader keeps both, ``hub.services.rollups``) and models the sums
+with the pure engines
 (``engines.analytics``, ``engines.forecast``). The definitions (revenue, conversion, growth,
 buckets in UTC, weeks from Monday) are DESIGN.md §4's and ``engines.analytics``'s.
 
@@ -124,9 +126,14 @@ async def trends(hub: Hub, query: TrendsQuery, *, fresh: bool = False) -> Answer
         async with hub.db.connection() as con:
             if query.event_id is not None and await events_db.by_id(con, query.event_id) is None:
                 raise NotFound(f"No such event: {query.event_id}")
-            rollup = await analytics_db.hourly(
-                con, start, end, event_id=query.event_id, category=query.category
-            )
+            if query.period is Period.HOURLY or (query.event_id is None and query.category is None):
+                rollup = await analytics_db.hourly(
+                    con, start, end, event_id=query.event_id, category=query.category
+                )
+            else:  # buckets of whole days: the whole days inside come summed per day
+                rollup = await analytics_db.hours_and_days(
+                    con, start, end, event_id=query.event_id, category=query.category
+                )
         found = engine.trends(rollup, query.period, start, end)
         if query.format is Format.CSV:
             return render_csv(found)
@@ -147,18 +154,19 @@ async def user_behaviour(hub: Hub, *, fresh: bool = False) -> Answer:
 
     async def compute() -> bytes:
         now = _now()
-        months, clock, (lead, lead_bookings) = await asyncio.gather(
-            _read(hub, analytics_db.user_months),
+        cells, (users, repeat_users), clock, (lead, lead_bookings) = await asyncio.gather(
+            _read(hub, analytics_db.cohort_cells),
+            _read(hub, analytics_db.user_counts),
             _read(hub, analytics_db.clock),
             _read(hub, analytics_db.lead_days),
         )
-        cohorts = engine.retention_cohorts(months.user, months.month, now)
+        cohorts = engine.cohorts_from_counts(cells.first_month, cells.month, cells.users, now)
         hours, weekdays = engine.booking_clock(clock.week_hour, clock.bookings)
         p10, p50, p90 = engine.percentiles(lead, (0.1, 0.5, 0.9), lead_bookings)
         return jsonenc.dumps(
             {
                 "cohorts": [_cohort(c) for c in cohorts],
-                "repeat_rate": engine.repeat_rate(months.user, months.bookings),
+                "repeat_rate": _ratio(repeat_users, users),
                 "booking_hours": list(hours),
                 "booking_weekdays": list(weekdays),
                 "lead_time_days": {"p10": p10, "p50": p50, "p90": p90},
@@ -240,14 +248,14 @@ async def dashboard(hub: Hub, *, fresh: bool = False) -> Answer:
         now = _now()
         today = _midnight(now)
         recent = now - dt.timedelta(days=DASHBOARD_DAYS)
-        rollup, months, top, holds, sold = await asyncio.gather(
+        rollup, cells, top, holds, sold = await asyncio.gather(
             _read(hub, analytics_db.hourly, None, None),
-            _read(hub, analytics_db.user_months),
+            _read(hub, analytics_db.cohort_cells),
             _read(hub, analytics_db.top_events, recent, now, TOP_EVENTS),
             _read(hub, analytics_db.holds_active, hub.settings.hold_max_lifetime_seconds),
             _read(hub, analytics_db.tickets_sold_since, today),
         )
-        cohorts = engine.retention_cohorts(months.user, months.month, now)
+        cohorts = engine.cohorts_from_counts(cells.first_month, cells.month, cells.users, now)
         hours, _ = engine.booking_clock(rollup.hour, rollup.bookings)
         since = rollup.hour >= int(_floor_hour(recent).timestamp())
 

@@ -13,6 +13,7 @@ from engines.analytics import (
     HourlyRollup,
     Period,
     booking_clock,
+    cohorts_from_counts,
     peak_hours,
     percentiles,
     repeat_rate,
@@ -328,6 +329,85 @@ def test_sparse_user_ids_give_the_same_cohorts() -> None:
     users, made = cohort_columns()
     sparse = users * 10**12 + 7
     assert retention_cohorts(sparse, made, NOW) == retention_cohorts(users, made, NOW)
+
+
+def cohort_cells(users: np.ndarray, made: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells (first month, month, users active) of raw bookings, counted in Python."""
+    months: dict[int, set[np.datetime64]] = {}
+    for user, when in zip(users.tolist(), made.astype("datetime64[M]"), strict=True):
+        months.setdefault(user, set()).add(when)
+    cells: dict[tuple[np.datetime64, np.datetime64], int] = {}
+    for active in months.values():
+        first = min(active)
+        for month in active:
+            cells[first, month] = cells.get((first, month), 0) + 1
+    keys = list(cells)
+    return (
+        np.array([k[0] for k in keys], dtype="datetime64[M]").astype("datetime64[s]"),
+        np.array([k[1] for k in keys], dtype="datetime64[M]").astype("datetime64[s]"),
+        np.array([cells[k] for k in keys], dtype=np.int64),
+    )
+
+
+def test_cohorts_from_counts_have_the_known_retention() -> None:
+    users, made = cohort_columns()
+    before = made < np.datetime64(NOW.replace(tzinfo=None))
+    first, month, count = cohort_cells(users[before], made[before])
+    expected = (
+        Cohort(month=date(2024, 1, 1), size=4, retention=(1.0, 0.5, 0.25, 0.25)),
+        Cohort(month=date(2024, 2, 1), size=2, retention=(1.0, 0.5, 0.0)),
+    )
+    assert cohorts_from_counts(first, month, count, NOW) == expected
+    # A cell of a month that starts after now (and its own cohort) is not counted.
+    may = np.array(["2024-05-01"], dtype="datetime64[s]")
+    assert (
+        cohorts_from_counts(
+            np.concatenate([first, first[:1], may]),
+            np.concatenate([month, may, may]),
+            np.concatenate([count, [3, 2]]),
+            NOW,
+        )
+        == expected
+    )
+    # Cells in any order, one cell split in two, months as epoch seconds: the same.
+    order = np.argsort(-count, kind="stable")
+    seconds = first[order].astype(np.int64), month[order].astype(np.int64), count[order]
+    split = [np.concatenate([c, c[:1]]) for c in seconds]
+    split[2] = np.concatenate([seconds[2] - (np.arange(seconds[2].size) == 0), [1]])
+    assert cohorts_from_counts(*split, NOW) == cohorts_from_counts(first, month, count, NOW)
+    assert cohorts_from_counts(first[:0], month[:0], count[:0], NOW) == ()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 900 * 86_400)), min_size=1, max_size=200),
+    st.integers(0, 1000 * 86_400),
+)
+def test_cohorts_from_counts_equal_the_cohorts_of_the_rows(
+    bookings: list[tuple[int, int]], now_offset: int
+) -> None:
+    start = int(utc("2023-11-20T00:00:00").timestamp())
+    users = np.array([u for u, _ in bookings], dtype=np.int64)
+    made = np.array([start + t for _, t in bookings], dtype=np.int64)
+    now = start + now_offset
+    # What the report computed before the counts: the cohorts of the user-month rows, each
+    # stamped with its month's first day (as analytics_user_months holds them).
+    months = made.astype("datetime64[s]").astype("datetime64[M]").astype("datetime64[s]")
+    assert cohorts_from_counts(*cohort_cells(users, months), now) == (
+        retention_cohorts(users, months, now)
+    )
+
+
+def test_cohorts_from_counts_refuse_inconsistent_cells() -> None:
+    jan, feb = np.datetime64("2024-01-01", "s"), np.datetime64("2024-02-01", "s")
+    with pytest.raises(ValueError, match="at or after"):
+        cohorts_from_counts(np.array([feb]), np.array([jan]), np.array([1]), NOW)
+    with pytest.raises(ValueError, match="at or after"):
+        cohorts_from_counts(np.array([jan]), np.array([jan]), np.array([0]), NOW)
+    with pytest.raises(ValueError, match="first month"):
+        cohorts_from_counts(np.array([jan]), np.array([feb]), np.array([2]), NOW)
+    with pytest.raises(ValueError, match="same length"):
+        cohorts_from_counts(np.array([jan, feb]), np.array([jan]), np.array([1, 1]), NOW)
 
 
 def test_retention_rate_uses_cohorts_whose_next_month_is_over() -> None:

@@ -18,6 +18,7 @@ from engines import forecast
 from engines.analytics import Period
 from hub import jsonenc
 from hub.context import Hub
+from hub.db import analytics as analytics_db
 from hub.errors import ValidationError
 from hub.services import analytics, rollups
 from hub.services.analytics import TrendsQuery
@@ -176,6 +177,181 @@ async def test_a_booking_hold_and_cancellation_reach_the_trends_after_a_roll_up(
         return seen == [expected]
 
     assert await eventually(counted, within=10.0), seen
+
+
+# --- the derived tables give the rollups' answers -----------------------------------------------
+
+# The reads as they were over the rollups alone (before migration 006's derived tables).
+_ROLLUP_TOTALS = """
+SELECT array_agg(extract(epoch FROM hour)::int8 ORDER BY hour) AS hour,
+       array_agg(b ORDER BY hour) AS bookings, array_agg(t ORDER BY hour) AS tickets,
+       array_agg(r ORDER BY hour) AS revenue_cents, array_agg(c ORDER BY hour) AS cancellations,
+       array_agg(h ORDER BY hour) AS holds
+  FROM (SELECT hour, sum(bookings)::int8 b, sum(tickets)::int8 t, sum(revenue_cents)::int8 r,
+               sum(cancellations)::int8 c, sum(holds)::int8 h
+          FROM analytics_hourly GROUP BY hour) x
+"""
+_ROLLUP_TOP = """
+SELECT event_id, sum(bookings)::int8 AS bookings, sum(revenue_cents)::int8 AS revenue_cents
+  FROM analytics_hourly WHERE hour >= $1 AND hour < $2
+ GROUP BY event_id HAVING sum(bookings) > 0
+ ORDER BY 2 DESC, 3 DESC, event_id LIMIT $3
+"""
+_ROLLUP_WINDOWS = """
+SELECT event_id, coalesce(sum(bookings) FILTER (WHERE hour >= $2), 0)::int8 AS recent,
+       coalesce(sum(bookings) FILTER (WHERE hour < $2), 0)::int8 AS normal
+  FROM analytics_hourly WHERE hour >= $1 AND hour < $3 AND bookings > 0
+ GROUP BY event_id ORDER BY event_id
+"""
+_ROLLUP_CATEGORY_DAYS = """
+SELECT min(e.category) AS category, floor(date_part('epoch', h.hour) / 86400)::int8 AS day,
+       sum(h.bookings)::int8 AS bookings, sum(h.revenue_cents)::int8 AS revenue_cents
+  FROM analytics_hourly h JOIN events e ON e.id = h.event_id
+ WHERE h.hour >= $1 AND h.hour < $2
+ GROUP BY lower(e.category), 2
+"""
+_ROLLUP_LEAD = "SELECT lead_days, sum(bookings)::int8 AS n FROM analytics_lead_days GROUP BY 1"
+
+
+async def test_the_derived_tables_answer_what_the_rollups_answer(
+    hub: Hub, history: History
+) -> None:
+    rng = np.random.default_rng(15)
+    now = dt.datetime.now(dt.UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    users = await history.users(6)
+    events = [
+        await history.event(category="Concert", starts_at=now + dt.timedelta(days=5)),
+        await history.event(category="concert", starts_at=now + dt.timedelta(days=9)),
+        await history.event(category="Comedy", starts_at=now - dt.timedelta(days=3)),
+    ]
+    for k in range(40):  # with tickets, some cancelled, over the last 80 days
+        made = now - dt.timedelta(seconds=int(rng.integers(60, 80 * 86_400)))
+        gone = made + dt.timedelta(hours=int(rng.integers(1, 200))) if k % 4 == 0 else None
+        await history.booking(
+            events[k % 3],
+            users[int(rng.integers(0, 6))],
+            made,
+            tickets=1 + k % 3,
+            total_cents=1000 + 250 * k,
+            cancelled=gone if gone is not None and gone < now else None,
+            refund_cents=500 if gone is not None and gone < now else None,
+        )
+    for event in events:  # many more, and holds, in the last 20 days (the windows)
+        stamps = [now - dt.timedelta(seconds=int(t)) for t in rng.integers(60, 20 * 86_400, 60)]
+        await history.bookings(event, users[int(rng.integers(0, 6))], stamps, total_cents=700)
+        for t in rng.integers(60, 20 * 86_400, 30):
+            await history.hold(event, users[0], now - dt.timedelta(seconds=int(t)))
+    # And at the edges of the ranges read below: their first and last hours, midnights.
+    edges = [
+        today + dt.timedelta(minutes=10),
+        today - dt.timedelta(days=60, hours=5) + dt.timedelta(minutes=1),
+        today - dt.timedelta(days=60, hours=1),
+        today - dt.timedelta(days=60) + dt.timedelta(minutes=5),
+        today - dt.timedelta(days=31, minutes=-1),
+        today - dt.timedelta(days=2, minutes=1),
+        today - dt.timedelta(days=2, minutes=-1),
+    ]
+    for event in events:
+        await history.bookings(event, users[1], [e for e in edges if e < now])
+    await history.rebuild()
+    # A category edited after counting: the days are joined to events when read.
+    await hub.db.execute("UPDATE events SET category = 'Comedy' WHERE id = $1", events[1])
+
+    def columns(rollup: engine.HourlyRollup) -> dict[str, list[int]]:
+        names = ("hour", "bookings", "tickets", "revenue_cents", "cancellations", "holds")
+        return {n: getattr(rollup, n).tolist() for n in names}
+
+    async with hub.db.connection() as con:
+        totals = await con.fetchrow(_ROLLUP_TOTALS)
+        assert columns(await analytics_db.hourly(con, None, None)) == {
+            k: list(totals[k]) for k in totals.keys()
+        }
+        # Filtered trends by day or longer: whole days from the days, the ends from the hours.
+        starts = [today - dt.timedelta(days=60, hours=5), today - dt.timedelta(days=31)]
+        ends = [now.replace(minute=0, second=0, microsecond=0), today - dt.timedelta(days=2)]
+        filters: list[dict[str, Any]] = [
+            {"event_id": events[0]},
+            {"category": "CONCERT"},
+            {"category": "comedy"},
+            {"event_id": events[2], "category": "Comedy"},
+            {"event_id": events[2], "category": "Concert"},
+        ]
+        for start, end, where in [(a, b, f) for a in starts for b in ends for f in filters]:
+            span = await analytics_db.hours_and_days(con, start, end, **where)
+            hours = await analytics_db.hourly(con, start, end, **where)
+            for period in (Period.DAILY, Period.WEEKLY, Period.MONTHLY):
+                got, want = (
+                    engine.trends(span, period, start, end),
+                    engine.trends(hours, period, start, end),
+                )
+                for name in ("start", "bookings", "tickets", "revenue_cents", "cancellations"):
+                    assert getattr(got, name).tolist() == getattr(want, name).tolist(), name
+                assert np.array_equal(got.conversion, want.conversion, equal_nan=True)
+                assert got.seasonality == want.seasonality
+        # Just under a day: hours only.
+        short = await analytics_db.hours_and_days(
+            con, ends[0] - dt.timedelta(hours=23), ends[0], event_id=events[0]
+        )
+        assert columns(short) == columns(
+            await analytics_db.hourly(
+                con, ends[0] - dt.timedelta(hours=23), ends[0], event_id=events[0]
+            )
+        )
+        # The dashboard's top events and the trending windows.
+        recent = now - dt.timedelta(days=30)
+        top = await analytics_db.top_events(con, recent, now, 2)
+        assert [(r["event_id"], r["bookings"], r["revenue_cents"]) for r in top] == [
+            tuple(r) for r in await con.fetch(_ROLLUP_TOP, recent, now, 2)
+        ]
+        assert len(top) == 2
+        for normal_from, recent_from in (
+            (now - dt.timedelta(days=15), now - dt.timedelta(days=1)),
+            (now - dt.timedelta(hours=20), now - dt.timedelta(hours=3)),
+        ):
+            windows = await analytics_db.event_windows(con, normal_from, recent_from, now)
+            assert list(
+                zip(
+                    windows.event_ids, windows.recent.tolist(), windows.normal.tolist(), strict=True
+                )
+            ) == [tuple(r) for r in await con.fetch(_ROLLUP_WINDOWS, normal_from, recent_from, now)]
+        # Forecast days per category.
+        since = today - dt.timedelta(days=365)
+        by_category = await analytics_db.daily_by_category(con, since, today)
+        expected: dict[str, dict[int, tuple[int, int]]] = {}
+        for r in await con.fetch(_ROLLUP_CATEGORY_DAYS, since, today):
+            expected.setdefault(r["category"], {})[r["day"] * 86_400] = (
+                r["bookings"],
+                r["revenue_cents"],
+            )
+        assert {
+            name: dict(
+                zip(
+                    r.hour.tolist(),
+                    zip(r.bookings.tolist(), r.revenue_cents.tolist(), strict=True),
+                    strict=True,
+                )
+            )
+            for name, r in by_category.items()
+        } == expected
+        assert sorted(by_category) == ["Comedy", "Concert"]
+        # User behaviour: the clock, lead days, cohorts and the repeat rate.
+        clock = await analytics_db.clock(con)
+        hours_clock = engine.booking_clock(totals["hour"], totals["bookings"])
+        assert engine.booking_clock(clock.week_hour, clock.bookings) == hours_clock
+        lead, lead_bookings = await analytics_db.lead_days(con)
+        assert dict(zip(lead.tolist(), lead_bookings.tolist(), strict=True)) == {
+            r["lead_days"]: r["n"] for r in await con.fetch(_ROLLUP_LEAD)
+        }
+        months = await analytics_db.user_months(con)
+        cells = await analytics_db.cohort_cells(con)
+        assert engine.cohorts_from_counts(cells.first_month, cells.month, cells.users, now) == (
+            engine.retention_cohorts(months.user, months.month, now)
+        )
+        counted, repeat = await analytics_db.user_counts(con)
+        assert counted == months.users and repeat / counted == engine.repeat_rate(
+            months.user, months.bookings
+        )
 
 
 # --- predictions --------------------------------------------------------------------------------
