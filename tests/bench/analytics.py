@@ -178,10 +178,26 @@ SELECT array_agg(slot ORDER BY slot) AS slot, array_agg(b ORDER BY slot) AS book
   FROM (SELECT slot, sum(booked)::int8 AS b, sum(cancelled)::int8 AS c FROM slots
          GROUP BY slot) s
 """
-_SCRATCH_USER_MONTHS = """
-SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month,
-       count(*)::int4 AS bookings
-  FROM bookings GROUP BY 1, 2 ORDER BY 1, 2
+# Per cohort (the month of a user's first booking) and month: the cohort's users booking then.
+_SCRATCH_COHORTS = """
+WITH months AS (
+    SELECT user_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month
+      FROM bookings GROUP BY 1, 2
+), cells AS (
+    SELECT f.first_month, m.month, count(*)::int8 AS users
+      FROM months m
+      JOIN (SELECT user_id, min(month) AS first_month FROM months GROUP BY 1) f USING (user_id)
+     GROUP BY 1, 2
+)
+SELECT array_agg((first_month - DATE '1970-01-01')::int8 * 86400 ORDER BY first_month, month)
+           AS first_month,
+       array_agg((month - DATE '1970-01-01')::int8 * 86400 ORDER BY first_month, month) AS month,
+       array_agg(users ORDER BY first_month, month) AS users
+  FROM cells
+"""
+_SCRATCH_USER_COUNTS = """
+SELECT count(*) AS users, count(*) FILTER (WHERE n >= 2) AS repeat_users
+  FROM (SELECT user_id, count(*) AS n FROM bookings GROUP BY user_id) u
 """
 _SCRATCH_LEAD_DAYS = """
 SELECT array_agg(d ORDER BY d) AS lead_days, array_agg(n ORDER BY d) AS bookings
@@ -202,32 +218,10 @@ SELECT min(d.name) AS category,
          GROUP BY 1, 3) d
  GROUP BY d.key ORDER BY d.key
 """
-_USER_MONTH_ROW = np.dtype(
-    [("fields", ">i2"), ("ul", ">i4"), ("user", "V16"), ("ml", ">i4"), ("month", ">i4"),
-     ("bl", ">i4"), ("bookings", ">i4")]
-)  # fmt: skip
 
 
 def _arrays(row: Any, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     return {name: np.array(row[name] or [], dtype=np.int64) for name in names}
-
-
-async def _scratch_user_months(con: Connection) -> dict[str, np.ndarray]:
-    chunks: list[bytes] = []
-
-    async def keep(chunk: bytes) -> None:
-        chunks.append(chunk)
-
-    await con.copy_from_query(_SCRATCH_USER_MONTHS, output=keep, format="binary")
-    data = b"".join(chunks)
-    rows = np.frombuffer(memoryview(data)[19:-2], dtype=_USER_MONTH_ROW)
-    new_user = np.ones(rows.size, dtype=bool)
-    new_user[1:] = rows["user"][1:] != rows["user"][:-1]
-    return {
-        "user": np.cumsum(new_user) - 1,
-        "month": (rows["month"].astype(np.int64) + 10_957) * 86_400,
-        "bookings": rows["bookings"].astype(np.int64),
-    }
 
 
 def _same(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> bool:
@@ -281,9 +275,19 @@ async def compare_queries(url: str, runs: int) -> list[Comparison]:
         a = _arrays(await con.fetchrow(_SCRATCH_CLOCK), ("slot", "bookings", "cancellations"))
         return {"slot": a["slot"], "b": a["bookings"], "c": a["cancellations"]}
 
-    async def rollup_user_months(con: Connection) -> dict[str, np.ndarray]:
-        m = await analytics_db.user_months(con)
-        return {"user": m.user, "month": m.month, "bookings": m.bookings}
+    async def rollup_cohorts(con: Connection) -> dict[str, np.ndarray]:
+        c = await analytics_db.cohort_cells(con)
+        return {"first_month": c.first_month, "month": c.month, "users": c.users}
+
+    async def scratch_cohorts(con: Connection) -> dict[str, np.ndarray]:
+        return _arrays(await con.fetchrow(_SCRATCH_COHORTS), ("first_month", "month", "users"))
+
+    async def rollup_user_counts(con: Connection) -> dict[str, np.ndarray]:
+        return {"counts": np.array(await analytics_db.user_counts(con))}
+
+    async def scratch_user_counts(con: Connection) -> dict[str, np.ndarray]:
+        row = await con.fetchrow(_SCRATCH_USER_COUNTS)
+        return {"counts": np.array([row["users"], row["repeat_users"]])}
 
     async def rollup_lead(con: Connection) -> dict[str, np.ndarray]:
         days, bookings = await analytics_db.lead_days(con)
@@ -310,7 +314,8 @@ async def compare_queries(url: str, runs: int) -> list[Comparison]:
     pairs = [
         ("every event per hour (trends, dashboard)", rollup_hourly, scratch_hourly),
         ("per hour of the week (user behaviour)", rollup_clock, scratch_clock),
-        ("per user and month (cohorts, repeat rate)", rollup_user_months, _scratch_user_months),
+        ("cohort cells (user behaviour, dashboard)", rollup_cohorts, scratch_cohorts),
+        ("users and repeat users (user behaviour)", rollup_user_counts, scratch_user_counts),
         ("lead days (user behaviour)", rollup_lead, scratch_lead),
         ("per category and day, 3 years (predictions)", rollup_categories, scratch_categories),
     ]
