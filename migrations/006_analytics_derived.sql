@@ -33,6 +33,25 @@ CREATE TABLE analytics_daily (            -- analytics_hourly summed per event a
 -- event's category is read when asked, so editing it needs nothing here).
 CREATE INDEX analytics_daily_day_idx ON analytics_daily (day);
 
+-- analytics_daily summed per category and day, for the forecasts: a few thousand rows where
+-- the days per event are a hundred thousand. Keyed by the category's exact spelling (the
+-- reports merge spellings that differ by case, as before). An event's days count under the
+-- category it had when they were counted (analytics_event_categories); a step that finds it
+-- edited moves all of them to the new one, as a moved event's lead days are counted again.
+CREATE TABLE analytics_category_daily (
+    category       text NOT NULL,
+    day            date NOT NULL,
+    events         integer NOT NULL,       -- events of the category with a row that day (> 0)
+    bookings       integer NOT NULL,
+    revenue_cents  bigint  NOT NULL,
+    PRIMARY KEY (category, day)
+);
+
+CREATE TABLE analytics_event_categories ( -- the category each event's days are counted under
+    event_id  uuid PRIMARY KEY,
+    category  text NOT NULL
+);
+
 CREATE TABLE analytics_users (            -- analytics_user_months summed per user
     user_id      uuid PRIMARY KEY,
     first_month  date NOT NULL,            -- the month of the user's first booking made
@@ -69,6 +88,16 @@ SELECT event_id, (hour AT TIME ZONE 'UTC')::date, sum(bookings), sum(tickets),
   FROM analytics_hourly
  GROUP BY 1, 2;
 
+INSERT INTO analytics_event_categories
+SELECT e.id, e.category
+  FROM events e
+ WHERE EXISTS (SELECT 1 FROM analytics_daily d WHERE d.event_id = e.id);
+
+INSERT INTO analytics_category_daily
+SELECT c.category, d.day, count(*), sum(d.bookings), sum(d.revenue_cents)
+  FROM analytics_daily d JOIN analytics_event_categories c ON c.event_id = d.event_id
+ GROUP BY 1, 2;
+
 INSERT INTO analytics_users
 SELECT user_id, min(month), sum(bookings)
   FROM analytics_user_months
@@ -86,5 +115,5 @@ SELECT lead_days, sum(bookings)
 HAVING sum(bookings) > 0;
 
 -- Statistics now, not at autovacuum's next pass: the reports' plans count on them.
-ANALYZE analytics_hourly_totals, analytics_daily, analytics_users, analytics_cohorts,
-        analytics_lead_totals;
+ANALYZE analytics_hourly_totals, analytics_daily, analytics_category_daily,
+        analytics_event_categories, analytics_users, analytics_cohorts, analytics_lead_totals;

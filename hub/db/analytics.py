@@ -406,22 +406,21 @@ async def lead_days(con: Connection) -> tuple[np.ndarray, np.ndarray]:
 # --- forecasts and trending -----------------------------------------------------------------
 
 # Bookings and revenue per category and UTC day in [$1, $2) (dates), as one row per category
-# with its days as arrays: each event's days, joined to the event for its category now.
-# Categories that differ by case only are one (as the events list filters them), named by
-# their smallest spelling.
+# with its days as arrays, from the category days (each event's days under its category as
+# of the leader's last step). Categories that differ by case only are one (as the events
+# list filters them), named by their smallest spelling.
 _DAILY_BY_CATEGORY = """
 SELECT min(c.name) AS category,
        array_agg(c.day * 86400 ORDER BY c.day) AS day,
        array_agg(c.bookings ORDER BY c.day) AS bookings,
        array_agg(c.revenue_cents ORDER BY c.day) AS revenue_cents
-  FROM (SELECT lower(e.category) AS key,
-               min(e.category) AS name,
-               (d.day - DATE '1970-01-01')::int8 AS day,
-               sum(d.bookings)::int8 AS bookings,
-               sum(d.revenue_cents)::int8 AS revenue_cents
-          FROM analytics_daily d
-          JOIN events e ON e.id = d.event_id
-         WHERE d.day >= $1 AND d.day < $2
+  FROM (SELECT lower(category) AS key,
+               min(category) AS name,
+               (day - DATE '1970-01-01')::int8 AS day,
+               sum(bookings)::int8 AS bookings,
+               sum(revenue_cents)::int8 AS revenue_cents
+          FROM analytics_category_daily
+         WHERE day >= $1 AND day < $2
          GROUP BY 1, 3) c
  GROUP BY c.key
  ORDER BY c.key

@@ -32,16 +32,25 @@ beginning of time.
 
 The derived tables (migration 006) are sums of those rollups at a coarser grain, for the
 reports that read all history: ``analytics_hourly_totals`` (the hourly rows over every
-event), ``analytics_daily`` (per event and UTC day), ``analytics_lead_totals`` (lead days
-over every event), ``analytics_users`` (per user: first month, bookings) and
-``analytics_cohorts`` (per first month and month: the users of that cohort with a booking in
-that month). Each is kept as an invariant: equal to its sum of the rollups. A step adds to
-them in the same statement as to the rollups, from the same per-window sums, so both move
-together or not at all, and a rebuild empties and counts them with the rollups.
+event), ``analytics_daily`` (per event and UTC day), ``analytics_category_daily`` (per
+category and UTC day), ``analytics_lead_totals`` (lead days over every event),
+``analytics_users`` (per user: first month, bookings) and ``analytics_cohorts`` (per first
+month and month: the users of that cohort with a booking in that month). Each is kept as an
+invariant: equal to its sum of the rollups. A step adds to them in the same statement as to
+the rollups, from the same per-window sums, so both move together or not at all, and a
+rebuild empties and counts them with the rollups.
 
 - Totals and days: a window's per-event hourly sums, summed again per hour and per event
-  and day, added to the rows there. Sums of sums: exact. Days are keyed by event, and the
-  category read from ``events`` when asked, so editing a category needs nothing here.
+  and day, added to the rows there. Sums of sums: exact.
+- Category days (``analytics_category_daily``: per category spelling and day, the events
+  with a day row and their sums). Categories are not stamps: an event's may be edited. As
+  with a moved event's lead days, each event's days remember the category they were counted
+  under (``analytics_event_categories``), and a step first moves every day of an edited
+  event, as counted so far, from the old category's rows to the new one's (a row left with
+  no event is deleted), then adds its window under the categories as they are in its
+  snapshot. So the rows equal the event days grouped by the events' categories as of the
+  last step; an edit shows in the forecasts from the next step on (as a moved start shows
+  in the lead days).
 - Lead totals: a moved event's lead days are deleted and counted again; the same statements
   take the deleted rows off the totals and add the recounted ones, and a total left at zero
   is deleted (a recount from scratch would have no row for it).
@@ -117,12 +126,16 @@ _ADD = """bookings = a.bookings + EXCLUDED.bookings,
            holds = a.holds + EXCLUDED.holds"""
 
 # Bookings made, cancellations and holds placed in [$1, $2), per event and UTC hour, added
-# to the hourly rows, and the same sums to the hours over every event and to each event's
-# UTC days (one statement: the three are added from one set of sums). Tickets are all the
-# booking's tickets (also inactive ones: a cancelled booking still counts as made, with its
-# tickets), joined row by row: the planner thinks a recent window holds one booking (its
-# statistics end before it), and a per-booking count aggregated apart was then computed
-# again for every booking.
+# to the hourly rows, and the same sums to the hours over every event, to each event's UTC
+# days and to each category's (one statement: all are added from one set of sums). A day
+# new to an event (no analytics_daily row before this statement, whose sub-statements all
+# read the snapshot from before it) is one more event in its category's day. The event's
+# category is read from events: for an event counted before, the one it is counted under
+# (the step moved edited ones first, in this snapshot); a new event's is remembered.
+# Tickets are all the booking's tickets (also inactive ones: a cancelled booking still
+# counts as made, with its tickets), joined row by row: the planner thinks a recent window
+# holds one booking (its statistics end before it), and a per-booking count aggregated
+# apart was then computed again for every booking.
 _HOURLY = f"""
 WITH made AS (
     SELECT b.event_id, date_trunc('hour', b.created_at, 'UTC') AS hour, b.total_cents,
@@ -164,15 +177,35 @@ WITH made AS (
      GROUP BY hour
     ON CONFLICT (hour) DO UPDATE
        SET {_ADD}
+), days AS (
+    SELECT event_id, (hour AT TIME ZONE 'UTC')::date AS day, sum(bookings) AS bookings,
+           sum(tickets) AS tickets, sum(revenue_cents) AS revenue_cents,
+           sum(cancellations) AS cancellations, sum(refunds_cents) AS refunds_cents,
+           sum(holds) AS holds
+      FROM summed
+     GROUP BY 1, 2
 ), daily AS (
     INSERT INTO analytics_daily AS a (event_id, day, bookings, tickets, revenue_cents,
                                       cancellations, refunds_cents, holds)
-    SELECT event_id, (hour AT TIME ZONE 'UTC')::date, sum(bookings), sum(tickets),
-           sum(revenue_cents), sum(cancellations), sum(refunds_cents), sum(holds)
-      FROM summed
-     GROUP BY 1, 2
+    SELECT * FROM days
     ON CONFLICT (event_id, day) DO UPDATE
        SET {_ADD}
+), categories AS (
+    INSERT INTO analytics_event_categories (event_id, category)
+    SELECT DISTINCT d.event_id, e.category FROM days d JOIN events e ON e.id = d.event_id
+    ON CONFLICT (event_id) DO NOTHING
+), category_days AS (
+    INSERT INTO analytics_category_daily AS a (category, day, events, bookings, revenue_cents)
+    SELECT e.category, d.day,
+           count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM analytics_daily o
+                                               WHERE o.event_id = d.event_id AND o.day = d.day)),
+           sum(d.bookings), sum(d.revenue_cents)
+      FROM days d JOIN events e ON e.id = d.event_id
+     GROUP BY 1, 2
+    ON CONFLICT (category, day) DO UPDATE
+       SET events = a.events + EXCLUDED.events,
+           bookings = a.bookings + EXCLUDED.bookings,
+           revenue_cents = a.revenue_cents + EXCLUDED.revenue_cents
 )
 SELECT coalesce(sum(bookings), 0)::int8 AS bookings,
        coalesce(sum(cancellations), 0)::int8 AS cancellations,
@@ -215,6 +248,44 @@ SELECT coalesce(u.first_month, p.first_month), m.month, count(*)
                     WHERE o.user_id = m.user_id AND o.month = m.month)
  GROUP BY 1, 2
 ON CONFLICT (first_month, month) DO UPDATE SET users = a.users + EXCLUDED.users
+"""
+
+# Events whose category was edited since their days were counted (the spelling differs),
+# and moving all their days, as counted so far, from the category they were counted under to
+# the one they have now; a category day left with no event goes (a count from scratch has
+# no row for it).
+_RECATEGORIZED = """
+SELECT c.event_id
+  FROM analytics_event_categories c JOIN events e ON e.id = c.event_id
+ WHERE e.category <> c.category
+"""
+_UNCOUNT_CATEGORY_DAYS = """
+UPDATE analytics_category_daily t
+   SET events = t.events - g.events, bookings = t.bookings - g.bookings,
+       revenue_cents = t.revenue_cents - g.revenue_cents
+  FROM (SELECT c.category, d.day, count(*) AS events, sum(d.bookings) AS bookings,
+               sum(d.revenue_cents) AS revenue_cents
+          FROM analytics_daily d JOIN analytics_event_categories c ON c.event_id = d.event_id
+         WHERE d.event_id = ANY($1::uuid[])
+         GROUP BY 1, 2) g
+ WHERE t.category = g.category AND t.day = g.day
+"""
+_RECOUNT_CATEGORY_DAYS = """
+INSERT INTO analytics_category_daily AS a (category, day, events, bookings, revenue_cents)
+SELECT e.category, d.day, count(*), sum(d.bookings), sum(d.revenue_cents)
+  FROM analytics_daily d JOIN events e ON e.id = d.event_id
+ WHERE d.event_id = ANY($1::uuid[])
+ GROUP BY 1, 2
+ON CONFLICT (category, day) DO UPDATE
+   SET events = a.events + EXCLUDED.events,
+       bookings = a.bookings + EXCLUDED.bookings,
+       revenue_cents = a.revenue_cents + EXCLUDED.revenue_cents
+"""
+_DROP_EMPTY_CATEGORY_DAYS = "DELETE FROM analytics_category_daily WHERE events = 0"
+_MOVE_CATEGORIES = """
+UPDATE analytics_event_categories c SET category = e.category
+  FROM events e
+ WHERE e.id = c.event_id AND c.event_id = ANY($1::uuid[])
 """
 
 # Whole days from booking to the event's start, floored, negatives (booked after the start)
@@ -291,8 +362,8 @@ _REBUILD_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '128MB'"
 
 _TRUNCATE = (
     "TRUNCATE analytics_hourly, analytics_user_months, analytics_lead_days, analytics_lead_starts,"
-    " analytics_hourly_totals, analytics_daily, analytics_users, analytics_cohorts,"
-    " analytics_lead_totals"
+    " analytics_hourly_totals, analytics_daily, analytics_category_daily,"
+    " analytics_event_categories, analytics_users, analytics_cohorts, analytics_lead_totals"
 )
 
 
@@ -360,6 +431,13 @@ async def _count(
     con: Connection, since: dt.datetime | None, until: dt.datetime, blind: int
 ) -> RollupStep:
     start = _BEGINNING if since is None else since
+    # Before this window's days are added: the days moved are those counted so far.
+    recategorized = [row["event_id"] for row in await con.fetch(_RECATEGORIZED)]
+    if recategorized:
+        await con.execute(_UNCOUNT_CATEGORY_DAYS, recategorized)
+        await con.execute(_RECOUNT_CATEGORY_DAYS, recategorized)
+        await con.execute(_DROP_EMPTY_CATEGORY_DAYS)
+        await con.execute(_MOVE_CATEGORIES, recategorized)
     counted = await con.fetchrow(_HOURLY, start, until)
     assert counted is not None
     await con.execute(_USER_MONTHS, start, until)

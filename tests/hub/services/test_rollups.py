@@ -41,6 +41,8 @@ DAY = dt.timedelta(days=1)
 DERIVED = (
     "analytics_hourly_totals",
     "analytics_daily",
+    "analytics_category_daily",
+    "analytics_event_categories",
     "analytics_users",
     "analytics_cohorts",
     "analytics_lead_totals",
@@ -69,6 +71,8 @@ class Snapshot:
     users: dict[uuid.UUID, tuple[dt.date, int]]  # first month, bookings
     cohorts: dict[tuple[dt.date, dt.date], int]  # (first month, month): users active
     lead_totals: dict[int, int]
+    category_days: dict[tuple[str, dt.date], tuple[int, int, int]]  # events, bookings, cents
+    event_categories: dict[uuid.UUID, str]
 
     def rollups(self) -> tuple[dict[Any, Any], ...]:
         """Every table's rows, to compare two snapshots whole."""
@@ -81,6 +85,8 @@ class Snapshot:
             self.users,
             self.cohorts,
             self.lead_totals,
+            self.category_days,
+            self.event_categories,
         )
 
 
@@ -95,8 +101,10 @@ def _derived(
     hourly: dict[tuple[uuid.UUID, dt.datetime], tuple[int, ...]],
     user_months: dict[tuple[uuid.UUID, dt.date], int],
     lead_days: dict[tuple[uuid.UUID, int], int],
+    categories: dict[uuid.UUID, str],
 ) -> tuple[dict[Any, Any], ...]:
-    """The derived tables as they must be: summed, in Python, from rollup rows."""
+    """The derived tables as they must be: summed, in Python, from rollup rows and the
+    events' categories."""
     totals: dict[dt.datetime, list[int]] = {}
     daily: dict[tuple[uuid.UUID, dt.date], list[int]] = {}
     for (event, hour), values in hourly.items():
@@ -116,12 +124,22 @@ def _derived(
     lead_totals: Counter[int] = Counter()
     for (_, days), n in lead_days.items():
         lead_totals[days] += n
+    category_days: dict[tuple[str, dt.date], tuple[int, int, int]] = {}
+    for (event, day), values in daily.items():
+        events, bookings, cents = category_days.get((categories[event], day), (0, 0, 0))
+        category_days[categories[event], day] = (
+            events + 1,
+            bookings + values[0],
+            cents + values[2],
+        )
     return (
         {k: tuple(v) for k, v in totals.items()},
         {k: tuple(v) for k, v in daily.items()},
         users,
         dict(cohorts),
         {k: v for k, v in lead_totals.items() if v},
+        category_days,
+        {event: categories[event] for event, _ in daily},
     )
 
 
@@ -142,6 +160,9 @@ async def snapshot(hub: Hub) -> tuple[Snapshot, Snapshot]:
         users = await con.fetch("SELECT * FROM analytics_users")
         cohorts = await con.fetch("SELECT * FROM analytics_cohorts")
         lead_totals = await con.fetch("SELECT * FROM analytics_lead_totals")
+        category_days = await con.fetch("SELECT * FROM analytics_category_daily")
+        event_categories = await con.fetch("SELECT * FROM analytics_event_categories")
+        categories = {r["id"]: r["category"] for r in await con.fetch("SELECT * FROM events")}
         bookings = await con.fetch(
             """SELECT b.event_id, b.user_id, b.created_at, b.total_cents, b.cancelled_at,
                       b.refund_cents, e.starts_at,
@@ -169,6 +190,11 @@ async def snapshot(hub: Hub) -> tuple[Snapshot, Snapshot]:
         {r["user_id"]: (r["first_month"], r["bookings"]) for r in users},
         {(r["first_month"], r["month"]): r["users"] for r in cohorts},
         {r["lead_days"]: r["bookings"] for r in lead_totals},
+        {
+            (r["category"], r["day"]): (r["events"], r["bookings"], r["revenue_cents"])
+            for r in category_days
+        },
+        {r["event_id"]: r["category"] for r in event_categories},
     )
     columns: dict[tuple[uuid.UUID, dt.datetime], list[int]] = {}
     user_months: Counter[tuple[uuid.UUID, dt.date]] = Counter()
@@ -195,7 +221,7 @@ async def snapshot(hub: Hub) -> tuple[Snapshot, Snapshot]:
         scratch_hourly,
         dict(user_months),
         dict(lead_days),
-        *_derived(scratch_hourly, dict(user_months), dict(lead_days)),
+        *_derived(scratch_hourly, dict(user_months), dict(lead_days), categories),
     )
     _check_hours_with_engine(stored, bookings, holds, watermark)
     return stored, scratch
@@ -263,6 +289,9 @@ async def assert_exact(hub: Hub) -> Snapshot:
     assert stored.users == scratch.users
     assert stored.cohorts == scratch.cohorts
     assert stored.lead_totals == scratch.lead_totals
+    # The categories as of the last step: the tests edit none after it.
+    assert stored.category_days == scratch.category_days
+    assert stored.event_categories == scratch.event_categories
     return stored
 
 
@@ -454,6 +483,37 @@ async def test_an_event_moved_has_its_lead_days_counted_again(
     # The first booking's lead day moved with the event, in the totals too.
     assert lead_days_of(stored, event["id"]) == {420: 2}
     assert 410 not in stored.lead_totals and stored.lead_totals[420] == 2
+
+
+async def test_an_event_recategorized_has_its_days_moved_to_the_new_category(
+    client: httpx.AsyncClient, hub: Hub, admin: Account, user: Account
+) -> None:
+    # Categories of their own (the factory's is shared): this event is alone in the first.
+    event = await make_event(client, admin)
+    first, second = f"Folk-{uuid.uuid4().hex[:6]}", f"Jazz-{uuid.uuid4().hex[:6]}"
+    await hub.db.execute(
+        "UPDATE events SET category = $2 WHERE id = $1", uuid.UUID(event["id"]), first
+    )
+    booking = await booked(client, user, event["id"], 2)
+    await caught_up(hub)
+    stored = await assert_exact(hub)
+    ours = {k: v for k, v in stored.category_days.items() if k[0] in (first, second)}
+    day = next(iter(ours))[1]
+    cents = await total_cents(hub, booking)
+    assert ours == {(first, day): (1, 1, cents)}
+
+    edited = await client.patch(
+        f"{API}/events/{event['id']}", json={"category": second}, headers=admin.headers
+    )
+    assert edited.status_code == 200, edited.text
+    await booked(client, user, event["id"], 1)
+    await caught_up(hub)
+    stored = await assert_exact(hub)
+    ours = {k: v for k, v in stored.category_days.items() if k[0] in (first, second)}
+    # Both bookings under the new category, the old one's day gone (no event left in it).
+    assert {name for name, _ in ours} == {second} and (second, day) in ours
+    assert sum(v[1] for v in ours.values()) == 2
+    assert stored.event_categories[uuid.UUID(event["id"])] == second
 
 
 async def test_a_returning_user_counts_in_the_cohort_of_their_first_month(
