@@ -531,9 +531,9 @@ def cohorts_from_counts(
     first = int(cohort.min())
     now_month = int(_month_of_day(np.array([to_seconds(now) // DAY]))[0])
     span = now_month - first + 1
-    grid = np.zeros(span * span, dtype=np.int64)
-    np.add.at(grid, (cohort - first) * span + (active - first), counts)
-    grid = grid.reshape(span, span)
+    flat = np.zeros(span * span, dtype=np.int64)
+    np.add.at(flat, (cohort - first) * span + (active - first), counts)
+    grid = flat.reshape(span, span)
     found = []
     for offset in np.unique(cohort - first).tolist():
         size = int(grid[offset, offset])
