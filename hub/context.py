@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 
@@ -40,6 +41,9 @@ from hub.settings import Settings
 from hub.store import Store
 from hub.tokens import RevokedTokens, VerifiedTokens
 
+if TYPE_CHECKING:  # a type only: the engine (numpy, scipy) loads with the service that uses it
+    from engines.recommend import Model
+
 # Every hold and confirmation reads its event; a surge reads the same few events thousands
 # of times a second. Events change rarely (an admin's edit, a cancellation), so each
 # process keeps them for a second. Staleness is bounded and harmless: a booking re-checks
@@ -49,6 +53,8 @@ EVENT_CACHE_SIZE = 10_000
 # Venue seats never change once written: kept until pushed out by newer venues.
 VENUE_CACHE_SIZE = 64
 LAYOUT_CACHE_SIZE = 64
+# The current recommendation model and the one replacing it while requests switch over.
+EVENT_MODEL_CACHE_SIZE = 2
 
 
 @dataclass(kw_only=True, eq=False)
@@ -79,6 +85,9 @@ class Hub:
     sender: Sender = field(init=False)
     # Heavy background runs (pricing), in a niced child process started on first use.
     offload: Offload = field(init=False)
+    # Event-recommendation models by version, each loaded from Redis once however many
+    # requests wait (hub.services.event_recommendations).
+    event_models: SharedLoads[str, Model] = field(init=False)
 
     def __post_init__(self) -> None:
         self.inventory = Inventory(self.store.client, self.store.keys)
@@ -91,6 +100,7 @@ class Hub:
         self.payments = default_provider(self.settings)
         self.sender = LogSender()
         self.offload = Offload(self.settings, open_hub)
+        self.event_models = SharedLoads(EVENT_MODEL_CACHE_SIZE)
 
 
 @dataclass(kw_only=True, eq=False)

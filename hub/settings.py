@@ -42,6 +42,13 @@ class Settings:
     pricing_offload: bool = True
     # The child's nice value (0-19): how far background runs yield the CPU to serving.
     offload_nice: int = 10
+    # Event recommendations: the leader rebuilds the model this often, and as soon as this
+    # many bookings were made since the last build; answers are cached per user this long.
+    reco_rebuild_seconds: float = 600.0
+    reco_rebuild_bookings: int = 500
+    reco_cache_seconds: int = 300
+    # The model is built in the niced offload child (hub.offload); off: in the calling process.
+    reco_offload: bool = True
     payment_latency_ms: int = 0
     payment_failure_rate: float = 0.0
     allowed_origins: tuple[str, ...] = ()
@@ -109,6 +116,10 @@ class Settings:
             rollup_interval_seconds=r.get("ROLLUP_INTERVAL_SECONDS", _positive_float, 30.0),
             pricing_offload=r.get("PRICING_OFFLOAD", _on_off, True),
             offload_nice=r.get("OFFLOAD_NICE", _nice, 10),
+            reco_rebuild_seconds=r.get("RECO_REBUILD_SECONDS", _positive_float, 600.0),
+            reco_rebuild_bookings=r.get("RECO_REBUILD_BOOKINGS", _positive_int, 500),
+            reco_cache_seconds=r.get("RECO_CACHE_SECONDS", _positive_int, 300),
+            reco_offload=r.get("RECO_OFFLOAD", _on_off, True),
             payment_latency_ms=r.get("PAYMENT_LATENCY_MS", _non_negative_int, 0),
             payment_failure_rate=r.get("PAYMENT_FAILURE_RATE", _fraction, 0.0),
             allowed_origins=r.get("ALLOWED_ORIGINS", _csv, ()),

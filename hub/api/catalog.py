@@ -14,6 +14,7 @@ from hub.api import (
     bookings,
     bulk,
     discounts,
+    event_recommendations,
     events,
     holds,
     pages,
@@ -25,6 +26,7 @@ from hub.api import (
 )
 from hub.api.routing import Api
 from hub.assembly import LeaderLoop
+from hub.services.event_recommendations import recommendation_loop
 from hub.services.expiry import expiry_loop
 from hub.services.notifications import outbox_loop
 from hub.services.pricing import pricing_loop
@@ -45,6 +47,7 @@ def build_api() -> Api:
         discounts,
         bulk,
         seat_recommendations,
+        event_recommendations,
         analytics,
     ):
         api.include(module.api)
@@ -61,4 +64,4 @@ def page_routes() -> list[BaseRoute]:
 
 def leader_loops() -> list[LeaderLoop]:
     """The loops only the leader process runs (one of each across all processes)."""
-    return [expiry_loop, outbox_loop, refund_loop, pricing_loop, rollup_loop]
+    return [expiry_loop, outbox_loop, refund_loop, pricing_loop, rollup_loop, recommendation_loop]

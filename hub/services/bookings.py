@@ -40,6 +40,7 @@ from hub.payments import PaymentDeclined
 from hub.services import (
     booking_views,
     discounts,
+    event_recommendations,
     events,
     holds,
     idempotency,
@@ -238,7 +239,12 @@ async def confirm(
     except BaseException as exc:
         await asyncio.shield(_undo(hub, job, charge_ref, exc))
         raise
+    # The user's cached event recommendations are retired beside the seats' round trip, on
+    # its own connection, so the booking waits for one round trip, not two; their next
+    # answer then sees this booking (it never raises).
+    forgetting = asyncio.ensure_future(event_recommendations.forget_answers(hub, user_id))
     await _finish(hub, event.id, hold_id, begun.seats)
+    await forgetting
     BOOKINGS.labels(outcome="confirmed").inc()
     TICKETS_SOLD.inc(len(begun.seats))
     CONFIRM_LATENCY.observe(time.perf_counter() - started)

@@ -22,7 +22,15 @@ from hub.db import events as events_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import Conflict, NotFound
 from hub.metrics import BOOKINGS
-from hub.services import booking_views, discounts, events, live_seats, notifications, releases
+from hub.services import (
+    booking_views,
+    discounts,
+    event_recommendations,
+    events,
+    live_seats,
+    notifications,
+    releases,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +65,8 @@ async def cancel_booking(
         [s["idx"] for s in seats],
         owner=cancelled["user_id"] if counted else None,
     )
+    # The booking's owner gets recommendations that know it is cancelled.
+    await event_recommendations.forget_answers(hub, cancelled["user_id"])
     BOOKINGS.labels(outcome="cancelled").inc()
     log.info("booking_cancelled", booking_id=str(booking_id), by_admin=row["user_id"] != user_id)
     return booking_views.booking_view(cancelled, [booking_views.seat_line(s) for s in seats])
@@ -114,6 +124,8 @@ async def cancel_event(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
             [(user, {"event_id": str(event_id), "event": event["name"]}) for user in sorted(told)],
         )
     await events.changed(hub, event_id)
+    # No cached recommendation may still offer it (nor use its bookings as tastes).
+    await event_recommendations.forget_all_answers(hub)
     released = await releases.release_all_holds(hub, event_id)
     await live_seats.load(hub, event_id, await _capacity(hub, event_id), force=True)
     BOOKINGS.labels(outcome="cancelled").inc(len(bookings))
