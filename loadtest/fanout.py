@@ -136,6 +136,18 @@ def _start_bare(args: argparse.Namespace, prefix: str, event_id: uuid.UUID, port
     return subprocess.Popen([*cmd, str(port), str(args.tick_ms)], env=env, stdout=subprocess.PIPE)
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if it has not stopped within 10 s (a hub whose shutdown hangs
+    must not outlive the benchmark nor keep it from cleaning up)."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        print(f"  process {proc.pid} did not stop within 10 s of SIGTERM: killed")
+        proc.kill()
+        proc.wait()
+
+
 async def _wait_port(port: int, proc: subprocess.Popen[bytes] | None) -> None:
     for _ in range(400):
         with contextlib.suppress(OSError):
@@ -564,8 +576,7 @@ async def run(args: argparse.Namespace) -> int:
         _print(results[-1])
     finally:
         if hub_proc is not None:
-            hub_proc.terminate()
-            hub_proc.wait(10)
+            _stop(hub_proc)
         if seeded is not None:
             await fanout_reco.cleanup(args.database_url, event_id, seeded)
     compare = not (args.no_bare or args.idle or args.reco or args.venue)
@@ -583,8 +594,7 @@ async def run(args: argparse.Namespace) -> int:
             )
             _print(results[-1])
         finally:
-            bare.terminate()
-            bare.wait(10)
+            _stop(bare)
         hub_r, bare_r = results
         if "deliveries_per_s" in hub_r:
             ratio = hub_r["deliveries_per_s"] / max(bare_r["deliveries_per_s"], 1e-9)
