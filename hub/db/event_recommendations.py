@@ -77,11 +77,28 @@ SELECT e.id::text
 """
 
 # New bookings since a moment, counted up to a cap (the leader only asks "enough yet?"),
-# and the database's clock.
+# whether an event was created since, and the database's clock.
 _SINCE = """
 SELECT (SELECT count(*) FROM (SELECT 1 FROM bookings WHERE created_at > $1 LIMIT $2) AS b)
            AS bookings,
+       EXISTS (SELECT 1 FROM events WHERE created_at > $1) AS new_events,
        now() AS now
+"""
+
+# Bookable events created since a moment (newer than the model), soonest first, without
+# the user's own: what a request adds after the events the model can rank.
+_NEWCOMERS = """
+SELECT e.id::text, e.starts_at
+  FROM events e
+  JOIN venues v ON v.id = e.venue_id
+ WHERE e.created_at > $1
+   AND e.status = 'scheduled'
+   AND e.starts_at > now()
+   AND NOT e.id = ANY($2::uuid[])
+   AND (v.capacity = 0 OR v.capacity > (SELECT count(*) FROM tickets t
+                                         WHERE t.event_id = e.id AND t.active))
+ ORDER BY e.starts_at, e.id
+ LIMIT $3
 """
 
 
@@ -118,8 +135,20 @@ async def closed_among(con: Connection, event_ids: Sequence[str]) -> set[str]:
     return {row[0] for row in rows}
 
 
-async def bookings_since(con: Connection, since: dt.datetime, cap: int) -> tuple[int, dt.datetime]:
-    """``(bookings made after since, counted up to cap; the database's now)``."""
+async def changes_since(
+    con: Connection, since: dt.datetime, cap: int
+) -> tuple[int, bool, dt.datetime]:
+    """``(bookings made after since, counted up to cap; whether an event was created after
+    since; the database's now)``."""
     row = await con.fetchrow(_SINCE, since, cap)
     assert row is not None
-    return int(row["bookings"]), row["now"]
+    return int(row["bookings"]), bool(row["new_events"]), row["now"]
+
+
+async def newcomers(
+    con: Connection, since: dt.datetime, excluded: Sequence[str], limit: int
+) -> list[tuple[str, dt.datetime]]:
+    """Up to ``limit`` bookable events created after ``since`` and not in ``excluded``, as
+    ``(event_id, starts_at)``, soonest first."""
+    rows = await con.fetch(_NEWCOMERS, since, list(excluded), limit)
+    return [(row[0], row[1]) for row in rows]

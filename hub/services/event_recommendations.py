@@ -5,7 +5,8 @@ The model. ``engines.recommend.build_model`` over every confirmed booking and th
 catalogue (``hub.db.event_recommendations``: one statement for the catalogue, one cursor for
 the bookings, in one read-only snapshot whose clock is the build's ``now``). The leader's
 ``recommendation_loop`` rebuilds it every ``reco_rebuild_seconds`` and as soon as
-``reco_rebuild_bookings`` bookings were made since the last build; the build runs in the
+``reco_rebuild_bookings`` bookings were made or an event was created since the last
+build; the build runs in the
 niced offload child (``hub.offload``, unless ``reco_offload`` is off), which also publishes
 it, so a serving process never spends its CPU on a million booking rows.
 
@@ -23,8 +24,10 @@ generation and the cached answer for this ``limit``. A cached answer is served o
 was computed with the current model version, epoch and generation and before its
 ``until`` (its first event's start, or its TTL). Otherwise: the user's live history (one
 query), the engine, one query that drops events cancelled, started or sold out since the
-build (rerun without them if any were), and the answer is stored with the generation read
-*before* the history. A booking or cancellation sets a new random generation after its
+build (rerun without them if any were), then, when fewer than ``limit`` remain, the
+bookable events created since the build (soonest first, score 0, method ``popular``: nothing
+ranks them yet, but a new event is recommendable from its first second), and the answer is
+stored with the generation read *before* the history. A booking or cancellation sets a new random generation after its
 commit (``forget_answers``: one ``SET``), so an answer computed from the older history can
 never be served again, even one stored after the invalidation; a cancelled event bumps the
 epoch (``forget_all_answers``), which retires every cached answer at once. The generation
@@ -49,7 +52,15 @@ import numpy as np
 import scipy.sparse as sp
 import structlog
 
-from engines.recommend import Booking, EventInfo, Model, RecommendConfig, build_model, recommend
+from engines.recommend import (
+    Booking,
+    EventInfo,
+    Method,
+    Model,
+    RecommendConfig,
+    build_model,
+    recommend,
+)
 from hub import jsonenc
 from hub.context import Hub
 from hub.db import Connection, Record
@@ -73,6 +84,13 @@ REPLACED_GRACE_SECONDS = 300
 #: Meta and model keys expire after this long without the leader's renewal (at least; see
 #: `_model_ttl`): a hub whose leader stopped does not keep a model forever.
 MIN_MODEL_TTL_SECONDS = 3_600
+
+#: Events created this long before a model's build may still be missing from it (their
+#: transaction committed after the build's snapshot): a request looks for them too.
+NEWCOMER_SLACK = dt.timedelta(seconds=60)
+#: Extra rows asked for, since some of those found in the slack are known to the model.
+NEWCOMER_SPARE = 20
+NEWCOMER_REASON = "New on sale: too new to be ranked by bookings yet"
 
 _NO_VERSION = ""
 
@@ -184,10 +202,15 @@ async def recommend_events(
         if not known:
             raise NotFound(f"No such user: {user_id}")
         answer = await _open_only(con, model, history, now=now, limit=limit)
-    until = min(
-        [now.timestamp() + hub.settings.reco_cache_seconds]
-        + [float(model.starts_at[model.index[item["event_id"]]]) for item in answer]
-    )
+        starts = {
+            item["event_id"]: float(model.starts_at[model.index[item["event_id"]]])
+            for item in answer
+        }
+        if len(answer) < limit:
+            newcomers = await _newcomers(con, model, [*history, *starts], limit - len(answer))
+            answer += [_newcomer(event_id) for event_id, _ in newcomers]
+            starts.update((event_id, starts_at.timestamp()) for event_id, starts_at in newcomers)
+    until = min([now.timestamp() + hub.settings.reco_cache_seconds, *starts.values()])
     async with hub.store.client.pipeline(transaction=False) as pipe:
         pipe.hset(keys.answers(user_id), field, stamp.seal(answer, until))
         pipe.expire(keys.answers(user_id), hub.settings.reco_cache_seconds)
@@ -221,6 +244,26 @@ async def _open_only(
         for pick in picks
         if pick.event_id not in closed
     ][:limit]
+
+
+async def _newcomers(
+    con: Connection, model: Model, excluded: Sequence[str], wanted: int
+) -> list[tuple[str, dt.datetime]]:
+    """Bookable events the model does not know yet (created since its build, give or take
+    `NEWCOMER_SLACK` for transactions that committed after the build's snapshot was read),
+    soonest first: they have no bookings to rank by, so they come after every ranked one."""
+    since = model.built_at - NEWCOMER_SLACK
+    rows = await reco_db.newcomers(con, since, excluded, wanted + NEWCOMER_SPARE)
+    return [row for row in rows if row[0] not in model.index][:wanted]
+
+
+def _newcomer(event_id: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "score": 0.0,
+        "method": Method.POPULAR.value,
+        "reasons": [NEWCOMER_REASON],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,8 +366,8 @@ async def _load(hub: Hub, version: str) -> Model:
 
 async def recommendation_loop(hub: Hub) -> None:
     """Leader loop: rebuild the model when it is missing, was built by a first use, is
-    older than ``reco_rebuild_seconds`` or ``reco_rebuild_bookings`` bookings were made
-    since; otherwise keep its keys alive."""
+    older than ``reco_rebuild_seconds``, ``reco_rebuild_bookings`` bookings were made or an
+    event was created since; otherwise keep its keys alive."""
     pause = min(CHECK_SECONDS, hub.settings.reco_rebuild_seconds)
     while True:
         try:
@@ -347,8 +390,12 @@ async def rebuild_due(hub: Hub) -> bool:
     since = dt.datetime.fromtimestamp(meta.built_at, dt.UTC)
     cap = hub.settings.reco_rebuild_bookings
     async with hub.db.connection() as con:
-        bookings, now = await reco_db.bookings_since(con, since, cap)
-    if bookings >= cap or (now - since).total_seconds() >= hub.settings.reco_rebuild_seconds:
+        bookings, new_events, now = await reco_db.changes_since(con, since, cap)
+    if (
+        bookings >= cap
+        or new_events
+        or (now - since).total_seconds() >= hub.settings.reco_rebuild_seconds
+    ):
         return True
     ttl = _model_ttl(hub)
     async with hub.store.client.pipeline(transaction=False) as pipe:

@@ -311,16 +311,51 @@ async def test_the_leaders_model_reaches_another_hub_through_redis(
 async def test_the_leader_rebuilds_after_enough_bookings_and_not_before(
     settings: Settings, http: httpx.AsyncClient, boss: Account
 ) -> None:
+    venue = (await make_venue(http, boss))["id"]
+    event_id = await _event(http, boss, venue, "due", ["due"])
     async with open_hub(_private(settings, "due").replace(reco_rebuild_bookings=2)) as hub:
         assert await reco.rebuild_due(hub)  # no model yet
         await reco.rebuild(hub, by=reco.Builder.LEADER, replace=True)
         assert not await reco.rebuild_due(hub)
-        venue = (await make_venue(http, boss))["id"]
-        event_id = await _event(http, boss, venue, "due", ["due"])
         await _book(http, await register(http, "One"), event_id)
         assert not await reco.rebuild_due(hub)
         await _book(http, await register(http, "Two"), event_id)
         assert await reco.rebuild_due(hub)
+
+
+async def test_a_new_event_is_recommended_at_once_and_makes_a_rebuild_due(
+    settings: Settings, http: httpx.AsyncClient, boss: Account
+) -> None:
+    venue = (await make_venue(http, boss))["id"]
+    async with open_hub(_private(settings, "newcomer")) as hub:
+        # A model that knows no event (other tests' events would otherwise fill any limit
+        # with ranked ones, and newcomers come after those).
+        built = dt.datetime.now(dt.UTC)
+        meta = reco.Meta(version="empty", built_at=built.timestamp(), by=reco.Builder.LEADER)
+        await reco._publish(hub, meta, reco.encode_model(build_model([], [], built)), replace=True)
+        assert not await reco.rebuild_due(hub)
+        fan = await register(http, "Newcomer Fan")
+        newest = await _event(http, boss, venue, "newcomer", ["newcomer"], days=0.005)
+        assert await reco.rebuild_due(hub)
+        # The model does not know it, yet it is offered (after every ranked event) at once.
+        answer = await reco.recommend_events(hub, uuid.UUID(fan.id), limit=50)
+        ours = [item for item in answer if item["event_id"] == newest]
+        assert ours == [
+            {
+                "event_id": newest,
+                "score": 0.0,
+                "method": "popular",
+                "reasons": [reco.NEWCOMER_REASON],
+            }
+        ]
+        assert all(item["score"] == 0.0 for item in answer[answer.index(ours[0]) :])
+        # Once booked it is no longer offered to the one who booked it (the booking went
+        # through the app's hub, whose Redis prefix differs: retire this hub's answers as
+        # its own booking path would).
+        await _book(http, fan, newest)
+        await reco.forget_answers(hub, uuid.UUID(fan.id))
+        again = await reco.recommend_events(hub, uuid.UUID(fan.id), limit=50)
+        assert newest not in _ids(again)
 
 
 def test_a_model_survives_its_bytes() -> None:
