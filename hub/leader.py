@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
 import structlog
@@ -30,6 +30,11 @@ log = structlog.get_logger(__name__)
 
 # A leader loop runs until cancelled. It should catch its own errors per iteration.
 Loop = Callable[[], Awaitable[None]]
+
+#: Stopping the leader loops: how often a loop that ignored its cancellation is cancelled
+#: again, and how long before a shutdown goes on without it.
+RECANCEL_SECONDS = 0.5
+STOP_TIMEOUT_SECONDS = 10.0
 
 _LUA = Path(__file__).with_name("lua")
 # Compare-and-pexpire and compare-and-delete of the lease, read once at import.
@@ -49,6 +54,7 @@ class Leadership:
         self._renew = store.client.register_script(_RENEW)
         self._resign = store.client.register_script(_RESIGN)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def campaigning(self, loops: Mapping[str, Loop]) -> AsyncIterator[None]:
@@ -98,16 +104,15 @@ class Leadership:
     def _step_down(self, reason: str) -> None:
         self.is_leader = False
         metrics.IS_LEADER.set(0)
-        for task in self._tasks:
-            task.cancel()
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        stopping = asyncio.create_task(_stop(tasks), name="leader:stop")
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
         log.warning("leadership_lost", reason=reason)
 
     async def resign(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stop([*tasks, *self._stopping])
         if self.is_leader:
             self.is_leader = False
             metrics.IS_LEADER.set(0)
@@ -117,7 +122,8 @@ class Leadership:
 
 
 async def _guarded(name: str, loop: Loop) -> None:
-    """Run a loop; if it crashes, log and restart it after a pause."""
+    """Run a loop; if it crashes, log and restart it after a pause (unless it was being
+    cancelled: a library that turned the cancellation into another error ends it too)."""
     while True:
         try:
             await loop()
@@ -125,5 +131,28 @@ async def _guarded(name: str, loop: Loop) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            if _cancelling():
+                raise asyncio.CancelledError from None
             log.exception("leader_loop_crashed", loop=name)
             await asyncio.sleep(1.0)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _stop(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until each has ended, cancelling again every
+    `RECANCEL_SECONDS`: a cancellation swallowed inside a library (a Redis read can eat one)
+    must not leave a leader loop running after leadership ended, nor hang a shutdown. Gives
+    up, loudly, after `STOP_TIMEOUT_SECONDS`."""
+    pending = {task for task in tasks if not task.done()}
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_SECONDS)
+        if pending and time.monotonic() > deadline:
+            log.error("leader_loops_not_stopped", loops=sorted(t.get_name() for t in pending))
+            return

@@ -42,6 +42,10 @@ H = TypeVar("H")
 
 Opener = Callable[[Settings], AbstractAsyncContextManager[Any]]
 
+#: How long `Offload.stop` lets a run in progress end before it kills the child.
+STOP_GRACE_SECONDS = 3.0
+#: How long to wait for a killed child to be reaped.
+_KILLED_JOIN_SECONDS = 5.0
 #: How often the child checks that its parent still lives.
 _PARENT_POLL_SECONDS = 2.0
 
@@ -69,13 +73,16 @@ class Offload:
             return await loop.run_in_executor(pool, _call, job, args, kwargs)  # type: ignore[arg-type]
         except BrokenProcessPool:
             log.error("offload_child_died", job=job.__qualname__)
-            await self._discard(pool)
+            await self._discard(pool, grace=0.0)
             raise ServiceUnavailable("The background worker stopped; try again") from None
 
-    async def stop(self) -> None:
-        """Stop the child, if one runs (waits for a run in progress to end)."""
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop the child, if one runs. A run in progress gets ``grace`` seconds to end; then
+        the child is killed. Losing a run is safe: a job's writes are transactions (rolled
+        back with the killed connection) and what it computes is computed again by the next
+        run (a pricing tick, a model build), so a long build never holds up a shutdown."""
         if self._pool is not None:
-            await self._discard(self._pool)
+            await self._discard(self._pool, grace)
 
     async def _ready(self) -> ProcessPoolExecutor:
         async with self._lock:
@@ -88,10 +95,20 @@ class Offload:
                 )
             return self._pool
 
-    async def _discard(self, pool: ProcessPoolExecutor) -> None:
+    async def _discard(self, pool: ProcessPoolExecutor, grace: float) -> None:
         if self._pool is pool:
             self._pool = None
-        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        # The executor keeps its processes in a private map, read before shutdown clears
+        # it; the public API can only wait for a run to end, however long it takes.
+        children = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in children:
+            await asyncio.to_thread(child.join, grace)
+            if child.is_alive():
+                log.warning("offload_child_killed", pid=child.pid, grace_seconds=grace)
+                child.kill()
+                await asyncio.to_thread(child.join, _KILLED_JOIN_SECONDS)
+        await asyncio.to_thread(pool.shutdown, wait=True)
 
 
 # --- in the child -------------------------------------------------------------------------

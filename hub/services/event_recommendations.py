@@ -27,11 +27,12 @@ query), the engine, one query that drops events cancelled, started or sold out s
 build (rerun without them if any were), then, when fewer than ``limit`` remain, the
 bookable events created since the build (soonest first, score 0, method ``popular``: nothing
 ranks them yet, but a new event is recommendable from its first second), and the answer is
-stored with the generation read *before* the history. A booking or cancellation sets a new random generation after its
-commit (``forget_answers``: one ``SET``), so an answer computed from the older history can
-never be served again, even one stored after the invalidation; a cancelled event bumps the
-epoch (``forget_all_answers``), which retires every cached answer at once. The generation
-key lives at least as long as any answer could, so its expiry cannot revive an old one.
+stored with the generation read *before* the history. A booking or cancellation sets a new
+random generation after its commit (``forget_answers``: one ``SET``), so an answer computed
+from the older history can never be served again, even one stored after the invalidation; a
+cancelled event bumps the epoch (``forget_all_answers``), which retires every cached answer
+at once. The generation key lives at least as long as any answer could, so its expiry cannot
+revive an old one.
 """
 
 from __future__ import annotations

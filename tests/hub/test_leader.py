@@ -64,6 +64,44 @@ async def test_exactly_one_leader_and_takeover(hub: Hub) -> None:
     await hub.store.client.delete(b.key)
 
 
+async def test_a_loop_that_swallows_its_cancellation_is_still_stopped(hub: Hub) -> None:
+    """A library may eat a cancellation (a Redis read can): resigning and stepping down
+    cancel again until the loop has ended, instead of waiting for it forever."""
+    swallowed: list[str] = []
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if not swallowed or swallowed[-1] == "second":
+                    swallowed.append("first")  # as if a library ate it: go on
+                    continue
+                swallowed.append("second")
+                raise
+
+    for ending in ("resign", "step down"):
+        swallowed.clear()
+        leader = Leadership(Store(hub.store.client, Keys(hub.settings.redis_prefix + "stub:")), 5)
+        campaign = asyncio.create_task(leader.run({"stubborn": stubborn}))
+        assert await eventually(lambda: leader.is_leader)
+        task = leader._tasks[0]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        if ending == "resign":
+            campaign.cancel()
+            await asyncio.wait_for(leader.resign(), timeout=5)
+        else:
+            await hub.store.client.set(leader.key, "intruder", px=5000)
+            assert await eventually(lambda: not leader.is_leader, within=5)
+            assert await eventually(task.done, within=3)
+            campaign.cancel()
+            await leader.resign()
+        assert task.done() and swallowed == ["first", "second"], (ending, swallowed)
+        assert time.monotonic() - started < 5
+        await hub.store.client.delete(leader.key)
+
+
 @pytest.mark.slow
 async def test_leader_failover_keeps_expiry_going(
     client: httpx.AsyncClient, settings: Settings, admin: Account, user: Account

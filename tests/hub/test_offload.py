@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
@@ -65,3 +68,21 @@ async def test_stop_ends_the_child(settings: Settings) -> None:
     await offload.stop()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def _linger(hub: Hub, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def test_stop_kills_a_child_whose_run_outlasts_the_grace(settings: Settings) -> None:
+    offload = Offload(settings, open_hub)
+    pid = (await offload.run(_whoami, "x"))[0]
+    running = asyncio.create_task(offload.run(_linger, 60.0))
+    await asyncio.sleep(0.3)  # the run has reached the child
+    started = time.monotonic()
+    await offload.stop(grace=0.5)
+    assert time.monotonic() - started < 10  # not the run's 60 s
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises((ServiceUnavailable, BrokenProcessPool, asyncio.CancelledError)):
+        await running
