@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 
+from hub.breakers import Breakers
 from hub.cache import SharedLoads
 from hub.channels.admin import AdminFeed
 from hub.channels.fanout import Channels
@@ -39,7 +40,8 @@ from hub.revocations import RevocationFeed
 from hub.senders import LogSender, Sender
 from hub.settings import Settings
 from hub.store import Store
-from hub.tokens import RevokedTokens, VerifiedTokens
+from hub.tokens import Accounts, RevokedTokens, VerifiedTokens
+from hub.waiting_rooms import AdmissionTokens, RoomFeed, RoomRegistry
 
 if TYPE_CHECKING:  # a type only: the engine (numpy, scipy) loads with the service that uses it
     from engines.recommend import Model
@@ -74,6 +76,12 @@ class Hub:
     tokens: VerifiedTokens = field(init=False)
     # Revoked token ids, kept current by the app's revocation feed (not live without one).
     revoked: RevokedTokens = field(init=False)
+    # Current roles and token cutoffs of accounts, kept current by the same feed.
+    accounts: Accounts = field(init=False)
+    # Events with a waiting room on (kept current by the app's room feed; not live without
+    # one) and the admission tokens their holds need (hub.waiting_rooms).
+    rooms: RoomRegistry = field(init=False)
+    admission_tokens: AdmissionTokens = field(init=False)
     # Per-process caches; each key is loaded once however many ask at the same time.
     events: SharedLoads[uuid.UUID, Event] = field(init=False)
     venue_seats: SharedLoads[uuid.UUID, VenueSeats] = field(init=False)
@@ -81,6 +89,9 @@ class Hub:
     # Placed holds, written to PostgreSQL in batches (flushed by ``hold_log.flushing()``).
     hold_log: HoldLogWriter = field(init=False)
     payments: PaymentProvider = field(init=False)
+    # Circuit breakers around the payment provider and email (``breakers.states()`` is the
+    # view the health report and the admin stream read).
+    breakers: Breakers = field(init=False)
     # Where the outbox's notifications go.
     sender: Sender = field(init=False)
     # Heavy background runs (pricing), in a niced child process started on first use.
@@ -93,11 +104,15 @@ class Hub:
         self.inventory = Inventory(self.store.client, self.store.keys)
         self.tokens = VerifiedTokens()
         self.revoked = RevokedTokens()
-        self.events = SharedLoads(EVENT_CACHE_SIZE, EVENT_CACHE_SECONDS)
-        self.venue_seats = SharedLoads(VENUE_CACHE_SIZE)
-        self.layouts = SharedLoads(LAYOUT_CACHE_SIZE)
+        self.accounts = Accounts()
+        self.rooms = RoomRegistry()
+        self.admission_tokens = AdmissionTokens(self.settings.secret_key or "")
+        self.events = SharedLoads(EVENT_CACHE_SIZE, EVENT_CACHE_SECONDS, name="events")
+        self.venue_seats = SharedLoads(VENUE_CACHE_SIZE, name="venue_seats")
+        self.layouts = SharedLoads(LAYOUT_CACHE_SIZE, name="layouts")
         self.hold_log = HoldLogWriter(self.db)
         self.payments = default_provider(self.settings)
+        self.breakers = Breakers(self.settings, self.store)
         self.sender = LogSender()
         self.offload = Offload(self.settings, open_hub)
         self.event_models = SharedLoads(EVENT_MODEL_CACHE_SIZE)
@@ -116,13 +131,20 @@ class AppHub(Hub):
     admin_feed: AdminFeed = field(init=False)
     leadership: Leadership = field(init=False)
     revocations: RevocationFeed = field(init=False)
+    room_feed: RoomFeed = field(init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         assert self.settings.redis_url
         self.revocations = RevocationFeed(
-            self.settings.redis_url, self.store, self.db, self.revoked
+            self.settings.redis_url,
+            self.store,
+            self.db,
+            self.revoked,
+            self.accounts,
+            self.settings.token_ttl_seconds,
         )
+        self.room_feed = RoomFeed(self.settings.redis_url, self.store, self.rooms)
         self.channels = Channels(self.settings, self.store.keys, self.inventory)
         self.admin_feed = AdminFeed(self.channels, self.store, self.db)
         self.leadership = Leadership(self.store, self.settings.leader_lease_seconds)

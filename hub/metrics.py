@@ -70,6 +70,17 @@ DB_POOL = Gauge(
     "evently_db_pool_connections", "PostgreSQL pool", ["state"], multiprocess_mode="livesum"
 )
 REDIS_ERRORS = Counter("evently_redis_errors_total", "Redis calls that failed to reach Redis")
+CACHE_LOOKUPS = Counter(
+    "evently_cache_lookups_total",
+    "Lookups in the hub's own caches (per process and in Redis), by cache and hit or miss",
+    ["cache", "outcome"],
+)
+ALERT_FIRING = Gauge(
+    "evently_alert_firing",
+    "1 while an alert rule fires (set by the leader's health sampler)",
+    ["name"],
+    multiprocess_mode="livemax",
+)
 IS_LEADER = Gauge(
     "evently_leader", "1 in the process holding the leader lease", multiprocess_mode="livemax"
 )
@@ -85,6 +96,24 @@ ROLLUP_LAG = Gauge(
     "evently_rollup_lag_seconds",
     "How far the analytics rollups trailed the clock when the last step ended",
     multiprocess_mode="livemax",
+)
+# Circuit breakers (hub.breakers), by breaker name (payments, email).
+BREAKER_STATE = Gauge(
+    "evently_breaker_state",
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open (the worst over processes)",
+    ["breaker"],
+    multiprocess_mode="livemax",
+)
+BREAKER_FAILURES = Counter(
+    "evently_breaker_failures_total", "Calls a circuit breaker counted as failures", ["breaker"]
+)
+BREAKER_TRANSITIONS = Counter(
+    "evently_breaker_transitions_total",
+    "Circuit breaker state changes, by the state entered",
+    ["breaker", "state"],
+)
+BREAKER_REJECTIONS = Counter(
+    "evently_breaker_rejections_total", "Calls refused at once by an open breaker", ["breaker"]
 )
 
 

@@ -51,6 +51,17 @@ class Settings:
     reco_offload: bool = True
     payment_latency_ms: int = 0
     payment_failure_rate: float = 0.0
+    # A payment call taking longer than this is abandoned and counts as a breaker failure.
+    payment_timeout_seconds: float = 5.0
+    # Circuit breakers (hub.breakers): open after this many consecutive failures, let a
+    # trial call through after this many seconds open.
+    breaker_failure_threshold: int = 5
+    breaker_reset_seconds: float = 30.0
+    # Outgoing email: smtp://user:pass@host:port (smtps:// for implicit TLS); unset = the log.
+    smtp_url: str | None = None
+    smtp_from: str = "Evently <no-reply@evently.local>"
+    # An SMTP exchange taking longer than this fails and counts as a breaker failure.
+    smtp_timeout_seconds: float = 10.0
     allowed_origins: tuple[str, ...] = ()
     rate_limits: bool = True
     max_group_size: int = 500
@@ -122,6 +133,12 @@ class Settings:
             reco_offload=r.get("RECO_OFFLOAD", _on_off, True),
             payment_latency_ms=r.get("PAYMENT_LATENCY_MS", _non_negative_int, 0),
             payment_failure_rate=r.get("PAYMENT_FAILURE_RATE", _fraction, 0.0),
+            payment_timeout_seconds=r.get("PAYMENT_TIMEOUT_SECONDS", _positive_float, 5.0),
+            breaker_failure_threshold=r.get("BREAKER_FAILURE_THRESHOLD", _positive_int, 5),
+            breaker_reset_seconds=r.get("BREAKER_RESET_SECONDS", _positive_float, 30.0),
+            smtp_url=r.get("SMTP_URL", _smtp_url, None),
+            smtp_from=r.get("SMTP_FROM", str, "Evently <no-reply@evently.local>"),
+            smtp_timeout_seconds=r.get("SMTP_TIMEOUT_SECONDS", _positive_float, 10.0),
             allowed_origins=r.get("ALLOWED_ORIGINS", _csv, ()),
             rate_limits=r.get("RATE_LIMITS", _on_off, True),
             max_group_size=r.get("MAX_GROUP_SIZE", _positive_int, 500),
@@ -213,6 +230,16 @@ def _percent(raw: str) -> int:
 
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+
+
+def _smtp_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must look like smtp://user:pass@host:port")
+    parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    return raw
 
 
 def _on_off(raw: str) -> bool:
