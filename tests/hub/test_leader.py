@@ -84,7 +84,7 @@ async def test_a_loop_that_swallows_its_cancellation_is_still_stopped(hub: Hub) 
         swallowed.clear()
         leader = Leadership(Store(hub.store.client, Keys(hub.settings.redis_prefix + "stub:")), 5)
         campaign = asyncio.create_task(leader.run({"stubborn": stubborn}))
-        assert await eventually(lambda: leader.is_leader)
+        assert await eventually(lambda: leader.is_leader)  # noqa: B023 (awaited here)
         task = leader._tasks[0]
         await asyncio.sleep(0.05)
         started = time.monotonic()
@@ -93,7 +93,7 @@ async def test_a_loop_that_swallows_its_cancellation_is_still_stopped(hub: Hub) 
             await asyncio.wait_for(leader.resign(), timeout=5)
         else:
             await hub.store.client.set(leader.key, "intruder", px=5000)
-            assert await eventually(lambda: not leader.is_leader, within=5)
+            assert await eventually(lambda: not leader.is_leader, within=5)  # noqa: B023
             assert await eventually(task.done, within=3)
             campaign.cancel()
             await leader.resign()
