@@ -21,7 +21,7 @@ import structlog
 from hub.context import AppHub, Hub
 from hub.db import UNAVAILABLE as DB_UNAVAILABLE
 from hub.db import Database
-from hub.services import accounts
+from hub.services import accounts, admin_stream
 from hub.services.snapshots import read_snapshot
 from hub.settings import Settings
 from hub.store import Store
@@ -59,6 +59,8 @@ async def serving_hub(
         await stack.enter_async_context(hub.hold_log.flushing())
         await hub.channels.start(functools.partial(read_snapshot, hub))
         stack.push_async_callback(hub.channels.stop)
+        for name, source in admin_stream.sources(hub).items():
+            hub.admin_feed.attach(name, source)
         stack.push_async_callback(hub.admin_feed.stop)
         if leader_loops:
             loops = {loop.__name__: functools.partial(loop, hub) for loop in leader_loops}
