@@ -85,11 +85,17 @@ export const api = {
   seats: (id) => request("GET", `/events/${encodeURIComponent(id)}/seats`, { auth: false }),
   venues: (params = {}) => request("GET", `/venues?${new URLSearchParams(params)}`, { auth: false }),
   venue: (id) => request("GET", `/venues/${encodeURIComponent(id)}`, { auth: false }),
-  holdSeats: (eventId, seatIds) =>
-    request("POST", `/events/${encodeURIComponent(eventId)}/holds`, { body: { seat_ids: seatIds } }),
-  holdBest: (eventId, quantity, section) =>
+  // `admission`: the caller's admission token for the event while its waiting room is on
+  // (sent as X-Admission-Token; the hub ignores it when no room is on).
+  holdSeats: (eventId, seatIds, admission = null) =>
+    request("POST", `/events/${encodeURIComponent(eventId)}/holds`, {
+      body: { seat_ids: seatIds },
+      headers: admissionHeaders(admission),
+    }),
+  holdBest: (eventId, quantity, section, admission = null) =>
     request("POST", `/events/${encodeURIComponent(eventId)}/holds`, {
       body: section ? { quantity, section } : { quantity },
+      headers: admissionHeaders(admission),
     }),
   recommendSeats: (wish) => request("POST", "/advanced/seats/recommendations", { body: wish }),
   hold: (holdId) => request("GET", `/holds/${encodeURIComponent(holdId)}`),
@@ -99,7 +105,18 @@ export const api = {
       body: { hold_id: holdId },
       headers: { "Idempotency-Key": idempotencyKey },
     }),
+  waitlist: (eventId) => request("GET", `/events/${encodeURIComponent(eventId)}/waitlist`),
+  joinWaitlist: (eventId, quantity) =>
+    request("POST", `/events/${encodeURIComponent(eventId)}/waitlist`, { body: { quantity } }),
+  leaveWaitlist: (eventId) => request("DELETE", `/events/${encodeURIComponent(eventId)}/waitlist`),
+  queue: (eventId) => request("GET", `/events/${encodeURIComponent(eventId)}/queue`),
+  joinQueue: (eventId) => request("POST", `/events/${encodeURIComponent(eventId)}/queue`),
+  leaveQueue: (eventId) => request("DELETE", `/events/${encodeURIComponent(eventId)}/queue`),
 };
+
+function admissionHeaders(token) {
+  return token ? { "X-Admission-Token": token } : {};
+}
 
 /** Money arrives as a JSON number with two places; show it as such. */
 export function money(value) {

@@ -9,6 +9,7 @@ import { Channel } from "./channel.js";
 import { SeatMap, BAND_COLOURS, STATE_COLOURS } from "./seatmap.js";
 import { SeatList } from "./a11y-list.js";
 import { Recommender } from "./recommend.js";
+import { Waitlist } from "./waitlist.js";
 
 const $ = (id) => document.getElementById(id);
 const eventId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
@@ -23,7 +24,7 @@ const model = {
   prices: {},
   selected: new Set(),
   mine: new Set(),
-  hold: null, // {hold_id, seats, total, expires_at, key}
+  hold: null, // {hold_id, seats, total, expires_at, key, offer}; offer: a waitlist offer
   status: (i) => map.status[i],
   priceOf(i) {
     const seat = model.seats[i];
@@ -214,6 +215,7 @@ function renderPrices() {
 
 function renderCounts(c) {
   for (const k of ["available", "held", "sold", "total"]) if (c[k] !== undefined) $(`count-${k}`).textContent = String(c[k]);
+  waitlist.countsChanged(c);
 }
 
 function renderLegend() {
@@ -312,7 +314,7 @@ const channel = new Channel(eventId, {
         recommender.receive(msg);
         break;
       case "offer":
-        announce(`A waitlist offer: ${msg.seats?.length ?? ""} seats are held for you. Reload to see them.`);
+        waitlist.receiveOffer(msg);
         break;
       case "error":
         if (!recommender.refused(msg)) console.warn("channel error", msg.code, msg.detail);
@@ -349,8 +351,10 @@ function showHold(hold, { restored = false } = {}) {
   model.hold = {
     ...hold,
     key: hold.key || newKey(),
+    offer: Boolean(hold.offer),
     prices: new Map(hold.seats.map((s) => [model.byId.get(s.id), s.price])),
   };
+  $("hold-title").textContent = model.hold.offer ? "Offered to you from the waitlist" : "Held for you";
   localStorage.setItem(HOLD_KEY, JSON.stringify({ hold_id: hold.hold_id, key: model.hold.key }));
   model.mine = new Set(indices);
   indices.forEach((i) => model.selected.delete(i));
@@ -378,6 +382,33 @@ function clearHold() {
   localStorage.removeItem(HOLD_KEY);
   $("hold").hidden = true;
   selectionChanged(indices);
+  // An offer the user could not see while this hold stood, or the entry's new status.
+  waitlist.holdEnded();
+}
+
+/**
+ * Show a waitlist offer ({hold_id, seats, expires_at}) as the user's own hold: its seats
+ * drawn as theirs, the countdown and "Book now". False when another hold of the user is
+ * on the page (one hold at a time): the waitlist panel says so until that one is gone.
+ */
+function showOffer(offer, { fresh = false } = {}) {
+  if (model.hold && model.hold.hold_id !== offer.hold_id) return false;
+  if (model.hold) {
+    // Shown already (perhaps restored as a plain hold after a reload): only name it an offer.
+    if (!model.hold.offer) {
+      model.hold.offer = true;
+      $("hold-title").textContent = "Offered to you from the waitlist";
+    }
+    return true;
+  }
+  if (Date.parse(offer.expires_at) <= Date.now()) return true; // lapsing now; the entry says so next
+  const cents = offer.seats.reduce((sum, s) => sum + Math.round(Number(s.price) * 100), 0);
+  showHold({ ...offer, total: cents / 100, offer: true }, { restored: true });
+  if (fresh) {
+    const indices = offer.seats.map((s) => model.byId.get(s.id)).filter((i) => i !== undefined);
+    announce(`Seats offered to you from the waitlist: ${joinNames(indices.map(seatName))} ${indices.length === 1 ? "is" : "are"} held for you. Book before the timer runs out.`, "ok");
+  }
+  return true;
 }
 
 function startCountdown() {
@@ -387,8 +418,11 @@ function startCountdown() {
     if (!model.hold) return;
     const left = Math.round((Date.parse(model.hold.expires_at) - Date.now()) / 1000);
     if (left <= 0) {
+      const offer = model.hold.offer;
       clearHold();
-      announce("Your hold expired and the seats were released. Please choose seats and hold them again.", "error");
+      announce(offer
+        ? "The waitlist offer ran out: its seats passed to the next in line."
+        : "Your hold expired and the seats were released. Please choose seats and hold them again.", "error");
       return;
     }
     $("hold-countdown").textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
@@ -525,6 +559,31 @@ const recommender = new Recommender(
 );
 window.__evently.reco = recommender;
 
+// --- waitlist ---------------------------------------------------------------------------
+
+const waitlist = new Waitlist(
+  {
+    panel: $("waitlist"),
+    title: $("waitlist-title"),
+    intro: $("waitlist-intro"),
+    form: $("waitlist-form"),
+    quantity: $("waitlist-quantity"),
+    state: $("waitlist-state"),
+    leave: $("waitlist-leave"),
+  },
+  {
+    eventId,
+    announce,
+    needSignIn,
+    describeError,
+    showOffer,
+    // Leaving gives a standing offer up: the hub released its hold.
+    offerWithdrawn: () => { if (model.hold?.offer) clearHold(); },
+  },
+);
+window.__evently.waitlist = waitlist;
+window.__evently.model = model;
+
 // --- start ------------------------------------------------------------------------------
 
 async function loadSeats() {
@@ -565,11 +624,13 @@ async function start() {
   api.venue(event.venue_id).then((v) => { $("event-meta").textContent = `${when} · ${v.name}, ${v.city}`; }).catch(() => {});
   model.prices = { ...event.prices };
   $("best-quantity").max = String(event.max_tickets_per_user || 10);
+  waitlist.setMaxQuantity(event.max_tickets_per_user || 10);
   recommender.setMaxQuantity(event.max_tickets_per_user || 10);
   renderCounts(event.availability);
   await loadSeats();
   channel.connect();
   await restoreHold();
+  await waitlist.refresh();
   // Signing in or out changes what the channel may send us (personal offers): say hello again.
   // (A refresh of the same session's user details is not a change of who is watching.)
   let token = session.token;
@@ -579,6 +640,7 @@ async function start() {
     channel.reconnect();
     recommender.refresh();
     if (!user && model.hold) clearHold();
+    waitlist.sessionChanged();
   });
 }
 
