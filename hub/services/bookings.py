@@ -23,6 +23,7 @@ import structlog
 
 from engines.discounts import PriceBreakdown, price_group
 from engines.seats import SeatCode
+from hub import payments
 from hub.context import Hub
 from hub.db import UniqueViolation
 from hub.db import bookings as bookings_db
@@ -99,11 +100,15 @@ async def create_booking(
             same key is still in flight.
         SeatUnavailable, SoldOut, LimitExceeded, Busy: as for holds.
         PaymentFailed: the card was declined; the hold is as it was.
+        ServiceUnavailable: the payment breaker is open, or the provider failed or timed
+            out; a confirmed hold is as it was, a one-call booking's seats are freed.
         ValidationError: an invalid discount code (naming ``discount_code``).
         IdempotencyConflict: the key was used with another body.
     """
 
     async def work(claim: Claim | None) -> dict[str, Any]:
+        # An open payment breaker answers at once, before any seat is touched.
+        payments.ensure_available(hub.breakers.payments)
         if request.hold_id is not None:
             return await confirm_hold(
                 hub, user_id, request.hold_id, discount_code=request.discount_code, claim=claim
@@ -231,7 +236,16 @@ async def confirm(
     charge_ref: str | None = None
     try:
         try:
-            charge_ref = await provider.charge(price.total_cents, user_id, job.reference)
+            # Behind the payment breaker: an open one (or a provider error or timeout)
+            # raises ServiceUnavailable at once, and _undo puts the hold back.
+            charge_ref = await payments.charge(
+                provider,
+                hub.breakers.payments,
+                hub.settings.payment_timeout_seconds,
+                price.total_cents,
+                user_id,
+                job.reference,
+            )
         except PaymentDeclined as exc:
             BOOKINGS.labels(outcome="payment_failed").inc()
             raise PaymentFailed("The payment was declined; your seats are still held") from exc

@@ -7,7 +7,8 @@ provider error schedules another try with backoff (after ``FAILED_AFTER`` attemp
 booking shows the refund as ``failed``, and it is still retried until it is paid). A crash
 between the provider's answer and the record leaves the refund due, and the next pass
 asks again with the same idempotency reference (the booking's reference), which a real
-provider answers with the first refund instead of a second one.
+provider answers with the first refund instead of a second one. Refunds go through the
+payment circuit breaker: while it is open the pass stops without counting attempts.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import asyncio
 
 import structlog
 
+from hub import payments
+from hub.breakers import BreakerOpen
 from hub.context import Hub
 from hub.db import bookings as bookings_db
 from hub.metrics import REFUNDS
@@ -35,11 +38,22 @@ async def pay_due_refunds(hub: Hub) -> int:
     paid = 0
     for row in due:
         try:
-            refund_ref = await hub.payments.refund(
-                row["refund_cents"], row["user_id"], row["reference"], row["provider_ref"]
+            refund_ref = await payments.refund(
+                hub.payments,
+                hub.breakers.payments,
+                hub.settings.payment_timeout_seconds,
+                row["refund_cents"],
+                row["user_id"],
+                row["reference"],
+                row["provider_ref"],
             )
         except asyncio.CancelledError:
             raise
+        except BreakerOpen:
+            # The provider is down: not this refund's fault, so no attempt is counted;
+            # the rest of the batch waits for the breaker's next trial.
+            log.info("refunds_paused", breaker="payments")
+            break
         except Exception as exc:
             backoff = min(MAX_BACKOFF_S, 2.0 ** row["refund_attempts"])
             async with hub.db.connection() as con:
