@@ -9,18 +9,25 @@ import sys
 from loadtest import bench_holds, bench_reads, fanout, surge
 
 
+def parser() -> argparse.ArgumentParser:
+    """Every command and flag; each flag's help shows its default."""
+    main_parser = argparse.ArgumentParser(prog="python -m loadtest")
+    commands = main_parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+
+    fanout.add_arguments(command("fanout", "WebSocket fan-out benchmark"))
+    surge.add_arguments(command("surge", "booking surge, audit and ceiling"))
+    bench_holds.add_arguments(command("bench-holds", "hold path: the ceiling and the hub"))
+    bench_reads.add_arguments(command("bench-reads", "event read: a bare handler and the hub"))
+    return main_parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest")
-    commands = parser.add_subparsers(dest="command", required=True)
-    fanout.add_arguments(commands.add_parser("fanout", help="WebSocket fan-out benchmark"))
-    surge.add_arguments(commands.add_parser("surge", help="booking surge, audit and ceiling"))
-    bench_holds.add_arguments(
-        commands.add_parser("bench-holds", help="hold path: the ceiling and the hub, side by side")
-    )
-    bench_reads.add_arguments(
-        commands.add_parser("bench-reads", help="event read: a bare handler and the hub")
-    )
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     if args.command == "surge":
         return surge.run(args)
     if args.command == "bench-holds":

@@ -57,17 +57,44 @@ class PgState:
 
 @dataclass(slots=True)
 class Audit:
+    """The verdict. ``skipped``: nothing could be checked (no database given), which is
+    neither a pass nor a failure: ``ok`` is then true (the run does not fail) and every
+    line says it was skipped."""
+
     ok: bool
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, int] = field(default_factory=dict)
+    skipped: str | None = None
+
+    @classmethod
+    def skip(cls, why: str, figures: dict[str, int] | None = None) -> Audit:
+        return cls(True, [], figures or {}, skipped=why)
 
     def line(self) -> str:
+        if self.skipped:
+            return f"audit: skipped ({self.skipped})"
         if self.ok:
             return "audit: ok"
         return "audit: FAILED\n" + "\n".join(f"  - {reason}" for reason in self.reasons)
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "reasons": list(self.reasons), "figures": dict(self.figures)}
+        return {
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "reasons": list(self.reasons),
+            "figures": dict(self.figures),
+        }
+
+
+def api_figures(api_status: Mapping[str, str]) -> dict[str, int]:
+    """What the API's seat map says: seats, sold, held, free."""
+    counts = Counter(api_status.values())
+    return {
+        "seats": len(api_status),
+        "sold_api": counts["sold"],
+        "held_api": counts["held"],
+        "free_api": counts["free"],
+    }
 
 
 def _some(items: Iterable[str]) -> str:
@@ -147,10 +174,7 @@ def check(api_status: Mapping[str, str], pg: PgState, seen: Iterable[SeenBooking
             f"{len(orphan)} bookings with active tickets are not confirmed: {_some(orphan)}"
         )
     figures = {
-        "seats": len(api_status),
-        "sold_api": len(api_sold),
-        "held_api": sum(1 for s in api_status.values() if s == "held"),
-        "free_api": sum(1 for s in api_status.values() if s == "free"),
+        **api_figures(api_status),
         "active_tickets_pg": len(pg.active_tickets),
         "double_sold_seats": len(doubles),
         "bookings_seen": len(seen_list),

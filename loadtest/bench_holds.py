@@ -99,7 +99,7 @@ def add_level_arguments(
     p.add_argument("--duration", type=float, default=duration, help="measured seconds, per level")
     p.add_argument("--runs", type=int, default=1, help=f"{baseline}+hub sequences (medians)")
     p.add_argument("--workers", type=int, default=2, help=f"hub and {baseline} workers")
-    p.add_argument("--out", type=Path, help="JSON file (default loadtest-results/...)")
+    p.add_argument("--out", type=Path, help="JSON file; without it, one under loadtest-results/")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

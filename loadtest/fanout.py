@@ -45,12 +45,14 @@ BENCH_SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--watchers", type=int, default=5000)
+    p.add_argument("--watchers", type=int, default=5000, help="WebSocket watchers of the event")
     p.add_argument("--rate", type=float, default=200.0, help="seat changes per second")
-    p.add_argument("--duration", type=float, default=10.0)
-    p.add_argument("--subprotocol", choices=("msgpack", "json"), default="msgpack")
-    p.add_argument("--seats", type=int, default=10_000)
-    p.add_argument("--tick-ms", type=int, default=100)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of driving changes")
+    p.add_argument(
+        "--subprotocol", choices=("msgpack", "json"), default="msgpack", help="watchers' encoding"
+    )
+    p.add_argument("--seats", type=int, default=10_000, help="seats of the event")
+    p.add_argument("--tick-ms", type=int, default=100, help="the broadcaster's conflation tick")
     p.add_argument("--clients", type=int, default=4, help="watcher processes")
     p.add_argument("--drain", type=float, default=1.0, help="seconds to wait after driving")
     p.add_argument("--url", help="target a running hub (ws://host:port) instead of starting one")
@@ -79,8 +81,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="holds take a random free seat of the front rows of the middle sections (of the "
         "--venue/--reco layout) while there is one, as a crowd goes for the best seats",
     )
-    p.add_argument("--database-url", default=os.environ.get("EVENTLY_DATABASE_URL", DEFAULT_DB))
-    p.add_argument("--redis-url", default=os.environ.get("EVENTLY_REDIS_URL", DEFAULT_REDIS))
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("EVENTLY_DATABASE_URL", DEFAULT_DB),
+        help="PostgreSQL of the started hub (EVENTLY_DATABASE_URL)",
+    )
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("EVENTLY_REDIS_URL", DEFAULT_REDIS),
+        help="Redis of the started hub (EVENTLY_REDIS_URL)",
+    )
 
 
 def _free_port() -> int:

@@ -224,6 +224,10 @@ def _surge(results: dict[int, Any], rows: list[dict[str, Any]]) -> dict[str, Any
             "fanout_p99_ms": _series_percentile(fan_t, fan_lat, seconds, 99),
             "client_cpu": [row["client_cpu"] for row in rows],
             "hub_cpu": [row["hub_cpu"] for row in rows],
+            # The event's seats each second, as the progress line read them.
+            "seats_sold": [row.get("sold") for row in rows],
+            "seats_held": [row.get("held") for row in rows],
+            "seats_free": [row.get("free") for row in rows],
         },
     }
 
@@ -265,20 +269,29 @@ def build(
 ) -> dict[str, Any]:
     """Every figure of the run as one JSON-able dict.
 
-    The ratio compares like with like when the run measured the hub's back-to-back hold
-    throughput (``throughput``: the same clients, no think time, an event too large to sell
-    out); otherwise it falls back to the surge's peak holds/s."""
+    The hub/ceiling ratio exists only when this run measured both back to back at the same
+    concurrency (``throughput`` and ``ceiling``: the same client processes, connections and
+    tokens, no think time, an event too large to sell out); the surge's own holds/s, with
+    think time and a sell-out, compares with nothing.
+
+    A target is ``True`` or ``False`` when measured, ``None`` when the run could not
+    measure it (no database for the audit, no comparison)."""
     s = _surge(surge, surge_rows)
     c = _ceiling(ceiling, ceiling_rows) if ceiling else None
     t = _ceiling(throughput, throughput_rows or []) if throughput else None
-    hub_peak = t["peak_holds_per_s"] if t else s["peak_holds_per_s"]
-    ratio = round(hub_peak / c["peak_holds_per_s"], 3) if c and c["peak_holds_per_s"] else None
+    ratio = (
+        round(t["peak_holds_per_s"] / c["peak_holds_per_s"], 3)
+        if t and c and c["peak_holds_per_s"]
+        else None
+    )
     hold_p99 = s["at_peak_ms"]["hold"].get("p99")
     confirm_p99 = s["at_peak_ms"]["confirm"].get("p99")
     targets = {
-        "zero_double_sales": audit.figures.get("double_sold_seats", 1) == 0 and audit.ok,
+        "zero_double_sales": None
+        if audit.skipped
+        else audit.figures.get("double_sold_seats", 1) == 0 and audit.ok,
         "sold_out": audit.figures.get("sold_api") == meta["seats"],
-        "ratio_ge_0_5": ratio is not None and ratio >= TARGETS["ratio"],
+        "ratio_ge_0_5": None if ratio is None else ratio >= TARGETS["ratio"],
         "p99_hold_le_100ms": hold_p99 is not None and hold_p99 <= TARGETS["p99_hold_ms"],
         "p99_confirm_le_200ms": confirm_p99 is not None
         and confirm_p99 <= TARGETS["p99_confirm_ms"],
@@ -328,8 +341,8 @@ def summary(r: dict[str, Any]) -> str:
         f"  at peak    hold p99 {s['at_peak_ms']['hold'].get('p99', 'n/a')} ms, "
         f"confirm p99 {s['at_peak_ms']['confirm'].get('p99', 'n/a')} ms "
         f"(window {s['peak_window_s'][0]}-{s['peak_window_s'][1]}s)",
-        f"  fan-out    {pct(lat['fanout'])}  (matched {s['fanout']['matched']} of "
-        f"{s['fanout']['changes']} changes x {s['fanout']['probes']} probes)",
+        f"  fan-out    {pct(lat['fanout'])}",
+        f"    {fanout_words(s['fanout'])}",
         f"  watchers   {s['watchers'].get('connected', 0)} connected, "
         f"gaps {s['watchers'].get('gaps', 0)}, closed {s['watchers'].get('closed')}",
     ]
@@ -344,11 +357,60 @@ def summary(r: dict[str, Any]) -> str:
             f"ceiling: {c['holds']} holds, {c['holds_per_s']:.1f}/s, "
             f"peak {c['peak_holds_per_s']:.1f}/s;  hold {pct(c['latency_ms']['hold'])}"
         )
-        lines.append(f"hub/ceiling hold throughput (peak {PEAK_WINDOW}s windows): {r['ratio']:.1%}")
-    lines.append(
-        "targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["targets"].items())
-    )
+    if r["ratio"] is not None:
+        lines.append(
+            f"hub/ceiling hold throughput, back to back at the same concurrency "
+            f"(peak {PEAK_WINDOW}s windows): {r['ratio']:.1%}"
+        )
+    lines.append("targets:")
+    lines += [f"  {name:22s} {words}" for name, words in target_words(r)]
     return "\n".join(lines)
+
+
+def fanout_words(f: dict[str, Any]) -> str:
+    """The fan-out sample in plain words: what was timed, out of what."""
+    if not f.get("probes"):
+        return "not measured (no probe watchers)"
+    pairs = f["changes"] * f["probes"]
+    rate = f"{f['match_rate']:.0%}" if f.get("match_rate") is not None else "n/a"
+    return (
+        f"timed at {f['probes']} probe watchers for each of the {f['changes']} seat changes "
+        f"buyers were told about: {f['matched']} of those {pairs} arrivals ({rate}) were seen "
+        f"as a delta; the rest were merged into one tick with a later change or came in a "
+        f"snapshot"
+    )
+
+
+def target_words(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each target as ``(name, "yes" | "NO: why" | "n/a: why")``."""
+    figures = r["audit"]["figures"]
+    words: list[tuple[str, str]] = []
+    for name, met in r["targets"].items():
+        if met:
+            words.append((name, "yes"))
+        elif met is None:
+            why = {
+                "zero_double_sales": f"not audited ({r['audit'].get('skipped')})",
+                "ratio_ge_0_5": "no back-to-back comparison in this run",
+            }.get(name, "not measured")
+            words.append((name, f"n/a: {why}"))
+        elif name == "sold_out":
+            words.append((name, "NO: " + _unsold_words(figures, r["meta"]["seats"])))
+        else:
+            words.append((name, "NO"))
+    return words
+
+
+def _unsold_words(figures: dict[str, Any], seats: int) -> str:
+    sold, held, free = (figures.get(k, 0) for k in ("sold_api", "held_api", "free_api"))
+    parts = [f"{sold} of {seats} sold"]
+    if held:
+        parts.append(
+            f"{held} still held at the end (abandoned holds: they return to sale when they expire)"
+        )
+    if free:
+        parts.append(f"{free} free")
+    return ", ".join(parts)
 
 
 def write_json(r: dict[str, Any], path: str) -> None:
@@ -379,6 +441,7 @@ def svg_chart(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{html.escape(title)}">',
         f'<text x="{left}" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>',
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" '
@@ -415,28 +478,57 @@ def svg_chart(
 
 
 def write_html(r: dict[str, Any], path: str) -> None:
+    """One self-contained page: a one-screen summary and the four charts that tell the run
+    (holds and bookings per second, latency, the sell-out curve, and the waiting room's
+    queue when the run had one), then everything else folded below."""
     s, c = r["surge"], r["ceiling"]
     ser = s["series"]
     x = ser["second"]
-    charts = [
+    rows_x = list(range(1, len(ser["seats_sold"]) + 1))
+    main = [
         svg_chart(
-            "Surge throughput",
+            "Holds and bookings per second",
             x,
             {k: ser[k] for k in ("holds", "bookings", "conflicts", "errors")},
             "per second",
         ),
         svg_chart(
-            "Surge latency",
+            "Latency (p99 and p50, by the second a request was sent)",
             x,
-            {k: ser[k] for k in ("hold_p50_ms", "hold_p99_ms", "confirm_p50_ms", "confirm_p99_ms")},
-            "ms, by second sent",
+            {k: ser[k] for k in ("hold_p99_ms", "confirm_p99_ms", "hold_p50_ms", "confirm_p50_ms")},
+            "ms",
         ),
+    ]
+    if any(v is not None for v in ser["seats_sold"]):
+        main.append(
+            svg_chart(
+                "Sell-out: the event's seats",
+                rows_x,
+                {
+                    "sold": ser["seats_sold"],
+                    "held": ser["seats_held"],
+                    "free": ser["seats_free"],
+                },
+                "seats",
+            )
+        )
+    queue = {k: ser[k] for k in ("queue_waiting", "admitted_per_s") if ser.get(k)}
+    if queue:
+        main.append(
+            svg_chart(
+                "Waiting room: queue length and admissions",
+                list(range(1, max(len(v) for v in queue.values()) + 1)),
+                queue,
+                "buyers",
+            )
+        )
+    folded = [
         svg_chart(
             "Fan-out (state change answered -> receipt at watchers)",
             x,
             {k: ser[k] for k in ("fanout_p50_ms", "fanout_p99_ms")},
             "ms",
-        ),
+        )
     ]
     cpu = ser["client_cpu"]
     if cpu:
@@ -447,9 +539,9 @@ def write_html(r: dict[str, Any], path: str) -> None:
         }
         if any(v is not None for v in ser["hub_cpu"]):
             cpu_series["hub workers"] = ser["hub_cpu"]
-        charts.append(svg_chart("CPU during the surge", cx, cpu_series, "% of one core"))
+        folded.append(svg_chart("CPU during the surge", cx, cpu_series, "% of one core"))
     if c:
-        charts.append(
+        folded.append(
             svg_chart(
                 "Ceiling vs hub holds",
                 c["series"]["second"],
@@ -458,21 +550,97 @@ def write_html(r: dict[str, Any], path: str) -> None:
             )
         )
     figures = json.dumps({k: v for k, v in r.items() if k != "method"}, indent=1, default=str)
-    audit = r["audit"]
-    verdict = "audit: ok" if audit["ok"] else "audit: FAILED"
-    reasons = "".join(f"<li>{html.escape(x)}</li>" for x in audit["reasons"])
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Evently surge report</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}}
-pre{{background:#f6f6f6;padding:1em;overflow:auto}} .ok{{color:#070}} .bad{{color:#b00}}</style>
+<style>body{{font:14px system-ui,sans-serif;margin:1.5em;max-width:1100px}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}} .ok{{color:#070}} .bad{{color:#b00}}
+.na{{color:#666}} .cards{{display:grid;grid-template-columns:repeat(4,1fr);gap:.6em}}
+.card{{border:1px solid #ddd;border-radius:6px;padding:.5em .7em}}
+.card b{{display:block;font-size:1.5em}} .charts{{display:grid;
+grid-template-columns:repeat(2,1fr);gap:.4em}} .charts svg{{max-width:100%;height:auto}}
+summary{{cursor:pointer;font-weight:bold;margin:.8em 0}}</style>
 </head><body>
 <h1>Evently surge report</h1>
 <p>{html.escape(r["meta"]["date"])} — <code>{html.escape(r["meta"]["command"])}</code></p>
-<h2 class="{"ok" if audit["ok"] else "bad"}">{verdict}</h2><ul>{reasons}</ul>
-<h2>Summary</h2><pre>{html.escape(summary(r))}</pre>
-<h2>Charts</h2>{"".join(f"<div>{chart}</div>" for chart in charts)}
-<h2>Method</h2><pre>{html.escape(r["method"] or "")}</pre>
-<h2>All figures</h2><pre>{html.escape(figures)}</pre>
+<div class="cards">{"".join(_cards(r))}</div>
+<h2>Targets</h2><ul>{"".join(_target_items(r))}</ul>
+<div class="charts">{"".join(f"<div>{chart}</div>" for chart in main)}</div>
+<details><summary>Summary as printed</summary><pre>{html.escape(summary(r))}</pre></details>
+<details><summary>More charts</summary>{"".join(f"<div>{c}</div>" for c in folded)}</details>
+<details><summary>Method</summary><pre>{html.escape(r["method"] or "")}</pre></details>
+<details><summary>All figures</summary><pre>{html.escape(figures)}</pre></details>
 </body></html>
 """
     Path(path).write_text(body)
+
+
+def _card(label: str, value: str, note: str = "", state: str = "") -> str:
+    return (
+        f'<div class="card {state}">{html.escape(label)}<b>{html.escape(value)}</b>'
+        f"{html.escape(note)}</div>"
+    )
+
+
+def _cards(r: dict[str, Any]) -> list[str]:
+    s, meta, audit = r["surge"], r["meta"], r["audit"]
+    if audit.get("skipped"):
+        verdict = _card("Audit", "skipped", audit["skipped"], "na")
+    else:
+        verdict = _card(
+            "Audit",
+            "ok" if audit["ok"] else "FAILED",
+            f"{audit['figures'].get('double_sold_seats', '?')} seats sold twice",
+            "ok" if audit["ok"] else "bad",
+        )
+    sold = r["targets"]["sold_out"]
+    at = meta.get("sold_out_at_s")
+    sold_card = _card(
+        "Sold out",
+        f"at {at:.0f} s" if sold and at else ("yes" if sold else "no"),
+        f"{meta['seats']} seats in {s['duration_s']:.0f} s"
+        if sold
+        else _unsold_words(audit["figures"], meta["seats"]),
+        "ok" if sold else "bad",
+    )
+
+    def p99(kind: str, target: float) -> str:
+        value = s["at_peak_ms"][kind].get("p99")
+        if value is None:
+            return _card(f"{kind} p99 at peak", "n/a")
+        state = "ok" if value <= target else "bad"
+        return _card(f"{kind} p99 at peak", f"{value:.0f} ms", f"target {target:.0f} ms", state)
+
+    ratio = r["ratio"]
+    return [
+        verdict,
+        sold_card,
+        _card("Holds", f"{s['holds_per_s']:.0f}/s", f"peak {s['peak_holds_per_s']:.0f}/s"),
+        _card("Bookings", f"{s['bookings']}", f"{s['tickets_booked']} tickets"),
+        p99("hold", TARGETS["p99_hold_ms"]),
+        p99("confirm", TARGETS["p99_confirm_ms"]),
+        _card(
+            "Fan-out p99",
+            f"{s['latency_ms']['fanout']['p99']:.0f} ms"
+            if s["latency_ms"]["fanout"].get("n")
+            else "n/a",
+            f"{s['watchers'].get('connected', 0)} watchers",
+        ),
+        _card(
+            "Hub / ceiling",
+            f"{ratio:.0%}" if ratio is not None else "n/a",
+            "back to back, same clients" if ratio is not None else "not compared in this run",
+            "na" if ratio is None else ("ok" if ratio >= TARGETS["ratio"] else "bad"),
+        ),
+    ]
+
+
+def _target_items(r: dict[str, Any]) -> list[str]:
+    items = []
+    for name, words in target_words(r):
+        state = "ok" if words == "yes" else ("na" if words.startswith("n/a") else "bad")
+        items.append(
+            f'<li class="{state}"><code>{html.escape(name)}</code> {html.escape(words)}</li>'
+        )
+    for reason in r["audit"]["reasons"]:
+        items.append(f'<li class="bad">audit: {html.escape(reason)}</li>')
+    return items

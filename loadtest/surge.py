@@ -50,33 +50,61 @@ from loadtest.phases import Clients, Progress, plans_for, run_phase, seeded
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="the hub to load (http://127.0.0.1:PORT); or --start-hub")
-    p.add_argument("--event", help="event id (default: create one of --seats seats)")
-    p.add_argument("--watchers", type=int, default=100)
-    p.add_argument("--buyers", type=int, default=100)
+    p.add_argument(
+        "--event", help="an existing event's id; without it, one of --seats seats is made"
+    )
+    p.add_argument("--watchers", type=int, default=100, help="seat-map watchers (WebSockets)")
+    p.add_argument("--buyers", type=int, default=100, help="buyers, each with an account")
     p.add_argument("--duration", type=float, default=30.0, help="seconds (surge and ceiling)")
-    p.add_argument("--profile", choices=("flat", "ramp", "peak"), default="flat")
-    p.add_argument("--mix", default="chosen=0.5,best=0.3,group=0.2")
-    p.add_argument("--cancel-rate", type=float, default=0.05)
-    p.add_argument("--lapse-rate", type=float, default=0.05)
-    p.add_argument("--think-ms", type=float, default=200.0)
+    p.add_argument(
+        "--profile",
+        choices=("flat", "ramp", "peak"),
+        default="flat",
+        help="how buyers arrive: all at once, ramping up, or a peak in the middle",
+    )
+    p.add_argument(
+        "--mix",
+        default="chosen=0.5,best=0.3,group=0.2",
+        help="shares of buyers who pick seats, take the best available, or hold for a group",
+    )
+    p.add_argument(
+        "--cancel-rate", type=float, default=0.05, help="share of bookings cancelled later"
+    )
+    p.add_argument(
+        "--lapse-rate", type=float, default=0.05, help="share of holds abandoned (left to expire)"
+    )
+    p.add_argument(
+        "--think-ms", type=float, default=200.0, help="a buyer's pause between steps (mean)"
+    )
     p.add_argument("--processes", type=int, default=2, help="client processes")
     p.add_argument("--probes", type=int, default=20, help="watchers that time fan-out")
     p.add_argument("--json", dest="json_out", help="write the results as JSON here")
     p.add_argument("--html", dest="html_out", help="write the HTML report here")
     p.add_argument("--start-hub", action="store_true", help="start (and stop) a hub")
     p.add_argument("--workers", type=int, default=2, help="hub (and ceiling) workers")
-    p.add_argument("--hub-servers", choices=("embedded", "local"), default="embedded")
+    p.add_argument(
+        "--hub-servers",
+        choices=("embedded", "local"),
+        default="embedded",
+        help="a started hub's PostgreSQL and Redis: private embedded ones, or the local ones",
+    )
     p.add_argument("--pg-url", default=LOCAL_PG, help="with --hub-servers local")
     p.add_argument("--redis-url", default=None, help="Redis for the ceiling / local hub")
     p.add_argument("--secret-key", default=None, help="the hub's key (ceiling, given --url)")
     p.add_argument("--redis-prefix", default="evently:", help="the hub's prefix (given --url)")
     p.add_argument("--database-url", help="the hub's PostgreSQL, for the audit (given --url)")
-    p.add_argument("--admin-email", default=None)
-    p.add_argument("--admin-password", default=None)
-    p.add_argument("--seats", type=int, default=5000)
-    p.add_argument("--max-per-user", type=int, default=10)
+    p.add_argument("--admin-email", default=None, help="admin to create events (given --url)")
+    p.add_argument("--admin-password", default=None, help="that admin's password")
+    p.add_argument("--seats", type=int, default=5000, help="seats of the surge's event")
+    p.add_argument(
+        "--max-per-user", type=int, default=10, help="the event's ticket limit per buyer"
+    )
     p.add_argument("--hold-ttl", type=int, default=20, help="hold lifetime of a started hub")
-    p.add_argument("--no-ceiling", action="store_true")
+    p.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip the back-to-back comparison (the hub's holds, then the bare endpoint's)",
+    )
     p.add_argument(
         "--compare-duration",
         type=float,
@@ -317,6 +345,6 @@ async def _audit(
         response.raise_for_status()
         api = audit.api_statuses(response.json())
     if database_url is None:
-        return audit.Audit(False, ["no --database-url: PostgreSQL could not be audited"])
+        return audit.Audit.skip("no database given", audit.api_figures(api))
     pg = await audit.load_pg(database_url, event_id)
     return audit.check(api, pg, seen)

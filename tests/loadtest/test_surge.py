@@ -45,6 +45,10 @@ def test_short_surge_sells_audits_and_reports(servers: TestServers, tmp_path: Pa
     # The ratio compares the hub's own back-to-back holds with the ceiling's.
     throughput = report["throughput"]["peak_holds_per_s"]
     assert report["ratio"] == round(throughput / report["ceiling"]["peak_holds_per_s"], 3)
-    assert "<svg" in html.read_text()
+    # The page leads with the one-screen summary and the charts; raw figures are folded.
+    page = html.read_text()
+    assert page.index('class="cards"') < page.index("<svg") < page.index("<details>")
+    assert "Sell-out" in page and "Holds and bookings per second" in page
+    assert "audit: skipped" not in stdout and "targets:" in stdout
     # Everything it started is gone: the hub and its workers, the ceiling, the clients.
     assert_all_gone(started)
