@@ -11,18 +11,18 @@ controller keeps, a feedback loop on two signals the hub measures:
 The rule is TCP's congestion control (slow start, then AIMD), with the p99 target as the
 congestion signal:
 
-- p99 over target → multiplicative decrease: ``rate × decrease``, and the slow-start
+- p99 over target → multiplicative decrease: ``rate * decrease``, and the slow-start
   threshold drops to the new rate (no more doubling until evidence says otherwise);
 - otherwise, if ``idle`` exceeds what ``idle_horizon_s`` seconds of admissions would bring
-  in (``rate × idle_horizon_s``), or there is no p99 while people are idle, hold steady:
+  in (``rate * idle_horizon_s``), or there is no p99 while people are idle, hold steady:
   raising the rate would only pile up buyers the hub has not served yet;
-- otherwise increase: below the threshold exponentially (``rate × (1 + dt)`` per step,
-  doubling about every second and a half), above it additively (``increase × dt``).
+- otherwise increase: below the threshold exponentially (``rate * (1 + dt)`` per step,
+  doubling about every second and a half), above it additively (``increase * dt``).
 
 Invariants: ``min_rate ≤ rate ≤ max_rate`` always; a p99 over target never raises the rate;
 a p99 at or under target with nobody idle never lowers it.
 
-Admissions from a rate (``admit_count``): a credit accumulates ``rate × dt`` per step plus
+Admissions from a rate (``admit_count``): a credit accumulates ``rate * dt`` per step plus
 one for every session given back (admitted, expired unused); whole units of credit admit
 waiters, at most as many as are waiting. The credit is capped (a burst of at most
 ``burst_s`` seconds of rate) so a quiet queue does not save up an avalanche.

@@ -22,6 +22,7 @@ from hub.context import AppHub, Hub
 from hub.db import UNAVAILABLE as DB_UNAVAILABLE
 from hub.db import Database
 from hub.services import accounts, admin_stream
+from hub.services.queue_feed import QueueFeed
 from hub.services.snapshots import read_snapshot
 from hub.settings import Settings
 from hub.store import Store
@@ -59,6 +60,13 @@ async def serving_hub(
         await stack.enter_async_context(hub.hold_log.flushing())
         await hub.channels.start(functools.partial(read_snapshot, hub))
         stack.push_async_callback(hub.channels.stop)
+        # Waiting rooms: which events have one (the hold path's check), and the personal
+        # queue messages to this process's watchers.
+        await hub.room_feed.start()
+        stack.push_async_callback(hub.room_feed.stop)
+        queue_pusher = QueueFeed(hub)
+        await queue_pusher.start()
+        stack.push_async_callback(queue_pusher.stop)
         for name, source in admin_stream.sources(hub).items():
             hub.admin_feed.attach(name, source)
         stack.push_async_callback(hub.admin_feed.stop)

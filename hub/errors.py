@@ -71,6 +71,14 @@ class Forbidden(HubError):
     title = "Not allowed"
 
 
+class NotAdmitted(HubError):
+    """A waiting room is on for the event and the request has no valid admission token."""
+
+    status = 403
+    code = "not_admitted"
+    title = "Not admitted from the waiting room"
+
+
 class NotFound(HubError):
     status = 404
     code = "not_found"

@@ -132,6 +132,31 @@ def total(metric: Counter | Gauge, **labels: str) -> float:
     return value
 
 
+def histogram_buckets(
+    metric: Histogram, multiprocess_dir: str | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """An unlabelled histogram's bucket bounds (ascending, ``inf`` last) and cumulative
+    counts: over every worker's files when ``multiprocess_dir`` is set, else this process's.
+    """
+    name = next(iter(metric.describe())).name
+    if multiprocess_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+        families = list(registry.collect())
+    else:
+        families = list(metric.collect())
+    counts: dict[float, float] = {}
+    for family in families:
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket":
+                bound = float(sample.labels["le"])
+                counts[bound] = counts.get(bound, 0.0) + sample.value
+    bounds = tuple(sorted(counts))
+    return bounds, tuple(counts[b] for b in bounds)
+
+
 def render(multiprocess_dir: str | None) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     if multiprocess_dir:

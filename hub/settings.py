@@ -88,6 +88,11 @@ class Settings:
     # API requests one process works on at once; more wait their turn (see Admission).
     max_inflight_requests: int = 64
     leader_lease_seconds: float = 5.0
+    # Waiting rooms: a session's length when the admin gives none; the hold p99 the adaptive
+    # admission aims at, and the rate it starts from (admissions per second).
+    waiting_room_session_seconds: int = 600
+    waiting_room_target_p99_ms: int = 100
+    waiting_room_start_rate: float = 20.0
     # Set by ``evently serve`` for several workers: where prometheus-client keeps per-process files.
     metrics_dir: str | None = None
     # Lets the race test's control run switch off the PostgreSQL guard; never set in production.
@@ -158,6 +163,11 @@ class Settings:
             redis_pool_max=r.get("REDIS_POOL_MAX", _positive_int, 512),
             max_inflight_requests=r.get("MAX_INFLIGHT_REQUESTS", _positive_int, 64),
             leader_lease_seconds=r.get("LEADER_LEASE_SECONDS", _positive_float, 5.0),
+            waiting_room_session_seconds=r.get(
+                "WAITING_ROOM_SESSION_SECONDS", _positive_int, 600
+            ),
+            waiting_room_target_p99_ms=r.get("WAITING_ROOM_TARGET_P99_MS", _positive_int, 100),
+            waiting_room_start_rate=r.get("WAITING_ROOM_START_RATE", _positive_float, 20.0),
             metrics_dir=r.get("METRICS_DIR", str, None),
         )
         if (settings.database_url is None) != (settings.redis_url is None):

@@ -110,7 +110,7 @@ class BookingPage(BaseModel):
     Doc(
         "Book: confirm a hold, or hold and confirm in one call (Idempotency-Key honoured)",
         response=BookingOut,
-        errors=(401, 402, 404, 409, 410, 422, 503),
+        errors=(401, 402, 403, 404, 409, 410, 422, 503),
     ),
     auth=Auth.USER,
     body=BookingIn,
@@ -126,6 +126,7 @@ async def create_booking(call: Call) -> Any:
         quantity=body.quantity,
         section=body.section,
         discount_code=body.discount_code,
+        admission_token=call.header("X-Admission-Token"),
     )
     result = await bookings.create_booking(
         call.hub,

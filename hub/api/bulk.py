@@ -67,6 +67,7 @@ async def book_group(call: Call) -> Any:
             group_name=body.group_name,
             discount_code=body.discount_code,
             preferred_sections=body.preferred_sections,
+            admission_token=call.header("X-Admission-Token"),
         ),
         idempotency_key=call.header("Idempotency-Key"),
         request_hash=idempotency.request_hash(

@@ -22,10 +22,12 @@ from hub.api import (
     seat_recommendations,
     sockets,
     venues,
+    waiting_room,
     waitlist,
 )
 from hub.api.routing import Api
 from hub.assembly import LeaderLoop
+from hub.services.admission import admission_loop
 from hub.services.event_recommendations import recommendation_loop
 from hub.services.expiry import expiry_loop
 from hub.services.notifications import outbox_loop
@@ -43,6 +45,7 @@ def build_api() -> Api:
         holds,
         bookings,
         waitlist,
+        waiting_room,
         pricing,
         discounts,
         bulk,
@@ -64,4 +67,12 @@ def page_routes() -> list[BaseRoute]:
 
 def leader_loops() -> list[LeaderLoop]:
     """The loops only the leader process runs (one of each across all processes)."""
-    return [expiry_loop, outbox_loop, refund_loop, pricing_loop, rollup_loop, recommendation_loop]
+    return [
+        expiry_loop,
+        outbox_loop,
+        refund_loop,
+        pricing_loop,
+        rollup_loop,
+        recommendation_loop,
+        admission_loop,
+    ]

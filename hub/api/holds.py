@@ -56,9 +56,10 @@ class HoldOut(BaseModel):
     "POST",
     "/events/{event_id}/holds",
     Doc(
-        "Hold seats: the named ones, or the best available",
+        "Hold seats: the named ones, or the best available (X-Admission-Token while the "
+        "event's waiting room is on)",
         response=HoldOut,
-        errors=(401, 404, 409, 422, 503),
+        errors=(401, 403, 404, 409, 422, 503),
     ),
     auth=Auth.USER,
     body=HoldIn,
@@ -74,6 +75,7 @@ async def place_hold(call: Call) -> Any:
         seat_ids=body.seat_ids,
         quantity=body.quantity,
         section=body.section,
+        admission_token=call.header("X-Admission-Token"),
     )
 
 

@@ -50,6 +50,7 @@ from hub.services import (
     placing,
     receipts,
     releases,
+    waiting_room,
 )
 from hub.services.idempotency import Claim, Replay
 from hub.services.live_seats import Layout
@@ -69,6 +70,9 @@ class BookingRequest:
     quantity: int | None = None
     section: str | None = None
     discount_code: str | None = None
+    # ``X-Admission-Token``: a one-call booking needs it while the event's waiting room is
+    # on; confirming a hold never does (the hold is the proof).
+    admission_token: str | None = None
 
 
 def new_reference() -> str:
@@ -94,6 +98,8 @@ async def create_booking(
         The booking view, or the ``Replay`` of the first response to the same key.
 
     Raises:
+        NotAdmitted: a one-call booking while the event's waiting room is on, without the
+            user's admission token for it.
         NotFound: no such hold or event, or a hold of someone else.
         HoldExpired: the hold expired before it was confirmed.
         Conflict: the event is cancelled or started, the hold is being confirmed, or the
@@ -144,6 +150,7 @@ async def book_now(
 ) -> dict[str, Any]:
     """Hold and confirm in one call; the hold is released again when confirming fails."""
     assert request.event_id is not None
+    await waiting_room.require_admission(hub, user_id, request.event_id, request.admission_token)
     if request.discount_code is not None:
         event = await events.load_event(hub, request.event_id)
         await discounts.code_rate_bp(hub, request.discount_code, event.id)

@@ -24,7 +24,16 @@ from engines.discounts import group_rate_bp
 from hub.context import Hub
 from hub.errors import LimitExceeded, ValidationError
 from hub.inventory import HoldKind
-from hub.services import bookings, discounts, events, holds, idempotency, live_seats, releases
+from hub.services import (
+    bookings,
+    discounts,
+    events,
+    holds,
+    idempotency,
+    live_seats,
+    releases,
+    waiting_room,
+)
 from hub.services.idempotency import Claim, Replay
 
 log = structlog.get_logger(__name__)
@@ -42,6 +51,9 @@ class GroupRequest:
     group_name: str
     discount_code: str | None = None
     preferred_sections: Sequence[str] | None = None
+    # ``X-Admission-Token`` of the user booked for: needed while the event's waiting room
+    # is on, ignored otherwise.
+    admission_token: str | None = None
 
 
 async def book_group(
@@ -59,6 +71,7 @@ async def book_group(
 
     Raises:
         LimitExceeded: more than ``EVENTLY_MAX_GROUP_SIZE`` seats (``limit`` names it).
+        NotAdmitted: the event's waiting room is on and the token is not the user's.
         ValidationError: fewer than 2 seats, an unknown section, an invalid code.
         NotFound: no such event. Conflict: the event is cancelled or has started.
         SoldOut: fewer free seats (in the preferred sections) than the group.
@@ -67,6 +80,7 @@ async def book_group(
         IdempotencyConflict: the key was used with another body.
     """
     _check_size(hub, request.quantity)
+    await waiting_room.require_admission(hub, user_id, request.event_id, request.admission_token)
 
     async def work(claim: Claim | None) -> dict[str, Any]:
         return await _book(hub, user_id, request, claim)

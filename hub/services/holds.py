@@ -40,7 +40,7 @@ from hub.inventory import (
     ReleaseMode,
 )
 from hub.metrics import HOLD_LATENCY, hold_outcome
-from hub.services import events, live_seats, placing, releases
+from hub.services import events, live_seats, placing, releases, waiting_room
 from hub.services.placing import Placed, Want
 
 log = structlog.get_logger(__name__)
@@ -56,13 +56,19 @@ async def place_hold(
     seat_ids: Sequence[uuid.UUID] | None = None,
     quantity: int | None = None,
     section: str | None = None,
+    admission_token: str | None = None,
 ) -> dict[str, Any]:
     """Hold the named seats, or the best ``quantity`` free seats (in ``section``).
+
+    Args:
+        admission_token: the ``X-Admission-Token`` header; needed while the event has a
+            waiting room on (``waiting_room.require_admission``), ignored otherwise.
 
     Returns:
         The hold view ``{hold_id, event_id, seats, total, expires_at}``.
 
     Raises:
+        NotAdmitted: a waiting room is on and the token is not the user's for the event.
         NotFound: no such event.
         Conflict: the event is cancelled or has started.
         ValidationError: unknown or repeated seat ids, an unknown section.
@@ -71,6 +77,7 @@ async def place_hold(
         LimitExceeded: the user would hold and own more than the event allows.
         Busy: best-available lost every race for its choice.
     """
+    await waiting_room.require_admission(hub, user_id, event_id, admission_token)
     placed = await hold_seats(
         hub, user_id, event_id, seat_ids=seat_ids, quantity=quantity, section=section
     )

@@ -62,6 +62,9 @@ PARSED: list[tuple[str, str, str, Any]] = [
     ("REDIS_POOL_MAX", "64", "redis_pool_max", 64),
     ("MAX_INFLIGHT_REQUESTS", "8", "max_inflight_requests", 8),
     ("LEADER_LEASE_SECONDS", "1.5", "leader_lease_seconds", 1.5),
+    ("WAITING_ROOM_SESSION_SECONDS", "300", "waiting_room_session_seconds", 300),
+    ("WAITING_ROOM_TARGET_P99_MS", "50", "waiting_room_target_p99_ms", 50),
+    ("WAITING_ROOM_START_RATE", "5.5", "waiting_room_start_rate", 5.5),
     ("METRICS_DIR", "/tmp/metrics", "metrics_dir", "/tmp/metrics"),
 ]
 
@@ -158,6 +161,9 @@ BAD: list[tuple[str, str]] = [
     ("REDIS_POOL_MAX", "0"),
     ("MAX_INFLIGHT_REQUESTS", "0"),
     ("LEADER_LEASE_SECONDS", "0"),
+    ("WAITING_ROOM_SESSION_SECONDS", "0"),
+    ("WAITING_ROOM_TARGET_P99_MS", "-5"),
+    ("WAITING_ROOM_START_RATE", "0"),
 ]
 
 BOTH_URLS = {"EVENTLY_DATABASE_URL": "postgresql://db/ev", "EVENTLY_REDIS_URL": "redis://c/0"}

@@ -1,0 +1,207 @@
+"""The leader's admission loop: lets waiters in, ends sessions, declares sell-outs.
+
+Every ``TICK_SECONDS``, for each event with a waiting room on that has opened:
+
+1. Sold out for the queue (no seat free and none held, read from the event's live seat
+   state) → every waiter's status becomes ``sold_out`` (``queue_sold_out.lua``) and the
+   room admits no one more.
+2. Sessions whose time ran out end (``queue_session_end.lua``): one whose user neither
+   holds nor owns a seat of the event (the inventory's ``owned`` count) was never used,
+   becomes ``expired``, and is given back to the flow (one extra admission). Sessions still
+   running whose user holds and owns nothing yet are *idle*: load on its way that the p99
+   has not seen, which the controller counts against raising the rate.
+3. The rate: the room's fixed ``admit_per_second``, or the adaptive controller
+   (``engines.admission``) fed with the hold p99 of the last ``P99_WINDOW_SECONDS`` and the
+   idle count. The p99 comes from the hub's own Prometheus hold-latency histogram, read
+   across every worker's files when the hub runs several (``EVENTLY_METRICS_DIR``), else
+   this process's: the hold path already pays for it, so measuring costs it nothing. Its
+   resolution is the histogram's buckets (a p99 between 50 and 100 ms reads as 100 ms).
+4. Admissions: whole units of the budget (``admit_count``) admit the first waiters in queue
+   order, each with a signed token (``waiting_room.admit``).
+
+After any change the processes are nudged to push queue messages at once. The controller's
+state is the leader's memory: a new leader starts again from the start rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from engines.admission import (
+    Budget,
+    ControllerConfig,
+    ControllerState,
+    Observation,
+    admit_count,
+    initial_state,
+    next_state,
+    p99_from_buckets,
+)
+from hub import metrics, waiting_rooms
+from hub.context import Hub
+from hub.services import waiting_room
+from hub.services.waiting_room import Room, RoomKeys
+
+log = structlog.get_logger(__name__)
+
+TICK_SECONDS = 0.5
+P99_WINDOW_SECONDS = 2.0
+
+Reading = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+@dataclass(slots=True)
+class _Control:
+    state: ControllerState
+    budget: Budget = field(default_factory=Budget)
+    last: float = field(default_factory=time.monotonic)
+
+
+def controller_config(hub: Hub) -> ControllerConfig:
+    settings = hub.settings
+    return ControllerConfig(
+        target_p99_s=settings.waiting_room_target_p99_ms / 1000,
+        start_rate=settings.waiting_room_start_rate,
+    )
+
+
+class HoldP99:
+    """The hold p99 over a sliding window, from successive readings of the histogram."""
+
+    def __init__(self, hub: Hub, window_s: float = P99_WINDOW_SECONDS) -> None:
+        self.hub = hub
+        self.readings: collections.deque[tuple[float, Reading]] = collections.deque()
+        self.window_s = window_s
+
+    def read(self) -> float | None:
+        now = time.monotonic()
+        reading = metrics.histogram_buckets(metrics.HOLD_LATENCY, self.hub.settings.metrics_dir)
+        self.readings.append((now, reading))
+        while len(self.readings) > 1 and now - self.readings[1][0] >= self.window_s:
+            self.readings.popleft()
+        _, oldest = self.readings[0]
+        bounds, after = reading
+        if oldest[0] != bounds or len(self.readings) < 2:
+            return None
+        return p99_from_buckets(bounds, oldest[1], after)
+
+
+async def admission_loop(hub: Hub) -> None:
+    """Leader loop: one admission step for every open room each tick, until cancelled."""
+    config = controller_config(hub)
+    controls: dict[uuid.UUID, _Control] = {}
+    p99 = HoldP99(hub)
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        try:
+            seen = p99.read()
+            rooms = await waiting_rooms.rooms_on(hub.store)
+            for gone in set(controls) - rooms:
+                del controls[gone]
+            for event_id in rooms:
+                control = controls.get(event_id)
+                if control is None:
+                    control = controls[event_id] = _Control(initial_state(config))
+                await step(hub, event_id, control, seen, config)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("admission_step_failed")
+
+
+async def step(
+    hub: Hub,
+    event_id: uuid.UUID,
+    control: _Control,
+    p99_s: float | None,
+    config: ControllerConfig,
+) -> int:
+    """One admission step for one room (see the module doc); returns how many it admitted."""
+    now = time.monotonic()
+    dt = min(now - control.last, 5 * TICK_SECONDS)
+    control.last = now
+    room = await waiting_room.read_room(hub, event_id)
+    if room is None or not room.on or waiting_room.now_ms() < room.opens_ms:
+        return 0
+    keys = RoomKeys.of(hub, event_id)
+    client = hub.store.client
+    if not room.sold_out and await _sold_out(hub, event_id):
+        waiting = int(
+            await client.eval(waiting_room.SOLD_OUT, 3, keys.room, keys.queue, keys.users)
+        )
+        log.info("waiting_room_sold_out", event_id=str(event_id), waiting=waiting)
+        await waiting_room.nudge(hub, event_id)
+        return 0
+    returned, idle = await _sessions(hub, room)
+    if room.rate is not None:
+        rate = room.rate
+    else:
+        control.state = next_state(control.state, Observation(p99_s, idle), dt, config)
+        rate = control.state.rate
+    admitted = 0
+    if not room.sold_out:
+        waiting = int(await client.zcard(keys.queue))
+        count, control.budget = admit_count(control.budget, rate, dt, waiting, returned=returned)
+        if count:
+            users = [uuid.UUID(_s(u)) for u in await client.zrange(keys.queue, 0, count - 1)]
+            admitted = await waiting_room.admit(hub, room, users)
+    await client.hset(keys.room, "current_rate", repr(rate))
+    if admitted or returned:
+        await waiting_room.nudge(hub, event_id)
+        log.info(
+            "waiting_room_admitted",
+            event_id=str(event_id),
+            admitted=admitted,
+            returned=returned,
+            idle=idle,
+            rate=round(rate, 2),
+            p99_ms=None if p99_s is None else round(p99_s * 1000),
+        )
+    return admitted
+
+
+async def _sold_out(hub: Hub, event_id: uuid.UUID) -> bool:
+    """No seat free and none held (an event not loaded into Redis is not judged)."""
+    snapshot = await hub.inventory.snapshot(event_id)
+    if snapshot is None:
+        return False
+    _, states = snapshot
+    return bool(states) and states.count(0) == 0 and states.count(1) == 0
+
+
+async def _sessions(hub: Hub, room: Room) -> tuple[int, int]:
+    """End the sessions that ran out; returns (ended unused, still running and idle)."""
+    keys = RoomKeys.of(hub, room.event_id)
+    client = hub.store.client
+    found: Any = await client.zrange(keys.sessions, 0, -1, withscores=True)
+    sessions: list[tuple[Any, float]] = list(found)
+    if not sessions:
+        return 0, 0
+    users = [_s(u) for u, _ in sessions]
+    owned = await client.hmget(hub.store.keys.event(room.event_id, "owned"), users)
+    now = time.time()
+    ended: list[str] = []
+    idle = 0
+    for (user, expires), count in zip(sessions, owned, strict=True):
+        used = int(count or 0) > 0
+        if expires <= now:
+            ended += [_s(user), "1" if used else "0"]
+        elif not used:
+            idle += 1
+    returned = 0
+    if ended:
+        returned = int(
+            await client.eval(waiting_room.SESSION_END, 2, keys.sessions, keys.users, *ended)
+        )
+    return returned, idle
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,140 @@
+"""Personal waiting-room messages to the queued users watching an event in this process.
+
+Every ``PUSH_SECONDS`` (and at once when the leader nudges: admissions, a sell-out, a room
+turned off), for each watched event with a room, the places of every signed-in watcher are
+read in one pipelined round trip (their records and their ranks: ``places_of``), so the
+cost per tick is one pipeline per event however many waiters, not a query per connection.
+Then each watcher gets, written straight to its connection (never awaited):
+
+- ``queue`` ``{t, status, position, ahead, eta_seconds}`` while waiting: on every change,
+  and at least once a second otherwise (the contract asks for every 2 s);
+- ``admitted`` ``{t, token, expires_at}`` once, when admitted;
+- ``sold_out`` ``{t}`` once, when the event sold out while it waited;
+- ``queue`` with ``status`` ``expired`` once, when its session ran out unused.
+
+What was last sent to each connection is remembered here, by connection, and forgotten
+when the connection goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import structlog
+
+from hub.channels import codec
+from hub.channels.peers import Peer
+from hub.context import AppHub
+from hub.services import waiting_room
+
+log = structlog.get_logger(__name__)
+
+PUSH_SECONDS = 1.0
+# A nudge pushes at once, but nudges closer than this are taken together.
+MIN_GAP_SECONDS = 0.1
+# An unchanged ``queue`` message is sent again after this long.
+REPEAT_SECONDS = 0.9
+
+
+class QueueFeed:
+    """The pusher of one serving process; the lifespan starts and stops it."""
+
+    def __init__(self, hub: AppHub) -> None:
+        self.hub = hub
+        self._last: dict[Peer, tuple[tuple[Any, ...], float]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.pushed = 0  # messages written (tests and the bench read it)
+
+    async def start(self) -> None:
+        self.hub.room_feed.on_tick = self.nudge
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        self.hub.room_feed.on_tick = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def nudge(self, event_id: uuid.UUID) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PUSH_SECONDS):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.push()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("queue_push_failed")
+            await asyncio.sleep(MIN_GAP_SECONDS)
+
+    async def push(self) -> int:
+        """One round over every watched event; returns how many messages went out."""
+        sent = 0
+        live: set[Peer] = set()
+        for event_id, channel in list(self.hub.channels.events.items()):
+            peers = [p for p in channel.peers if p.user_id is not None]
+            if not peers:
+                continue
+            room = await waiting_room.read_room(self.hub, event_id)
+            if room is None:
+                continue
+            live.update(peers)
+            sent += await self._push_event(room, peers)
+        for gone in [p for p in self._last if p not in live]:
+            del self._last[gone]
+        self.pushed += sent
+        return sent
+
+    async def _push_event(self, room: waiting_room.Room, peers: list[Peer]) -> int:
+        by_user: dict[uuid.UUID, list[Peer]] = {}
+        for peer in peers:
+            assert peer.user_id is not None
+            by_user.setdefault(peer.user_id, []).append(peer)
+        places = await waiting_room.places_of(self.hub, room, list(by_user))
+        now = time.monotonic()
+        sent = 0
+        for user, place in places.items():
+            message = _message(place)
+            if message is None:
+                continue
+            key = tuple(message.values())
+            for peer in by_user[user]:
+                last = self._last.get(peer)
+                if last is not None and last[0] == key:
+                    if message["t"] != "queue" or now - last[1] < REPEAT_SECONDS:
+                        continue
+                if last is None and message["t"] == "queue" and place["status"] == "expired":
+                    continue  # expired before this connection came: nothing to announce
+                peer.write(codec.encode(message, peer.proto))
+                self._last[peer] = (key, now)
+                sent += 1
+        self.hub.channels.deliveries += sent
+        return sent
+
+
+def _message(place: dict[str, Any]) -> dict[str, Any] | None:
+    status = place["status"]
+    if status == "waiting" or status == "expired":
+        return {
+            "t": "queue",
+            "status": status,
+            "position": place["position"],
+            "ahead": place["ahead"],
+            "eta_seconds": place["eta_seconds"],
+        }
+    if status == "admitted":
+        return {"t": "admitted", "token": place["token"], "expires_at": place["expires_at"]}
+    if status == "sold_out":
+        return {"t": "sold_out"}
+    return None
