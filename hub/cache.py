@@ -4,7 +4,9 @@ A surge asks for the same event or venue from hundreds of requests at once; a pl
 "look, miss, load, store" cache lets every one of them miss and load (for a 20,000-seat
 venue that is seconds of CPU wasted per burst). Here the first caller's load is shared
 as a future by everyone who asks while it runs. Bounded, least recently used out; an
-entry may have a maximum age; a failed load is not kept.
+entry may have a maximum age; a failed load is not kept. A named cache counts its hits and
+misses in ``evently_cache_lookups_total`` (the health report's hit ratio); a caller joining
+a load in flight counts as a hit: it caused no load.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from hub import metrics
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
 class SharedLoads(Generic[K, V]):
-    def __init__(self, capacity: int, max_age: float | None = None) -> None:
+    def __init__(self, capacity: int, max_age: float | None = None, name: str = "") -> None:
         self.capacity = capacity
         self.max_age = max_age
+        # Counter children bound once: ``labels()`` locks on every call.
+        self._hits = metrics.CACHE_LOOKUPS.labels(name, "hit") if name else None
+        self._misses = metrics.CACHE_LOOKUPS.labels(name, "miss") if name else None
         self._entries: OrderedDict[K, tuple[float, asyncio.Future[V]]] = OrderedDict()
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]], *, fresh: bool = False) -> V:
@@ -35,9 +42,13 @@ class SharedLoads(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is not None and not fresh and (self.max_age is None or entry[0] > now):
             self._entries.move_to_end(key)
+            if self._hits is not None:
+                self._hits.inc()
             if entry[1].done():  # the common case: loaded already, no future to wrap
                 return entry[1].result()
             return await asyncio.shield(entry[1])
+        if self._misses is not None:
+            self._misses.inc()
         expires = now + self.max_age if self.max_age is not None else float("inf")
         future: asyncio.Future[V] = asyncio.ensure_future(load())
         self._entries[key] = (expires, future)
