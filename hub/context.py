@@ -37,7 +37,7 @@ from hub.offload import Offload
 from hub.payments import PaymentProvider, default_provider
 from hub.records import Event, Layout, VenueSeats
 from hub.revocations import RevocationFeed
-from hub.senders import LogSender, Sender
+from hub.senders import Sender, make_sender
 from hub.settings import Settings
 from hub.store import Store
 from hub.tokens import Accounts, RevokedTokens, VerifiedTokens
@@ -113,7 +113,7 @@ class Hub:
         self.hold_log = HoldLogWriter(self.db)
         self.payments = default_provider(self.settings)
         self.breakers = Breakers(self.settings, self.store)
-        self.sender = LogSender()
+        self.sender = make_sender(self.settings)
         self.offload = Offload(self.settings, open_hub)
         self.event_models = SharedLoads(EVENT_MODEL_CACHE_SIZE)
 

@@ -68,6 +68,16 @@ class Settings:
     max_discount_percent: int = 25
     # Analytics answers are kept in Redis this long; ``?fresh=true`` recomputes.
     analytics_cache_seconds: int = 900
+    # Alerts (hub.services.health), evaluated on the leader's 10 s health sample: the p99
+    # of hold placement over the last 10 s, the share of 5xx answers over the last 10 s,
+    # seconds a circuit breaker has been open, notifications waiting in the outbox, and a
+    # PostgreSQL or Redis probe slower than this (a probe gives up at twice it, at least
+    # a second, and then reads as that long).
+    alert_hold_p99_ms: float = 500.0
+    alert_error_rate: float = 0.05
+    alert_breaker_open_seconds: float = 0.0
+    alert_outbox_backlog: int = 1000
+    alert_probe_ms: float = 500.0
     ws_max_per_ip: int = 200
     ws_max_per_user: int = 5
     ws_tick_ms: int = 100
@@ -149,6 +159,13 @@ class Settings:
             max_group_size=r.get("MAX_GROUP_SIZE", _positive_int, 500),
             max_discount_percent=r.get("MAX_DISCOUNT_PERCENT", _percent, 25),
             analytics_cache_seconds=r.get("ANALYTICS_CACHE_SECONDS", _positive_int, 900),
+            alert_hold_p99_ms=r.get("ALERT_HOLD_P99_MS", _positive_float, 500.0),
+            alert_error_rate=r.get("ALERT_ERROR_RATE", _fraction, 0.05),
+            alert_breaker_open_seconds=r.get(
+                "ALERT_BREAKER_OPEN_SECONDS", _non_negative_float, 0.0
+            ),
+            alert_outbox_backlog=r.get("ALERT_OUTBOX_BACKLOG", _non_negative_int, 1000),
+            alert_probe_ms=r.get("ALERT_PROBE_MS", _positive_float, 500.0),
             ws_max_per_ip=r.get("WS_MAX_PER_IP", _positive_int, 200),
             ws_max_per_user=r.get("WS_MAX_PER_USER", _positive_int, 5),
             ws_tick_ms=r.get("WS_TICK_MS", _positive_int, 100),
@@ -214,6 +231,13 @@ def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
         raise ValueError("must be a positive number")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("must be zero or more")
     return value
 
 

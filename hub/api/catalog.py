@@ -16,6 +16,7 @@ from hub.api import (
     discounts,
     event_recommendations,
     events,
+    health,
     holds,
     pages,
     pricing,
@@ -30,6 +31,7 @@ from hub.assembly import LeaderLoop
 from hub.services.admission import admission_loop
 from hub.services.event_recommendations import recommendation_loop
 from hub.services.expiry import expiry_loop
+from hub.services.health import health_loop
 from hub.services.notifications import outbox_loop
 from hub.services.pricing import pricing_loop
 from hub.services.refunds import refund_loop
@@ -52,6 +54,7 @@ def build_api() -> Api:
         seat_recommendations,
         event_recommendations,
         analytics,
+        health,
     ):
         api.include(module.api)
     return api
@@ -74,5 +77,6 @@ def leader_loops() -> list[LeaderLoop]:
         pricing_loop,
         rollup_loop,
         recommendation_loop,
+        health_loop,
         admission_loop,
     ]

@@ -1,23 +1,40 @@
 """Notifications: written to the outbox in the transaction of what they report, then sent.
 
-The leader drains the outbox. Sending goes through the hub's ``Sender`` (``hub.senders``;
-until the monitoring work brings email, the default writes each notification to the log).
-A sender that fails leaves the batch unsent, with its attempt counted, to be retried on
-the next pass.
+The leader drains the outbox through the hub's ``Sender`` (``hub.senders``: email over
+SMTP when ``EVENTLY_SMTP_URL`` is set, else the log) behind the email circuit breaker
+(``hub.breakers``). Each kind is queued once by what it reports: a confirmation (by the
+booking's own statement, ``hub.db.bookings``; its email carries the receipt, read when it
+is sent), a cancellation, a waitlist offer, and an event's cancellation (one per user
+told).
+
+Delivery is at least once, and once in practice:
+- each row is marked sent in its own commit right after the server accepted it, so a crash
+  can repeat at most the one message in flight, which carries the same Message-ID as
+  before (derived from the row id) for the receiver to drop;
+- an outage (the server down or slow: any failure but ``Undeliverable``) counts against
+  the breaker, never against the row: the row waits, however long the outage lasts; once
+  the breaker is open a pass sends nothing and touches nothing, and when it half-opens the
+  oldest waiting row is the trial;
+- a message refused as ``Undeliverable`` counts an attempt on its row; after
+  ``outbox.MAX_ATTEMPTS`` it is given up (left unsent, logged).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import functools
+import json
 import uuid
 from typing import Any
 
 import structlog
 
+from hub.breakers import BreakerOpen
 from hub.context import Hub
 from hub.db import Connection, outbox
-from hub.senders import Sender
+from hub.senders import Sender, Undeliverable
+from hub.services import receipts
 
 log = structlog.get_logger(__name__)
 
@@ -44,25 +61,66 @@ async def notify_many(
 
 
 async def drain(hub: Hub, sender: Sender) -> int:
-    """Send one batch; return how many were sent."""
-    async with hub.db.transaction() as con:
-        batch = await outbox.claim_pending(con, BATCH)
-        if not batch:
+    """Send one batch of the oldest unsent notifications; return how many were sent.
+
+    Sends nothing while the email breaker is open, or while another process drains."""
+    breaker = hub.breakers.email
+    if breaker.state == "open":
+        return 0
+    limit_s = hub.settings.smtp_timeout_seconds
+    sent = 0
+    async with hub.db.connection() as con:
+        if not await outbox.try_lock(con):
             return 0
-        sent: list[int] = []
-        failed: list[int] = []
-        for row in batch:
-            try:
-                await sender.send(row["email"], row["kind"], dict(row["payload"]))
-                sent.append(row["id"])
-            except Exception:
-                log.exception("notification_failed", outbox_id=row["id"], kind=row["kind"])
-                failed.append(row["id"])
-        if sent:
-            await outbox.mark_sent(con, sent)
-        if failed:
-            await outbox.mark_failed(con, failed)
-        return len(sent)
+        try:
+            for row in await outbox.pending(con, BATCH):
+                outbox_id, kind = row["id"], row["kind"]
+                try:
+                    payload = await _with_content(hub, kind, dict(row["payload"]))
+                except Exception:
+                    log.exception("notification_unreadable", outbox_id=outbox_id, kind=kind)
+                    await outbox.mark_failed(con, [outbox_id])
+                    continue
+                try:
+                    await breaker.call(
+                        functools.partial(
+                            sender.send, row["email"], kind, payload, outbox_id=outbox_id
+                        ),
+                        limit_s=limit_s,
+                        answers=(Undeliverable,),
+                    )
+                except BreakerOpen:
+                    break  # the rest wait for the breaker's next trial
+                except Undeliverable as exc:
+                    log.warning(
+                        "notification_undeliverable",
+                        outbox_id=outbox_id,
+                        kind=kind,
+                        attempts=row["attempts"] + 1,
+                        error=str(exc),
+                    )
+                    await outbox.mark_failed(con, [outbox_id])
+                    continue
+                except Exception as exc:  # an outage: counted by the breaker, row kept
+                    log.warning(
+                        "notification_deferred", outbox_id=outbox_id, kind=kind, error=repr(exc)
+                    )
+                    continue
+                await outbox.mark_sent(con, [outbox_id])
+                sent += 1
+        finally:
+            await outbox.unlock(con)
+    return sent
+
+
+async def _with_content(hub: Hub, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What the message says beyond its row: a confirmation's receipt, read now."""
+    if kind == Kind.BOOKING_CONFIRMED and "booking_id" in payload:
+        receipt = await receipts.get_receipt(
+            hub, uuid.UUID(int=0), True, uuid.UUID(str(payload["booking_id"]))
+        )
+        payload["receipt"] = json.loads(json.dumps(receipt, default=str))
+    return payload
 
 
 async def outbox_loop(hub: Hub) -> None:
