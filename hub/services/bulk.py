@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from engines.discounts import group_rate_bp
+from hub import payments
 from hub.context import Hub
 from hub.errors import LimitExceeded, ValidationError
 from hub.inventory import HoldKind
@@ -77,12 +78,16 @@ async def book_group(
         SoldOut: fewer free seats (in the preferred sections) than the group.
         Busy: the event's assignment lock stayed busy (``Retry-After``).
         PaymentFailed: the card was declined; every seat is free again.
+        ServiceUnavailable: payments are down (the breaker is open, or the provider failed
+            or timed out); every seat is free again.
         IdempotencyConflict: the key was used with another body.
     """
     _check_size(hub, request.quantity)
     await waiting_room.require_admission(hub, user_id, request.event_id, request.admission_token)
 
     async def work(claim: Claim | None) -> dict[str, Any]:
+        # An open payment breaker answers at once, before any seat is held.
+        payments.ensure_available(hub.breakers.payments)
         return await _book(hub, user_id, request, claim)
 
     return await idempotency.once(hub, user_id, idempotency_key, request_hash, work)

@@ -20,7 +20,7 @@ from hub.context import Hub
 from hub.payments import PaymentDeclined
 from tests.conftest import Account
 from tests.factories import make_event
-from tests.hub.api.booking_helpers import book, hold_ok, ids_in, seat_map, statuses
+from tests.hub.api.booking_helpers import API, book, hold_ok, ids_in, seat_map, statuses
 from tests.hub.breaker_helpers import quick_breakers
 
 
@@ -177,3 +177,23 @@ async def test_a_decline_stays_402_and_does_not_open_it(
     provider.decline = False
     response = await book(client, user, hold_id=held["hold_id"])
     assert response.status_code == 201, response.text
+
+
+async def test_an_open_breaker_refuses_a_group_booking_before_holding(
+    client: httpx.AsyncClient,
+    user: Account,
+    event: dict[str, Any],
+    provider: OutagePayments,
+    breakers: Breakers,
+) -> None:
+    for _ in range(3):  # one-call bookings meet the provider down
+        unavailable(await book(client, user, event_id=event["id"], quantity=1))
+    assert breakers.payments.state == "open"
+    response = await client.post(
+        f"{API}/advanced/bookings/bulk",
+        json={"event_id": event["id"], "quantity": 4, "group_name": "Choir"},
+        headers=user.headers,
+    )
+    unavailable(response)
+    assert provider.calls == 3
+    assert set(statuses(await seat_map(client, event["id"])).values()) == {"free"}
