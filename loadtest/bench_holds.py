@@ -113,6 +113,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seed EVENTS more on-sale events (as the pricing benchmark does) and, in each run, "
         "measure the hub again while a loop of POST /advanced/pricing/update-all runs beside",
     )
+    p.add_argument(
+        "--waiting-room",
+        action="store_true",
+        help="in each run, measure the hub again with a waiting room on for the event, every "
+        "buyer admitted through the queue and sending its X-Admission-Token: what the "
+        "admission check costs the hold path (room off, then on, in the same run)",
+    )
 
 
 def levels_of(text: str) -> list[int]:
@@ -178,11 +185,14 @@ def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
     if args.beside_update_all:
         print(f"\nhold p99 with update-all over {args.beside_update_all} more events beside")
         print("\n".join(beside_table(runs, levels)), flush=True)
+    if args.waiting_room:
+        print("\nthe hold path with a waiting room off and on (every buyer admitted)")
+        print("\n".join(room_table(runs, levels)), flush=True)
     failed = [
         f"{target} {level['connections']}"
         for run_ in runs
-        for target in ("ceiling", "hub")
-        for level in run_[target]
+        for target in ("ceiling", "hub", "hub_room")
+        for level in run_.get(target, [])
         if (level["error_rate"] or 0) > ERROR_LIMIT
     ]
     meta = {
@@ -201,6 +211,7 @@ def _bench(args: argparse.Namespace, levels: list[int], stack: contextlib.ExitSt
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "beside_update_all_events": args.beside_update_all,
+        "waiting_room": args.waiting_room,
     }
     results = {"meta": meta, "runs": runs, "summary": summary, "failed_levels": failed}
     out = args.out or Path("loadtest-results") / (
@@ -376,7 +387,72 @@ def _one_run(
             out["hub_beside"] = _levels(beside, levels, args, setup, number)
         out["update_all_ms"] = calls_ms
         print(f"  update-all beside: {_calls_line(calls_ms)}", flush=True)
+    if args.waiting_room:
+        print(f"run {number}/{args.runs}: the hub, waiting room on...", flush=True)
+        with waiting_room_on(hub, setup) as admissions:
+            room = hold_job.Target(
+                "hub+room", "127.0.0.1", hub.port, setup.event_id, tuple(hub.pids())
+            )
+            out["hub_room"] = _levels(room, levels, args, setup, number, admissions)
     return out
+
+
+@contextlib.contextmanager
+def waiting_room_on(hub: Hub, setup: Setup) -> Iterator[list[str]]:
+    """A waiting room on the bench's event, open at once and admitting at a rate no queue
+    of buyers reaches; every buyer joins and is admitted through the API. Yields their
+    admission tokens (in the order of ``setup.tokens``); the room is turned off after."""
+    with httpx.Client(base_url=f"{hub.url}/api/v1", timeout=60) as client:
+        login = client.post(
+            "/auth/login", json={"email": hub.admin_email, "password": hub.admin_password}
+        )
+        login.raise_for_status()
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        room = f"/events/{setup.event_id}/waiting-room"
+        opens = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+        body = {"opens_at": opens, "admit_per_second": 100_000, "session_seconds": 86_400}
+        client.put(room, json=body, headers=admin).raise_for_status()
+        try:
+            queue = f"/events/{setup.event_id}/queue"
+            buyers = [{"Authorization": f"Bearer {token}"} for token in setup.tokens]
+            for headers in buyers:
+                client.post(queue, headers=headers).raise_for_status()
+            admissions: list[str] = []
+            deadline = time.monotonic() + 60
+            for headers in buyers:
+                while (place := client.get(queue, headers=headers).json())["token"] is None:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"not admitted within 60 s: {place}")
+                    time.sleep(0.1)
+                admissions.append(str(place["token"]))
+            print(f"  waiting room on: {len(admissions)} buyers admitted", flush=True)
+            yield admissions
+        finally:
+            client.delete(room, headers=admin)
+
+
+def room_table(runs: list[dict[str, Any]], levels: list[int]) -> list[str]:
+    """Per level: holds/s and hold p99 with the room off and on (medians over the runs),
+    and the cost: the median of each run's own on/off ratio of holds/s and of the p99."""
+    head = ["conns", "holds/s off", "holds/s on", "on/off", "p99 off ms", "p99 on ms", "on/off"]
+    lines = [f"{head[0]:>6}" + "".join(f"{h:>14}" for h in head[1:])]
+    for i, n in enumerate(levels):
+        off_rate = [r["hub"][i]["holds_per_s"] for r in runs]
+        on_rate = [r["hub_room"][i]["holds_per_s"] for r in runs]
+        off_p99 = [r["hub"][i]["hold_latency_ms"]["p99"] for r in runs]
+        on_p99 = [r["hub_room"][i]["hold_latency_ms"]["p99"] for r in runs]
+        rate_ratio = statistics.median(b / a for a, b in zip(off_rate, on_rate, strict=True))
+        p99_ratio = statistics.median(b / a for a, b in zip(off_p99, on_p99, strict=True))
+        cells = [
+            f"{statistics.median(off_rate):.0f}",
+            f"{statistics.median(on_rate):.0f}",
+            f"{rate_ratio:.3f}",
+            f"{statistics.median(off_p99):.1f}",
+            f"{statistics.median(on_p99):.1f}",
+            f"{p99_ratio:.3f}",
+        ]
+        lines.append(f"{n:>6}" + "".join(f"{c:>14}" for c in cells))
+    return lines
 
 
 @contextlib.contextmanager
@@ -471,8 +547,10 @@ def _levels(
     args: argparse.Namespace,
     setup: Setup,
     run_number: int,
+    admissions: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every level on ``target``, in one uvloop loop of this (pinned) process."""
+    """Every level on ``target``, in one uvloop loop of this (pinned) process; with
+    ``admissions``, each connection sends its buyer's admission token."""
 
     async def all_levels() -> list[dict[str, Any]]:
         results = []
@@ -486,6 +564,7 @@ def _levels(
                 args.duration,
                 setup.redis_pid,
                 seed,
+                admissions[:n] if admissions is not None else None,
             )
             print(level_line(target.name, level), flush=True)
             results.append(level)

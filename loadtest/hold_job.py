@@ -95,10 +95,14 @@ async def _loop(
     window: Window,
     tally: Tally,
     stop: asyncio.Event,
+    admission: str | None = None,
 ) -> None:
-    """One connection's hold/release loop until ``stop`` is set (see the module docstring)."""
+    """One connection's hold/release loop until ``stop`` is set (see the module docstring);
+    ``admission``, when given, goes with every hold as ``X-Admission-Token``."""
     auth = f"Authorization: Bearer {token}\r\n".encode()
     post_head = auth + JSON_HEAD
+    if admission is not None:
+        post_head += f"X-Admission-Token: {admission}\r\n".encode()
     path = f"/api/v1/events/{target.event_id}/holds"
     current: Http1Connection | None = conn
     try:
@@ -173,8 +177,10 @@ async def run_level(
     duration: float,
     redis_pid: int | None,
     seed: int,
+    admissions: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """``len(tokens)`` connections on ``target``: a warm-up, then the measured window.
+    ``admissions`` (one per token, same order): waiting-room admission tokens to send.
 
     Returns:
         The level's figures (see ``summarise``).
@@ -185,7 +191,15 @@ async def run_level(
     tasks = [
         asyncio.create_task(
             _loop(
-                target, conn, token, seats, random.Random(seed * 100_003 + i), window, tally, stop
+                target,
+                conn,
+                token,
+                seats,
+                random.Random(seed * 100_003 + i),
+                window,
+                tally,
+                stop,
+                admissions[i] if admissions is not None else None,
             )
         )
         for i, (conn, token) in enumerate(zip(conns, tokens, strict=True))
