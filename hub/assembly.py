@@ -22,9 +22,9 @@ from hub.context import AppHub, Hub
 from hub.db import UNAVAILABLE as DB_UNAVAILABLE
 from hub.db import Database
 from hub.services import accounts, admin_stream
-from hub.services.health import vitals_loop
 from hub.services.queue_feed import QueueFeed
 from hub.services.snapshots import read_snapshot
+from hub.services.vitals import vitals_loop
 from hub.settings import Settings
 from hub.store import Store
 from hub.tasks import background
@@ -62,7 +62,7 @@ async def serving_hub(
         await stack.enter_async_context(hub.hold_log.flushing())
         await hub.channels.start(functools.partial(read_snapshot, hub))
         stack.push_async_callback(hub.channels.stop)
-        # Every process publishes its own vitals for the health report (hub.services.health).
+        # Every process publishes its own vitals for the health report (hub.services.vitals).
         await stack.enter_async_context(background(vitals_loop(hub), "health_vitals"))
         # Waiting rooms: which events have one (the hold path's check), and the personal
         # queue messages to this process's watchers.

@@ -3,18 +3,8 @@
 Three parts, all in Redis so that every worker process (and host) is seen and a restart
 loses nothing:
 
-1. Each process's **vitals** (``vitals_loop``, every process, every ``PUBLISH_SECONDS``):
-   the process reads its own Prometheus metrics — the very samples ``/metrics`` exports —
-   keeps a ring of cumulative readings in memory, and publishes two windows of them
-   (``RECENT_SECONDS`` and ``WINDOW_SECONDS``: newest reading minus the oldest inside the
-   window, ``engines.monitoring.delta``; a counter that went back means a restart, the whole
-   series counts) with its CPU share and RSS (psutil), its WebSocket connections and bytes
-   waiting to go out, and its PostgreSQL pool. Two keys per process, ``health:proc:ID`` (the
-   head: totals, a few hundred bytes) and ``health:routes:ID`` (per route), each with a TTL
-   of ``PROCESS_TTL_SECONDS``, and the id in the ``health:procs`` sorted set scored by the
-   time of publication. A process that stops publishing drops out within the TTL (and its
-   requests out of the window with it). The id is ``host:pid``, so several apps in one
-   process (tests) publish the same figures once.
+1. Each process's **vitals** (``hub.services.vitals``): every process publishes windows of
+   its own metrics (the samples ``/metrics`` exports) every ``PUBLISH_SECONDS``.
 
 2. The **report** (``comprehensive``): PostgreSQL (a ``SELECT 1`` probe and one statement
    over ``pg_stat_activity`` and the backlogs, ``hub.db.health``), Redis (PING and
@@ -44,33 +34,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
-import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-import psutil
 import structlog
 
-from engines.monitoring import Alert, AlertState, advance, delta, quantile
+from engines.monitoring import Alert, AlertState, advance, quantile
 from hub import jsonenc, metrics, store
 from hub.context import Hub
 from hub.db import health as health_db
 from hub.services.expiry import STUCK_AFTER_MS
-
-if TYPE_CHECKING:
-    from hub.context import AppHub
+from hub.services.vitals import BOUNDS, as_text, published
 
 log = structlog.get_logger(__name__)
 
-PUBLISH_SECONDS = 2.5
-RECENT_SECONDS = 10.0
-WINDOW_SECONDS = 300.0
-PROCESS_TTL_SECONDS = 15
 SAMPLE_SECONDS = 10.0
 SERIES_POINTS = 360
 CACHE_SECONDS = 300
@@ -79,240 +58,8 @@ SLOW_QUERY_SECONDS = 1.0
 MAX_HOLDS_EXAMINED = 2000
 #: A check never gives up sooner than this (``probe_timeout_ms``).
 MIN_TIMEOUT_MS = 1000.0
-BOUNDS = metrics.LATENCY_BUCKETS
 
 _decode = msgspec.json.Decoder()
-
-
-def process_id() -> str:
-    """This process's id in the published vitals: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-# --- 1. vitals: each process reads its own metrics and publishes windows of them --------------
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """This process's cumulative figures at one instant (``at``: monotonic seconds)."""
-
-    at: float
-    cpu_seconds: float
-    # "METHOD route" -> [requests, 5xx answers, cumulative latency buckets ... , total]
-    routes: dict[str, list[float]]
-    holds: list[float]
-    bookings: dict[str, float]
-    caches: dict[str, list[float]]
-
-
-def read_metrics(cpu_seconds: float) -> Reading:
-    """Read this process's request, hold, booking and cache metrics (no I/O).
-
-    In multiprocess mode a metric's ``collect()`` reads this process's own file: summing
-    what every process publishes gives what ``/metrics`` aggregates.
-    """
-    index = {float(b): i for i, b in enumerate(BOUNDS)}
-    routes: dict[str, list[float]] = {}
-
-    def route(labels: Mapping[str, str]) -> list[float]:
-        key = f"{labels['method']} {labels['route']}"
-        found = routes.get(key)
-        if found is None:
-            found = routes[key] = [0.0] * (len(BOUNDS) + 3)
-        return found
-
-    for family in metrics.HTTP_REQUESTS.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                row = route(sample.labels)
-                row[0] += sample.value
-                if sample.labels["status"].startswith("5"):
-                    row[1] += sample.value
-    for family in metrics.HTTP_LATENCY.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                le = sample.labels["le"]
-                i = len(BOUNDS) if le == "+Inf" else index.get(float(le))
-                if i is not None:
-                    route(sample.labels)[2 + i] += sample.value
-    holds = [0.0] * (len(BOUNDS) + 1)
-    for family in metrics.HOLD_LATENCY.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                le = sample.labels["le"]
-                i = len(BOUNDS) if le == "+Inf" else index.get(float(le))
-                if i is not None:
-                    holds[i] += sample.value
-    bookings: dict[str, float] = {}
-    for family in metrics.BOOKINGS.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                outcome = sample.labels["outcome"]
-                bookings[outcome] = bookings.get(outcome, 0.0) + sample.value
-    caches: dict[str, list[float]] = {}
-    for family in metrics.CACHE_LOOKUPS.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                row = caches.setdefault(sample.labels["cache"], [0.0, 0.0])
-                row[0 if sample.labels["outcome"] == "hit" else 1] += sample.value
-    return Reading(time.monotonic(), cpu_seconds, routes, holds, bookings, caches)
-
-
-def _since(readings: Sequence[Reading], seconds: float) -> Reading:
-    """The reading a window of ``seconds`` ending at the newest one starts from: the newest
-    at least that old, else the oldest kept."""
-    newest = readings[-1].at
-    for reading in reversed(readings):
-        if newest - reading.at >= seconds:
-            return reading
-    return readings[0]
-
-
-def _window(new: Reading, old: Reading) -> dict[str, Any]:
-    """The figures between two readings: totals, and per route."""
-    routes: dict[str, list[float]] = {}
-    for key, row in new.routes.items():
-        diff = delta(row, old.routes.get(key))
-        if diff[0] > 0:
-            routes[key] = diff
-    buckets = [0.0] * (len(BOUNDS) + 1)
-    requests = errors = 0.0
-    for row in routes.values():
-        requests += row[0]
-        errors += row[1]
-        for i, count in enumerate(row[2:]):
-            buckets[i] += count
-    bookings = {k: v - old.bookings.get(k, 0.0) for k, v in new.bookings.items()}
-    if any(v < 0 for v in bookings.values()):
-        bookings = dict(new.bookings)
-    caches = {k: delta(v, old.caches.get(k)) for k, v in new.caches.items()}
-    return {
-        "seconds": round(new.at - old.at, 2),
-        "requests": requests,
-        "errors": errors,
-        "buckets": buckets,
-        "holds": delta(new.holds, old.holds),
-        "bookings": bookings,
-        "caches": caches,
-        "routes": routes,
-    }
-
-
-@dataclass(eq=False)
-class Vitals:
-    """This process's ring of readings and what it publishes (``vitals_loop`` owns one)."""
-
-    hub: AppHub
-    id: str = field(default_factory=process_id)
-    readings: deque[Reading] = field(default_factory=deque)
-    process: psutil.Process = field(default_factory=psutil.Process)
-
-    def read(self) -> Reading:
-        cpu = self.process.cpu_times()
-        reading = read_metrics(cpu.user + cpu.system)
-        self.readings.append(reading)
-        while len(self.readings) > 2 and reading.at - self.readings[1].at >= WINDOW_SECONDS:
-            self.readings.popleft()
-        return reading
-
-    def head(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """What this process publishes: the head and the per-route window."""
-        new = self.readings[-1]
-        recent = _window(new, _since(self.readings, RECENT_SECONDS))
-        window = _window(new, _since(self.readings, WINDOW_SECONDS))
-        last = self.readings[-2] if len(self.readings) > 1 else new
-        elapsed = new.at - last.at
-        cpu = (new.cpu_seconds - last.cpu_seconds) / elapsed * 100 if elapsed > 0 else None
-        channels = self.hub.channels
-        connections = backlog = 0
-        for channel in channels.events.values():
-            for peer in channel.peers:
-                connections += 1
-                backlog += peer.buffered()
-        for peer in self.hub.admin_feed.peers:
-            backlog += peer.buffered()
-        pool = self.hub.db.stats()
-        routes = window.pop("routes")
-        recent.pop("routes")
-        head = {
-            "id": self.id,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "at": time.time(),
-            "leader": self.hub.leadership.is_leader,
-            "cpu_percent": None if cpu is None else round(cpu, 1),
-            "rss_bytes": self.process.memory_info().rss,
-            "ws": {
-                "connections": connections,
-                "admins": len(self.hub.admin_feed.peers),
-                "backlog_bytes": backlog,
-                "behind": len(channels.behind),
-                "watched_events": len(channels.events),
-            },
-            "db_pool": pool,
-            "recent": recent,
-            "window": window,
-        }
-        return head, routes
-
-    async def publish(self) -> None:
-        head, routes = self.head()
-        keys = self.hub.store.keys
-        now = time.time()
-        async with self.hub.store.client.pipeline(transaction=False) as pipe:
-            pipe.set(keys.global_(f"health:proc:{self.id}"), jsonenc.dumps(head))
-            pipe.expire(keys.global_(f"health:proc:{self.id}"), PROCESS_TTL_SECONDS)
-            pipe.set(
-                keys.global_(f"health:routes:{self.id}"),
-                jsonenc.dumps(routes),
-                ex=PROCESS_TTL_SECONDS,
-            )
-            pipe.zadd(keys.global_("health:procs"), {self.id: now})
-            pipe.zremrangebyscore(keys.global_("health:procs"), "-inf", now - PROCESS_TTL_SECONDS)
-            await pipe.execute()
-
-
-async def vitals_loop(hub: AppHub) -> None:
-    """Every process: read and publish this process's vitals every ``PUBLISH_SECONDS``
-    (about a millisecond of CPU and one pipelined round trip each)."""
-    vitals = Vitals(hub)
-    while True:
-        try:
-            vitals.read()
-            await vitals.publish()
-        except asyncio.CancelledError:
-            raise
-        except store.UNAVAILABLE as exc:
-            log.warning("health_vitals_unpublished", error=repr(exc))
-        except Exception:
-            log.exception("health_vitals_failed")
-        await asyncio.sleep(PUBLISH_SECONDS)
-
-
-async def published(hub: Hub, *, routes: bool) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """The heads (and with ``routes`` the per-route windows) of every live process."""
-    keys = hub.store.keys
-    ids = await hub.store.client.zrangebyscore(
-        keys.global_("health:procs"), time.time() - PROCESS_TTL_SECONDS, "+inf"
-    )
-    if not ids:
-        return []
-    names = [keys.global_(f"health:proc:{_s(i)}") for i in ids]
-    if routes:
-        names += [keys.global_(f"health:routes:{_s(i)}") for i in ids]
-    values = await hub.store.client.mget(names)
-    found = []
-    for n in range(len(ids)):
-        head = values[n]
-        if head is None:
-            continue
-        per_route = values[len(ids) + n] if routes else None
-        found.append((_decode.decode(head), _decode.decode(per_route) if per_route else {}))
-    return found
-
-
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # --- 2. the report ---------------------------------------------------------------------------
@@ -481,7 +228,7 @@ async def _holds(hub: Hub, live_events: Sequence[Any]) -> dict[str, Any]:
     for event_id, members in zip(live_events, counted[2::3], strict=True):
         for member in members:
             if len(examined) < MAX_HOLDS_EXAMINED:
-                examined.append((event_id, _s(member)))
+                examined.append((event_id, as_text(member)))
     confirming = stuck = 0
     if examined:
         async with client.pipeline(transaction=False) as pipe:
@@ -491,7 +238,7 @@ async def _holds(hub: Hub, live_events: Sequence[Any]) -> dict[str, Any]:
                 )
             fields = await pipe.execute()
         for status, since in fields:
-            if status is not None and _s(status) == "confirming":
+            if status is not None and as_text(status) == "confirming":
                 confirming += 1
                 if since is not None and int(since) < now_ms - STUCK_AFTER_MS:
                     stuck += 1
@@ -793,12 +540,17 @@ SERIES_FIELDS = (
 
 
 async def load_alerts(hub: Hub) -> dict[str, Alert]:
+    """The alert states the sampler keeps in Redis, by rule (empty before its first tick)."""
     raw = await hub.store.client.hgetall(hub.store.keys.global_("health:alerts"))
     found = {}
     for name, value in raw.items():
         item = _decode.decode(value)
-        found[_s(name)] = Alert(
-            _s(name), AlertState(item["state"]), item["since"], item["value"], item["threshold"]
+        found[as_text(name)] = Alert(
+            as_text(name),
+            AlertState(item["state"]),
+            item["since"],
+            item["value"],
+            item["threshold"],
         )
     return found
 
@@ -812,7 +564,8 @@ async def sample(hub: Hub) -> dict[str, Any]:
     for transition in changed:
         alert = transition.alert
         firing = alert.state is AlertState.FIRING
-        (log.warning if firing else log.info)(
+        # Both at warning: a resolution is read beside the firing it ends.
+        log.warning(
             "alert_firing" if firing else "alert_resolved",
             alert=alert.name,
             value=alert.value,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from hub.app import create_app
-from hub.services import accounts, health
+from hub.services import accounts, vitals
 from hub.settings import Settings
 from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_database, _drop_keys, _fresh_database
 from tests.bench.bulk import _event, percentile
@@ -117,7 +117,7 @@ async def run(args: argparse.Namespace) -> int:
                 transport=transport, base_url="http://bench", timeout=60
             ) as c:
                 admin = await _setup(c, app, args.events, args.holds)
-                await asyncio.sleep(health.PUBLISH_SECONDS * 1.5)  # this process published
+                await asyncio.sleep(vitals.PUBLISH_SECONDS * 1.5)  # this process published
                 sample = (await c.get(
                     "/api/v1/advanced/health/comprehensive", params={"fresh": "true"},
                     headers=admin,

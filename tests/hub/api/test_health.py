@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.services import health
+from hub.services import health, vitals
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.waiting import eventually
@@ -68,7 +68,7 @@ async def test_the_report_is_measured_in_every_section(
     # This process published its vitals: its pid, its RSS, a CPU share.
     me = f"{socket.gethostname()}:{os.getpid()}"
     assert await eventually(
-        lambda: _has_worker(client, admin, me), within=3 * health.PUBLISH_SECONDS
+        lambda: _has_worker(client, admin, me), within=3 * vitals.PUBLISH_SECONDS
     )
     worker = next(
         w
@@ -110,7 +110,7 @@ async def test_a_burst_of_requests_raises_the_counts_and_latency_of_its_route(
         row = _route(await _report(client, admin, fresh="true"), "GET", path)
         return row is not None and row["requests"] >= counted + 40
 
-    assert await eventually(seen, within=3 * health.PUBLISH_SECONDS)
+    assert await eventually(seen, within=3 * vitals.PUBLISH_SECONDS)
     report = await _report(client, admin, fresh="true")
     row = _route(report, "GET", path)
     assert row is not None

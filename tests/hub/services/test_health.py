@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from hub import metrics
 from hub.context import Hub, open_hub
-from hub.services import health
+from hub.services import health, vitals
 from hub.settings import Settings
 
 
@@ -60,27 +60,18 @@ async def test_an_alert_fires_once_and_resolves_once(private: Hub) -> None:
     assert metrics.total(metrics.ALERT_FIRING, name="postgres_down") == 0
 
 
-async def test_the_alert_states_outlive_the_hub_that_set_them(
-    private: Hub, settings: Settings
-) -> None:
-    private.settings = private.settings.replace(alert_outbox_backlog=0)
-    async with private.db.connection() as con:
-        await con.execute("INSERT INTO outbox (kind, payload) VALUES ('test', '{}')")
-    try:
+async def test_the_alert_states_outlive_the_hub_that_set_them(private: Hub) -> None:
+    private.settings = private.settings.replace(alert_probe_ms=0.0001)
+    with capture_logs() as logs:
+        await health.sample(private)
+    assert len(_events(logs, "alert_firing")) == 2
+    # A second hub on the same keys (a new leader) knows they fire: no second line.
+    async with open_hub(private.settings) as successor:
         with capture_logs() as logs:
-            await health.sample(private)
-        pending = await private.db.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-        if pending == 0:
-            pytest.skip("the run's leader drained the outbox before the sample")
-        assert [e["alert"] for e in _events(logs, "alert_firing")] == ["outbox_backlog"]
-        # A second hub on the same keys (a new leader) knows it fires: no second line.
-        async with open_hub(private.settings) as successor:
-            successor.settings = private.settings
-            with capture_logs() as logs:
-                await health.sample(successor)
-        assert _events(logs, "alert_firing") == []
-    finally:
-        await private.db.execute("UPDATE outbox SET sent_at = now() WHERE kind = 'test'")
+            await health.sample(successor)
+        states = await health.load_alerts(successor)
+    assert _events(logs, "alert_firing") == []
+    assert states["postgres_down"].state.value == "firing"
 
 
 async def test_the_series_grows_one_point_per_sample_and_survives_a_new_hub(
@@ -110,13 +101,13 @@ async def test_the_series_keeps_the_last_hour_only(private: Hub) -> None:
 
 def test_a_process_window_follows_its_own_metrics() -> None:
     route = f"/test/{uuid.uuid4().hex[:8]}"
-    before = health.read_metrics(0.0)
+    before = vitals.read_metrics(0.0)
     metrics.HTTP_REQUESTS.labels("GET", route, "200").inc(7)
     metrics.HTTP_REQUESTS.labels("GET", route, "503").inc(3)
     for seconds in (0.002, 0.002, 0.004, 0.2):
         metrics.HTTP_LATENCY.labels("GET", route).observe(seconds)
-    after = health.read_metrics(0.0)
-    window = health._window(after, before)
+    after = vitals.read_metrics(0.0)
+    window = vitals._window(after, before)
     row = window["routes"][f"GET {route}"]
     assert row[0] == 10 and row[1] == 3  # requests, 5xx
     assert row[-1] == 4  # latency samples, the +Inf bucket
