@@ -123,6 +123,9 @@ DEFAULTS: dict[str, Any] = {
     "redis_pool_max": 512,
     "max_inflight_requests": 64,
     "leader_lease_seconds": 5.0,
+    "waiting_room_session_seconds": 600,
+    "waiting_room_target_p99_ms": 100,
+    "waiting_room_start_rate": 20.0,
     "metrics_dir": None,
     "log_level": "info",
 }
