@@ -473,7 +473,7 @@ def alert_values(hub: Hub, report: Mapping[str, Any]) -> dict[str, float | None]
     return {
         "hold_p99_ms": recent["hold_p99_ms"] or 0.0,
         "error_rate": recent["error_rate"] or 0.0,
-        "breaker_open": round(_open_seconds(report["external"], time.time()), 1),
+        "breaker_open": round(_open_seconds(report["external"], time.time()), 3),
         "outbox_backlog": float(pending) if pending is not None else None,
         "postgres_down": database["probe_ms"] if database.get("ok") else failed,
         "redis_down": redis["probe_ms"] if redis.get("ok") else failed,

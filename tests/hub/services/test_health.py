@@ -15,6 +15,7 @@ from hub import metrics
 from hub.context import Hub, open_hub
 from hub.services import health, vitals
 from hub.settings import Settings
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -112,3 +113,67 @@ def test_a_process_window_follows_its_own_metrics() -> None:
     assert row[0] == 10 and row[1] == 3  # requests, 5xx
     assert row[-1] == 4  # latency samples, the +Inf bucket
     assert window["requests"] >= 10 and window["errors"] >= 3
+
+
+async def test_a_database_that_does_not_answer_makes_the_report_down_not_an_error(
+    private: Hub,
+) -> None:
+    private.db.pool.terminate()
+    report = await health.measure(private)
+    assert report["status"] == "down"
+    assert report["database"]["ok"] is False and report["database"]["error"]
+    assert report["redis"]["ok"] is True  # the other checks still answer
+    assert report["bookings"]["ok"] is False
+    assert report["queues"]["outbox_pending"] is None
+
+
+async def test_the_live_summary_follows_requests_of_every_process(hub: Hub, client: Any) -> None:
+    for _ in range(30):
+        assert (await client.get("/api/v1/events")).status_code == 200
+
+    async def moved() -> bool:
+        summary = await health.live_summary(hub)
+        return summary["processes"] >= 1 and summary["requests_per_s"] > 0
+
+    assert await eventually(moved, within=3 * vitals.PUBLISH_SECONDS)
+    summary = await health.live_summary(hub)
+    assert summary["p50_ms"] is not None and summary["p50_ms"] <= summary["p99_ms"]
+    assert summary["rss_bytes"] > 0
+    assert isinstance(summary["alerts"], list)
+
+
+async def test_an_open_payment_breaker_degrades_the_report_and_fires_until_it_closes(
+    settings: Settings,
+) -> None:
+    own = settings.replace(
+        redis_prefix=f"{settings.redis_prefix}breaker{uuid.uuid4().hex[:6]}:",
+        breaker_failure_threshold=1,
+        breaker_reset_seconds=0.3,
+    )
+
+    async def failing() -> None:
+        raise ConnectionError("provider unreachable")
+
+    async def fine() -> None:
+        return None
+
+    async with open_hub(own) as hub:
+        with pytest.raises(ConnectionError):
+            await hub.breakers.payments.call(failing)
+        with capture_logs() as logs:
+            await health.sample(hub)
+        report = await health.measure(hub)
+        payments = report["external"]["payments"]
+        assert payments["state"] == "open" and "provider unreachable" in payments["last_error"]
+        assert report["status"] == "degraded"
+        assert [e["alert"] for e in _events(logs, "alert_firing")] == ["breaker_open"]
+
+        assert await eventually(lambda: hub.breakers.payments.state == "half_open", within=3)
+        await hub.breakers.payments.call(fine)  # the trial succeeds: closed
+        with capture_logs() as logs:
+            await health.sample(hub)
+        assert [e["alert"] for e in _events(logs, "alert_resolved")] == ["breaker_open"]
+        assert (await health.measure(hub))["external"]["payments"]["state"] == "closed"
+        keys = [key async for key in hub.store.client.scan_iter(match=f"{own.redis_prefix}*")]
+        if keys:
+            await hub.store.client.delete(*keys)
