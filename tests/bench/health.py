@@ -6,7 +6,8 @@ holds (``--events`` x ``--holds`` holds of 2 seats, all examined by the report's
 confirmation scan), a spread of requests over several routes so the per-route table is
 full, and the vitals of this process published. Then ``--reports`` reports, one at a time:
 the endpoint with ``?fresh=true`` through the ASGI stack (authentication, routing, the
-measurement, JSON), and the cached one.
+measurement, JSON), the cached one, and ``health.live_summary`` (the admin stream's
+per-second read) called directly.
 
 Prints p50/p99/max (ms) of each and whether the fresh p99 meets the target; exits 1 if not.
 """
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 
 from hub.app import create_app
-from hub.services import accounts, vitals
+from hub.services import accounts, health, vitals
 from hub.settings import Settings
 from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_database, _drop_keys, _fresh_database
 from tests.bench.bulk import _event, percentile
@@ -124,6 +125,11 @@ async def run(args: argparse.Namespace) -> int:
                 )).json()  # fmt: skip
                 fresh = await _time(c, admin, args.reports, fresh=True)
                 cached = await _time(c, admin, args.reports, fresh=False)
+                summary = []
+                for _ in range(args.reports):
+                    started = time.perf_counter()
+                    await health.live_summary(app.state.hub)
+                    summary.append((time.perf_counter() - started) * 1000)
     finally:
         await _drop_database(args.pg_url, database_url)
         await _drop_keys(args.redis_url, prefix)
@@ -133,9 +139,9 @@ async def run(args: argparse.Namespace) -> int:
         f" {len(sample['api']['routes'])} routes, {len(sample['process']['workers'])} worker(s);"
         f" measured by the report itself: {sample['took_ms']} ms"
     )
-    for name, timings in (("fresh", fresh), ("cached", cached)):
+    for name, timings in (("fresh", fresh), ("cached", cached), ("live_summary", summary)):
         print(
-            f"  {name:6} n={len(timings)}  mean {statistics.fmean(timings):.1f}  "
+            f"  {name:12} n={len(timings)}  mean {statistics.fmean(timings):.1f}  "
             f"p50 {percentile(timings, 50):.1f}  p99 {percentile(timings, 99):.1f}  "
             f"max {max(timings):.1f} ms"
         )
