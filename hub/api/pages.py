@@ -1,4 +1,5 @@
-"""The browser pages: the event list and the live seat map, served as static HTML files.
+"""The browser pages: the event list, the live seat map and the admin live panel, served as
+static HTML files.
 
 The pages are plain files (no templating): everything dynamic comes from the API and the
 live channel, so a page can be cached and served by anything. What this module adds is
@@ -98,5 +99,8 @@ def _file(filename: str, status: int = 200) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/", page("/", "index.html"), methods=["GET", "HEAD"]),
+        # The admin panel's page is public like the others; the data behind it (the admin
+        # analytics and health routes, /ws/admin) is what is admin-only.
+        Route("/admin", page("/admin", "admin.html"), methods=["GET", "HEAD"]),
         Route("/events/{event_id}", event_page("/events/{event_id}"), methods=["GET", "HEAD"]),
     ]

@@ -17,6 +17,7 @@ reads them once a second while an admin watches, so each is built to be cheap pe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from engines.seats import count_seats
 from hub.channels.admin import Source
 from hub.context import Hub
 from hub.db import events as events_db
-from hub.services import live_seats
+from hub.services import health, live_seats
 
 REFRESH_SECONDS = 5.0
 CANDIDATES = 200
@@ -163,9 +164,24 @@ class BreakerStates:
         return {"breakers": self.hub.breakers.states()}
 
 
+async def hub_summary(hub: Hub) -> dict[str, Any]:
+    """``{"hub": health.live_summary(hub), "alerts": [...]}``: the figures over every hub
+    process and the current alerts (two Redis round trips, no PostgreSQL; see
+    ``live_summary``)."""
+    summary = await health.live_summary(hub)
+    return {"hub": summary, "alerts": summary.get("alerts", [])}
+
+
 def sources(hub: Hub) -> dict[str, Source]:
     """Every source of the admin stream's hub-wide fields, by name, for the lifespan to
-    attach to the admin feed. This is the one place a new panel figure is wired in (the
-    waiting rooms' queue lengths join here once the waiting room has a function for them).
+    attach to the admin feed. This is the one place a new panel figure is wired in.
+
+    Hook: the waiting rooms' queue lengths (a ``waiting_rooms`` field) join here once the
+    waiting room offers one function for every room that is on; today it has only the
+    per-event view (``waiting_room.get_room``) and no public list of the rooms on.
     """
-    return {"sales": SalesBoard(hub), "breakers": BreakerStates(hub)}
+    return {
+        "sales": SalesBoard(hub),
+        "breakers": BreakerStates(hub),
+        "hub": functools.partial(hub_summary, hub),
+    }

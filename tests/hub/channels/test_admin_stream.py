@@ -127,8 +127,10 @@ async def test_the_stream_moves_with_bookings_latency_and_an_events_fill(
     try:
         await conn.send({"t": "hello", "token": admin.token})
         first = await _metrics(conn)
-        for key in ("events", "latency", "error_rate", "window_seconds"):
+        for key in ("events", "latency", "error_rate", "window_seconds", "hub", "alerts"):
             assert key in first, key
+        assert first["breakers"]["payments"]["state"] == "closed"
+        assert first["hub"]["processes"] >= 1
 
         buyers = [await register(client, f"Buyer {n}") for n in range(4)]
         booked = await asyncio.gather(
