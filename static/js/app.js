@@ -10,6 +10,7 @@ import { SeatMap, BAND_COLOURS, STATE_COLOURS } from "./seatmap.js";
 import { SeatList } from "./a11y-list.js";
 import { Recommender } from "./recommend.js";
 import { Waitlist } from "./waitlist.js";
+import { Queue } from "./queue.js";
 
 const $ = (id) => document.getElementById(id);
 const eventId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
@@ -85,6 +86,8 @@ function describeError(err, what) {
     }
     case "hold_expired":
       return "Your hold expired and the seats were released. Please choose seats and hold them again.";
+    case "not_admitted":
+      return "This on-sale has a waiting room: join the queue, and the seat map opens for you when your turn comes.";
     case "sold_out":
       return `Not enough free seats together${err.problem.section ? " in that section" : ""}: ${err.message}`;
     case "limit_exceeded":
@@ -316,6 +319,15 @@ const channel = new Channel(eventId, {
       case "offer":
         waitlist.receiveOffer(msg);
         break;
+      case "queue":
+        queue.receive(msg);
+        break;
+      case "admitted":
+        queue.receiveAdmitted(msg);
+        break;
+      case "sold_out":
+        queue.receiveSoldOut();
+        break;
       case "error":
         if (!recommender.refused(msg)) console.warn("channel error", msg.code, msg.detail);
         break;
@@ -458,6 +470,7 @@ async function placeHold(call, what) {
       selectionChanged(null);
       list.refresh();
     }
+    if (err instanceof ApiError && err.code === "not_admitted") queue.notAdmitted();
     announce(describeError(err, what), "error");
     return false;
   }
@@ -466,7 +479,7 @@ async function placeHold(call, what) {
 $("hold-selected").addEventListener("click", () => {
   const ids = [...model.selected].map((i) => model.seats[i].id);
   if (!ids.length) return announce("Choose one or more free seats first.", "error");
-  placeHold(() => api.holdSeats(eventId, ids), "Holding the seats");
+  placeHold(() => api.holdSeats(eventId, ids, queue.token()), "Holding the seats");
 });
 
 $("clear-selection").addEventListener("click", () => {
@@ -480,7 +493,7 @@ $("best-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const quantity = Number($("best-quantity").value);
   const section = $("best-section").value || undefined;
-  placeHold(() => api.holdBest(eventId, quantity, section), "Finding seats");
+  placeHold(() => api.holdBest(eventId, quantity, section, queue.token()), "Finding seats");
 });
 
 $("book").addEventListener("click", async () => {
@@ -553,7 +566,7 @@ const recommender = new Recommender(
     model,
     map,
     channel,
-    hold: (seatIds) => placeHold(() => api.holdSeats(eventId, seatIds), "Holding the seats"),
+    hold: (seatIds) => placeHold(() => api.holdSeats(eventId, seatIds, queue.token()), "Holding the seats"),
     describeError,
   },
 );
@@ -583,6 +596,41 @@ const waitlist = new Waitlist(
 );
 window.__evently.waitlist = waitlist;
 window.__evently.model = model;
+
+// --- waiting room -----------------------------------------------------------------------
+
+const queue = new Queue(
+  {
+    view: $("queue"),
+    intro: $("queue-intro"),
+    join: $("queue-join"),
+    place: $("queue-place"),
+    progress: $("queue-progress"),
+    eta: $("queue-eta"),
+    leave: $("queue-leave"),
+    turn: $("turn"),
+    turnLeft: $("turn-left"),
+  },
+  {
+    eventId,
+    announce,
+    needSignIn,
+    describeError,
+    // The queue view stands in the seat map's place until the user's turn.
+    showMap(on, { focus = false } = {}) {
+      const shop = $("shop");
+      if (shop.hidden === !on) return;
+      shop.hidden = !on;
+      if (!on) return;
+      // The canvas had no size while hidden: fit the venue to it once it has one again.
+      requestAnimationFrame(() => map.fit());
+      if (focus) $("seat-list").focus();
+    },
+    // Sold out while waiting: the waitlist is the way on.
+    soldOut: () => waitlist.offerAfterSoldOut(),
+  },
+);
+window.__evently.queue = queue;
 
 // --- start ------------------------------------------------------------------------------
 
@@ -631,6 +679,7 @@ async function start() {
   channel.connect();
   await restoreHold();
   await waitlist.refresh();
+  await queue.start(event);
   // Signing in or out changes what the channel may send us (personal offers): say hello again.
   // (A refresh of the same session's user details is not a change of who is watching.)
   let token = session.token;
@@ -641,6 +690,7 @@ async function start() {
     recommender.refresh();
     if (!user && model.hold) clearHold();
     waitlist.sessionChanged();
+    queue.sessionChanged();
   });
 }
 

@@ -65,6 +65,14 @@ export class Waitlist {
     if (this.inLine()) this.scheduleRefresh(REFRESH_AFTER_CHANGE_MS);
   }
 
+  /** The waiting room says the event sold out while the user queued: offer the waitlist
+   * now (the live counts may not show it yet: held seats can be on their way to sold). */
+  offerAfterSoldOut() {
+    this.soldOut = true;
+    this.render();
+    this.els.panel.scrollIntoView({ block: "nearest" });
+  }
+
   /** A personal `offer` message from the channel. */
   receiveOffer(msg) {
     this.stats.offers++;
