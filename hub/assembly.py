@@ -6,7 +6,8 @@ members that run need what only the services have, and the services take the fin
 hub, so this module, above both, hands it over when it starts them: the channel hub gets
 the snapshot reader bound to the hub, the leader gets the leader loops bound to the hub.
 Start order: connections, the hub, the bootstrap admin, the revocation feed, the
-hold-log flusher, the channels, the campaign for leadership; stop order is the reverse.
+hold-log flusher, the channels, the WebSocket caps' heartbeat, the campaign for leadership;
+stop order is the reverse.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ async def serving_hub(
         await stack.enter_async_context(hub.hold_log.flushing())
         await hub.channels.start(functools.partial(read_snapshot, hub))
         stack.push_async_callback(hub.channels.stop)
+        await hub.ws_caps.start()
+        stack.push_async_callback(hub.ws_caps.stop)
         # Every process publishes its own vitals for the health report (hub.services.vitals).
         await stack.enter_async_context(background(vitals_loop(hub), "health_vitals"))
         # Waiting rooms: which events have one (the hold path's check), and the personal

@@ -28,6 +28,7 @@ from argon2 import PasswordHasher
 from hub.breakers import Breakers
 from hub.cache import SharedLoads
 from hub.channels.admin import AdminFeed
+from hub.channels.caps import ConnectionCaps
 from hub.channels.fanout import Channels
 from hub.db import Database
 from hub.hold_log import HoldLogWriter
@@ -129,6 +130,8 @@ class AppHub(Hub):
 
     channels: Channels = field(init=False)
     admin_feed: AdminFeed = field(init=False)
+    # WebSocket connections per address and per user, counted in Redis for every process.
+    ws_caps: ConnectionCaps = field(init=False)
     leadership: Leadership = field(init=False)
     revocations: RevocationFeed = field(init=False)
     room_feed: RoomFeed = field(init=False)
@@ -147,6 +150,7 @@ class AppHub(Hub):
         self.room_feed = RoomFeed(self.settings.redis_url, self.store, self.rooms)
         self.channels = Channels(self.settings, self.store.keys, self.inventory)
         self.admin_feed = AdminFeed(self.channels, self.store, self.db)
+        self.ws_caps = ConnectionCaps(self.store)
         self.leadership = Leadership(self.store, self.settings.leader_lease_seconds)
 
 

@@ -65,6 +65,11 @@ WS_DELIVERIES = Counter("evently_ws_deliveries_total", "Frames written to WebSoc
 WS_DROPPED = Counter(
     "evently_ws_dropped_total", "Slow WebSocket clients resynced or closed", ["action"]
 )
+# reason: origin, rate_limited, ip_cap, user_cap, hello_timeout, not_admin,
+# refused_messages, too_big, no_such_event (hub.api.sockets)
+WS_REFUSED = Counter(
+    "evently_ws_refused_total", "WebSocket connections refused or closed by a limit", ["reason"]
+)
 
 DB_POOL = Gauge(
     "evently_db_pool_connections", "PostgreSQL pool", ["state"], multiprocess_mode="livesum"

@@ -104,16 +104,19 @@ class HubProcess:
 
 
 @contextlib.asynccontextmanager
-async def hub_process(settings: Settings, **overrides: str) -> AsyncIterator[HubProcess]:
+async def hub_process(
+    settings: Settings, *, stderr: Any = None, **overrides: str
+) -> AsyncIterator[HubProcess]:
     """A hub in its own uvicorn process (the CLI's options), on a free port. ``overrides``
-    set ``EVENTLY_*`` variables (``hold_ttl_seconds="1"``)."""
+    set ``EVENTLY_*`` variables (``hold_ttl_seconds="1"``); ``stderr`` (a file) receives
+    its log lines instead of the test run's stderr."""
     port = free_port()
     code = (
         "import uvicorn; from hub.cli import uvicorn_options; "
         f"uvicorn.run('hub.asgi:create', **uvicorn_options('127.0.0.1', {port}, 1))"
     )
     env = hub_env(settings, **overrides)
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)  # noqa: ASYNC220
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=stderr)  # noqa: ASYNC220
     try:
         async with httpx.AsyncClient() as http:
             for _ in range(300):

@@ -6,17 +6,26 @@ not the channels package, knows the hub and authentication, so the channels stay
 
 Raw ASGI rather than ``starlette.websockets.WebSocket``: the endpoint needs the scope's
 ``evently.direct`` extension to build a peer the broadcaster writes to without awaiting,
-and it never needs Starlette's per-message wrappers. Everything before ``accept`` (Origin,
-per-IP cap) is refused with an HTTP status; everything after with a close code:
-4403 forbidden, 4404 no such event, 4429 too many connections, 1009 message too big,
-1013 too slow (by the broadcaster).
+and it never needs Starlette's per-message wrappers.
+
+The gate, in order, before the handshake (refused with an HTTP status and a problem+json
+body): the ``Origin`` (403), the connect rate per address (429 with ``Retry-After``), the
+connections per address in every hub process (429). After the handshake, with a close
+code: 4403 forbidden (``/ws/admin`` without an admin ``hello`` within
+``ADMIN_HELLO_SECONDS``), 4404 no such event, 4429 too many connections for the user,
+1008 too many refused messages, 1009 message too big, 1013 too slow (by the broadcaster).
+
+Refusals and early closes are normal events: each is one ``ws_refused`` info line with its
+reason, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import functools
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,19 +34,28 @@ import structlog
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from engines.seating import Taste
-from hub import metrics
+from hub import jsonenc, metrics, ratelimit
 from hub.auth import Principal, principal_from_token
 from hub.channels import codec, reco
+from hub.channels.caps import CapKind, Claim
 from hub.channels.codec import Subprotocol
 from hub.channels.peers import Peer, make_peer
 from hub.context import AppHub
-from hub.errors import HubError, NotFound
+from hub.errors import Forbidden, HubError, NotFound, RateLimited
+from hub.problem_json import PROBLEM_JSON
 from hub.services import events, live_seats, seat_recommendations
 
 log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
-ADMIN_HELLO_SECONDS = 10.0
+# An admin connection must say who it is this soon, or it is closed (4403): an
+# unauthenticated socket holds a place under the address's cap until then.
+ADMIN_HELLO_SECONDS = 2.0
+# More than this many refused client messages within the window close the connection.
+REFUSALS_ALLOWED = 10
+REFUSAL_WINDOW_SECONDS = 10.0
+# Retry-After of a refusal for too many open connections from one address.
+CAP_RETRY_SECONDS = 10
 
 Scope = dict[str, Any]
 
@@ -47,6 +65,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
@@ -62,61 +85,141 @@ def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
     return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
-async def _refuse(send: Any, scope: Scope, status: int, detail: str) -> None:
-    """Refuse the handshake with an HTTP status where the server allows it, else 403."""
-    if "websocket.http.response" in scope.get("extensions", {}):
-        body = detail.encode()
-        headers = [(b"content-type", b"text/plain; charset=utf-8")]
-        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
+async def _refuse(send: Any, scope: Scope, error: HubError, reason: str) -> None:
+    """Refuse the handshake with ``error`` as a problem+json HTTP response where the server
+    allows it (else a close before accept, which servers answer with 403), and say so."""
+    log.info(
+        "ws_refused",
+        path=scope.get("path"),
+        ip=_client_ip(scope),
+        reason=reason,
+        status=error.status,
+        origin=_header(scope, b"origin"),
+    )
+    metrics.WS_REFUSED.labels(reason).inc()
+    if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008})
+        return
+    body = jsonenc.dumps(error.problem(instance=scope.get("path")))
+    headers = [(b"content-type", PROBLEM_JSON.encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send(
+        {"type": "websocket.http.response.start", "status": error.status, "headers": headers}
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _admit(hub: AppHub, scope: Scope, send: Any) -> Claim | None:
+    """Check a connection before its handshake: Origin, connect rate, the per-address cap
+    across every hub process. Returns its place under that cap (give it back with
+    ``hub.ws_caps.release``), or None when it was refused."""
+    settings = hub.settings
+    ip = _client_ip(scope)
+    if not origin_allowed(scope, settings.allowed_origins):
+        await _refuse(send, scope, Forbidden("Origin not allowed"), "origin")
+        return None
+    try:
+        await hub.limits.hit(ratelimit.WS_CONNECTS, ip)
+    except RateLimited as exc:
+        await _refuse(send, scope, exc, "rate_limited")
+        return None
+    claim = await hub.ws_caps.claim(CapKind.IP, ip, settings.ws_max_per_ip)
+    if claim is None:
+        detail = f"At most {settings.ws_max_per_ip} connections from one address"
+        await _refuse(send, scope, RateLimited(CAP_RETRY_SECONDS, detail), "ip_cap")
+    return claim
 
 
 class _Session:
-    """One accepted connection: its peer and the client messages it understands."""
+    """One accepted connection: its peer, its places under the caps, and the client
+    messages it understands."""
 
-    def __init__(self, hub: AppHub, peer: Peer, receive: Any) -> None:
+    def __init__(self, hub: AppHub, peer: Peer, receive: Any, path: str) -> None:
         self.hub = hub
         self.channels = hub.channels
         self.peer = peer
         self.receive = receive
+        self.path = path
+        self.user_claim: Claim | None = None
+        # when the recent refused messages were refused (monotonic seconds)
+        self.refusals: collections.deque[float] = collections.deque()
         # each user's taste, read once per connection (a later hello may change the user)
         self.tastes: dict[uuid.UUID, Taste | None] = {}
 
     def send(self, message: dict[str, Any]) -> None:
         self.peer.write(codec.encode(message, self.peer.proto))
 
+    def refuse(self, code: str, detail: str, refused: str | None = None) -> None:
+        """Answer a refused client message with ``error``; close with 1008 when more than
+        ``REFUSALS_ALLOWED`` were refused within ``REFUSAL_WINDOW_SECONDS``."""
+        self.send(codec.error(code, detail, refused))
+        now = time.monotonic()
+        self.refusals.append(now)
+        while now - self.refusals[0] > REFUSAL_WINDOW_SECONDS:
+            self.refusals.popleft()
+        if len(self.refusals) > REFUSALS_ALLOWED:
+            self.close(1008, "too many refused messages", "refused_messages")
+
+    def close(self, code: int, detail: str, reason: str) -> None:
+        """Close the connection with ``code`` and say why (a normal event: info)."""
+        log.info("ws_refused", path=self.path, ip=self.peer.ip, reason=reason, code=code)
+        metrics.WS_REFUSED.labels(reason).inc()
+        self.peer.close(code, detail)
+
     async def next_message(self) -> dict[str, Any] | None:
-        """The next decodable client message; None once the connection is gone.
-        Undecodable ones are answered with ``error`` and skipped."""
-        while True:
+        """The next decodable client message; None once the connection is gone or closed.
+        Undecodable ones are refused with ``error`` and skipped."""
+        while self.peer.open:
             event = await self.receive()
             if event["type"] != "websocket.receive":
+                if event.get("code") == 1009:  # the server enforced the size limit
+                    log.info("ws_refused", path=self.path, ip=self.peer.ip, reason="too_big")
+                    metrics.WS_REFUSED.labels("too_big").inc()
                 return None
             data = event.get("bytes")
             if data is None:
                 data = event.get("text") or ""
             if len(data) > MAX_MESSAGE_BYTES:  # the server enforces it first when it can
-                self.peer.close(1009, "message too big")
+                self.close(1009, "message too big", "too_big")
                 return None
             try:
                 return codec.decode_client(data)
             except ValueError as exc:
-                self.send(codec.error("bad_message", str(exc)))
+                self.refuse("bad_message", str(exc))
+        return None
 
     async def authenticate(self, message: dict[str, Any]) -> Principal | None:
         token = message.get("token")
         if token is None:
             return None
         if not isinstance(token, str):
-            self.send(codec.error("bad_message", "token must be a string", "hello"))
+            self.refuse("bad_message", "token must be a string", "hello")
             return None
         try:
             return await principal_from_token(self.hub, token)
         except HubError as exc:
-            self.send(codec.error(exc.code, exc.detail, "hello"))
+            self.refuse(exc.code, exc.detail, "hello")
             return None
+
+    async def become(self, principal: Principal) -> bool:
+        """Make the connection ``principal``'s user's, counted under that user's cap in
+        every hub process; False when the cap is full (the connection is closed, 4429)."""
+        if principal.user_id == self.peer.user_id:
+            return True
+        cap = self.hub.settings.ws_max_per_user
+        claim = await self.hub.ws_caps.claim(CapKind.USER, str(principal.user_id), cap)
+        if claim is None:
+            self.close(4429, "Too many connections for this user", "user_cap")
+            return False
+        self.release_user()
+        self.user_claim = claim
+        self.peer.user_id = principal.user_id
+        return True
+
+    def release_user(self) -> None:
+        if self.user_claim is not None:
+            self.hub.ws_caps.release(self.user_claim)
+            self.user_claim = None
 
     async def want_reco(self, raw: Any) -> None:
         """Start, change or (``raw`` None) stop the connection's ``reco`` messages; a wish
@@ -128,19 +231,18 @@ class _Session:
         try:
             prefs = reco.read_prefs(raw, seat_recommendations.MAX_QUANTITY)
         except ValueError as exc:
-            self.send(codec.error("bad_message", str(exc), "hello"))
+            self.refuse("bad_message", str(exc), "hello")
             return
         try:
             event = await events.load_event(self.hub, peer.event_id)
             layout = await live_seats.layout_of(self.hub, event.venue_id)
         except NotFound:
-            detail = "No seat map to recommend seats from for this event"
-            self.send(codec.error("not_found", detail, "hello"))
+            self.refuse("not_found", "No seat map to recommend seats from for this event", "hello")
             return
         unknown = reco.unknown_sections(prefs, layout.table)
         if unknown:
             detail = f"reco.preferred_sections names unknown sections: {', '.join(unknown)}"
-            self.send(codec.error("bad_message", detail, "hello"))
+            self.refuse("bad_message", detail, "hello")
             return
         if event.status != "scheduled" or event.starts_at <= dt.datetime.now(dt.UTC):
             # as over HTTP: nothing to recommend for a cancelled or started event
@@ -167,38 +269,30 @@ class EventSocket:
         if (await receive())["type"] != "websocket.connect":
             return
         hub: AppHub = scope["app"].state.hub
+        ip_claim = await _admit(hub, scope, send)
+        if ip_claim is None:
+            return
         channels = hub.channels
-        settings = hub.settings
-        if not origin_allowed(scope, settings.allowed_origins):
-            log.info("ws_refused", reason="origin", origin=_header(scope, b"origin"))
-            await _refuse(send, scope, 403, "Origin not allowed")
-            return
-        client = scope.get("client")
-        ip = client[0] if client else "unknown"
-        if channels.per_ip[ip] >= settings.ws_max_per_ip:
-            log.info("ws_refused", reason="ip_cap", ip=ip)
-            await _refuse(send, scope, 429, "Too many connections from this address")
-            return
-        proto, answer = Subprotocol.choose(list(scope.get("subprotocols", [])))
-        await send({"type": "websocket.accept", "subprotocol": answer})
-        peer = make_peer(scope, send, proto)
-        channels.per_ip[ip] += 1
-        metrics.WS_CONNECTIONS.labels("events").inc()
-        session = _Session(hub, peer, receive)
         try:
+            proto, answer = Subprotocol.choose(list(scope.get("subprotocols", [])))
+            await send({"type": "websocket.accept", "subprotocol": answer})
+            peer = make_peer(scope, send, proto)
+            metrics.WS_CONNECTIONS.labels("events").inc()
+            session = _Session(hub, peer, receive, "/ws/events")
             try:
-                event_id = uuid.UUID(scope["path_params"]["event_id"])
-            except (KeyError, ValueError):
-                peer.close(4404, "No such event")
-                return
-            channels.watch(event_id, peer)
-            await self._serve(session)
+                try:
+                    event_id = uuid.UUID(scope["path_params"]["event_id"])
+                except (KeyError, ValueError):
+                    session.close(4404, "No such event", "no_such_event")
+                    return
+                channels.watch(event_id, peer)
+                await self._serve(session)
+            finally:
+                channels.unwatch(peer)
+                session.release_user()
+                metrics.WS_CONNECTIONS.labels("events").dec()
         finally:
-            channels.unwatch(peer)
-            _release(channels.per_ip, ip)
-            if peer.user_id is not None:
-                _release(channels.per_user, peer.user_id)
-            metrics.WS_CONNECTIONS.labels("events").dec()
+            hub.ws_caps.release(ip_claim)
 
     async def _serve(self, session: _Session) -> None:
         peer, channels = session.peer, session.channels
@@ -212,52 +306,66 @@ class EventSocket:
                 if not await self._hello(session, message):
                     return
             else:
-                session.send(codec.error("unknown_message", f"unknown message type {kind!r}"))
+                session.refuse("unknown_message", f"unknown message type {kind!r}")
 
     async def _hello(self, session: _Session, message: dict[str, Any]) -> bool:
         """Who watches (``token``) and what it wants pushed (``reco``, absent: nothing);
         False when the connection was closed for it."""
-        peer, channels = session.peer, session.channels
         principal = await session.authenticate(message)
-        if principal is not None and principal.user_id != peer.user_id:
-            if channels.per_user[principal.user_id] >= session.hub.settings.ws_max_per_user:
-                peer.close(4429, "Too many connections for this user")
-                return False
-            if peer.user_id is not None:
-                _release(channels.per_user, peer.user_id)
-            peer.user_id = principal.user_id
-            channels.per_user[principal.user_id] += 1
-        await session.want_reco(message.get("reco"))
-        return True
+        if principal is not None and not await session.become(principal):
+            return False
+        if session.peer.open:
+            await session.want_reco(message.get("reco"))
+        return session.peer.open
 
 
 class AdminSocket:
-    """``/ws/admin``: live metrics for admins; the first message must be an admin hello."""
+    """``/ws/admin``: live metrics for admins; the first message must be an admin hello,
+    within ``ADMIN_HELLO_SECONDS``."""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
         hub: AppHub = scope["app"].state.hub
-        if not origin_allowed(scope, hub.settings.allowed_origins):
-            await _refuse(send, scope, 403, "Origin not allowed")
+        ip_claim = await _admit(hub, scope, send)
+        if ip_claim is None:
             return
-        proto, answer = Subprotocol.choose(list(scope.get("subprotocols", [])))
-        await send({"type": "websocket.accept", "subprotocol": answer})
-        peer = make_peer(scope, send, proto)
-        session = _Session(hub, peer, receive)
+        try:
+            proto, answer = Subprotocol.choose(list(scope.get("subprotocols", [])))
+            await send({"type": "websocket.accept", "subprotocol": answer})
+            session = _Session(hub, make_peer(scope, send, proto), receive, "/ws/admin")
+            try:
+                principal = await self._hello(session)
+                if principal is not None and await session.become(principal):
+                    await self._serve(session)
+            finally:
+                session.release_user()
+        finally:
+            hub.ws_caps.release(ip_claim)
+
+    async def _hello(self, session: _Session) -> Principal | None:
+        """The admin the connection speaks for; None when it was closed (4403: no admin
+        ``hello`` in time) or the client went away first."""
+        hello: dict[str, Any] | None = None
+        principal: Principal | None = None
         try:
             async with asyncio.timeout(ADMIN_HELLO_SECONDS):
                 hello = await session.next_message()
+                if hello is not None and hello["t"] == "hello":
+                    principal = await session.authenticate(hello)
         except TimeoutError:
-            hello = None
-        principal = None
-        if hello is not None and hello["t"] == "hello":
-            principal = await session.authenticate(hello)
+            session.close(4403, "Admins only: send an admin hello first", "hello_timeout")
+            return None
+        if hello is None:
+            return None  # gone (or closed for its messages) before saying who it is
         if principal is None or not principal.is_admin:
-            peer.close(4403, "Admins only")
-            return
-        peer.user_id = principal.user_id
-        feed = hub.admin_feed
+            session.close(4403, "Admins only", "not_admin")
+            return None
+        return principal
+
+    async def _serve(self, session: _Session) -> None:
+        feed = session.hub.admin_feed
+        peer = session.peer
         feed.join(peer)
         metrics.WS_CONNECTIONS.labels("admin").inc()
         try:
@@ -266,7 +374,7 @@ class AdminSocket:
                     session.send({"t": "pong"})
                 else:
                     kind = message["t"]
-                    session.send(codec.error("unknown_message", f"unknown message type {kind!r}"))
+                    session.refuse("unknown_message", f"unknown message type {kind!r}")
         finally:
             feed.leave(peer)
             metrics.WS_CONNECTIONS.labels("admin").dec()
@@ -277,9 +385,3 @@ def websocket_routes() -> list[BaseRoute]:
         WebSocketRoute("/ws/events/{event_id}", EventSocket()),
         WebSocketRoute("/ws/admin", AdminSocket()),
     ]
-
-
-def _release(counter: Any, key: Any) -> None:
-    counter[key] -= 1
-    if counter[key] <= 0:
-        del counter[key]

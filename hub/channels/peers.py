@@ -32,6 +32,7 @@ import uuid
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from engines.seating import SeatPreferences
 from hub.channels.codec import Encoded, Subprotocol
@@ -49,6 +50,14 @@ class DirectProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:  # the app task is created but has not run yet
             scope["extensions"][EXTENSION] = self
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # A denial response (403, 429) ends the handshake, but uvicorn 0.54 does not
+            # mark it so and logs "ASGI callable returned without completing handshake"
+            # at error level for every refused connection: a normal event, not an error.
+            self.handshake_complete = True
 
 
 class Peer(abc.ABC):
@@ -105,9 +114,12 @@ class DirectPeer(Peer):
     def close(self, code: int, reason: str = "") -> None:
         """Send a close frame now, end the app's receive loop, and abort the socket if
         the peer has not completed the closing handshake within the grace period (a
-        congested buffer would otherwise keep it open for ever)."""
+        congested buffer would otherwise keep it open for ever). Nothing to do once the
+        closing handshake has begun from either side: a client that closed first has had
+        its close answered by the protocol already (and ``send_close`` would raise
+        ``InvalidState``)."""
         p = self._protocol
-        if p.close_sent or p.disconnected:
+        if p.close_sent or p.disconnected or p.conn.state is not State.OPEN:
             return
         p.conn.send_close(code, reason)
         self._transport.write(b"".join(p.conn.data_to_send()))

@@ -1,0 +1,172 @@
+"""WebSocket connection caps shared by every hub process: per address and per user.
+
+Idea: each cap is a sorted set in Redis (``ws:cap:{kind}:{who}``) whose members are the
+connections it counts, each scored with the time its claim lapses. Taking a place is one
+script (``lua/ws_claim.lua``): drop the lapsed members, count, add if under the cap — atomic,
+so two processes can never both take the last place. The process that holds a connection
+renews the claims of all its connections every ``renew_seconds`` (a heartbeat, one
+pipelined ``ZADD`` per set), and forgets a connection with ``ZREM`` when it closes.
+
+Invariants:
+- a connection is counted, in every process's view, from the moment ``claim`` returns it
+  until ``release`` (or its process stops);
+- a process that dies without releasing (crash, kill, cut off from Redis) stops renewing,
+  so its connections stop counting within one lease (``LEASE_SECONDS``): a cap never
+  leaks for ever;
+- with Redis unreachable, a claim is judged against this process's own connections (the
+  caps hold per process until Redis is back) rather than refusing everyone.
+
+Times are the hub processes' clocks (milliseconds since the epoch); a skew between hosts
+shortens or lengthens a dead process's lease by the skew, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from hub.store import UNAVAILABLE, Store
+
+log = structlog.get_logger(__name__)
+
+# A claim lapses this long after its last renewal; renewals come three times a lease.
+LEASE_SECONDS = 30.0
+RENEW_SECONDS = 10.0
+
+_CLAIM = (Path(__file__).resolve().parents[1] / "lua" / "ws_claim.lua").read_text()
+
+
+class CapKind(enum.Enum):
+    IP = "ip"
+    USER = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One connection's place under one cap."""
+
+    key: str
+    member: str
+
+
+class ConnectionCaps:
+    """The caps of one hub process's connections; the lifespan starts and stops it."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        lease_seconds: float = LEASE_SECONDS,
+        renew_seconds: float = RENEW_SECONDS,
+    ) -> None:
+        self.client = store.client
+        self.keys = store.keys
+        self.lease_ms = int(lease_seconds * 1000)
+        self.renew_seconds = renew_seconds
+        self._claim = store.client.register_script(_CLAIM)
+        # member ids are unique across processes: this instance's id, then a counter
+        self._instance = uuid.uuid4().hex[:12]
+        self._numbers = itertools.count()
+        # the members this process holds, by cap key (what the heartbeat renews)
+        self._held: dict[str, set[str]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._forgetting: set[asyncio.Task[None]] = set()
+
+    def held(self, kind: CapKind, who: str) -> int:
+        """How many connections this process counts under one cap."""
+        return len(self._held.get(self._key(kind, who), ()))
+
+    async def start(self) -> None:
+        """Renew this process's claims from now on."""
+        self._heartbeat = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def stop(self) -> None:
+        """Stop renewing and give back every place still held."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        if self._forgetting:
+            await asyncio.gather(*self._forgetting, return_exceptions=True)
+        held, self._held = self._held, {}
+        if held:
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for key, members in held.items():
+                        pipe.zrem(key, *members)
+                    await pipe.execute()
+            except UNAVAILABLE as exc:  # they lapse on their own within a lease
+                log.warning("ws_caps_release_failed", error=repr(exc))
+
+    async def claim(self, kind: CapKind, who: str, cap: int) -> Claim | None:
+        """Count one more connection of ``who`` if fewer than ``cap`` are counted in all
+        processes; None (nothing counted) when the cap is full."""
+        key = self._key(kind, who)
+        member = f"{self._instance}:{next(self._numbers)}"
+        try:
+            taken = await self._claim(
+                keys=[key], args=[member, _now_ms(), self.lease_ms, cap], client=self.client
+            )
+        except UNAVAILABLE as exc:
+            log.warning("ws_caps_unavailable", kind=kind.value, error=repr(exc))
+            taken = len(self._held.get(key, ())) < cap
+        if not taken:
+            return None
+        self._held.setdefault(key, set()).add(member)
+        return Claim(key, member)
+
+    def release(self, claim: Claim) -> None:
+        """Give the place back. Never awaits (it is called as connections end, also while
+        their task is being cancelled); Redis is told in the background."""
+        members = self._held.get(claim.key)
+        if members is None or claim.member not in members:
+            return
+        members.discard(claim.member)
+        if not members:
+            del self._held[claim.key]
+        task = asyncio.get_running_loop().create_task(self._forget(claim))
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    def _key(self, kind: CapKind, who: str) -> str:
+        return self.keys.global_(f"ws:cap:{kind.value}:{who}")
+
+    async def _forget(self, claim: Claim) -> None:
+        try:
+            await self.client.zrem(claim.key, claim.member)
+        except UNAVAILABLE as exc:  # it lapses on its own within a lease
+            log.warning("ws_caps_release_failed", error=repr(exc))
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.renew_seconds)
+            try:
+                await self.renew()
+            except Exception as exc:  # Redis away: the next beat tries again
+                log.warning("ws_caps_renew_failed", error=repr(exc))
+
+    async def renew(self) -> None:
+        """Push back the lapse of every claim this process holds. A claim that lapsed
+        meanwhile (Redis was out of reach for a lease) is added again: the connection is
+        still open, so it counts."""
+        if not self._held:
+            return
+        lapse = _now_ms() + self.lease_ms
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, members in list(self._held.items()):
+                pipe.zadd(key, dict.fromkeys(members, lapse))
+                pipe.pexpire(key, self.lease_ms)
+            await pipe.execute()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,86 @@
+"""Connection caps in Redis: shared by processes, atomic at the last place, and never leaked
+by a process that dies (its claims lapse once it stops renewing them)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from hub.channels.caps import CapKind, ConnectionCaps
+from hub.context import Hub
+from hub.store import Keys, Store
+from tests.waiting import eventually
+
+
+def _store(hub: Hub) -> Store:
+    """The run's Redis under a key prefix of this test's own."""
+    return Store(hub.store.client, Keys(f"{hub.settings.redis_prefix}caps-{uuid.uuid4().hex}:"))
+
+
+async def _takes(caps: ConnectionCaps, n: int, who: str, cap: int) -> int:
+    """How many of ``n`` claims got a place."""
+    return sum([await caps.claim(CapKind.IP, who, cap) is not None for _ in range(n)])
+
+
+async def _took_one(caps: ConnectionCaps, who: str, cap: int) -> bool:
+    return await _takes(caps, 1, who, cap) == 1
+
+
+async def test_a_cap_counts_every_process_and_frees_a_released_place(hub: Hub) -> None:
+    store = _store(hub)
+    a, b = ConnectionCaps(store), ConnectionCaps(store)
+    first = await a.claim(CapKind.IP, "10.0.0.1", 3)
+    assert first is not None
+    assert await _takes(a, 1, "10.0.0.1", 3) == 1
+    assert await _takes(b, 1, "10.0.0.1", 3) == 1
+    assert await _takes(a, 1, "10.0.0.1", 3) == 0
+    assert await _takes(b, 1, "10.0.0.1", 3) == 0
+    # another address, and the same name as a user, are other caps
+    assert await _takes(b, 1, "10.0.0.2", 3) == 1
+    assert await b.claim(CapKind.USER, "10.0.0.1", 3) is not None
+    a.release(first)
+    a.release(first)  # twice is harmless
+    assert a.held(CapKind.IP, "10.0.0.1") == 1
+    assert await eventually(lambda: _took_one(b, "10.0.0.1", 3), within=5)
+    assert await _takes(a, 1, "10.0.0.1", 3) == 0
+    await a.stop()
+    await b.stop()
+
+
+async def test_only_cap_many_of_simultaneous_claims_get_a_place(hub: Hub) -> None:
+    store = _store(hub)
+    processes = [ConnectionCaps(store) for _ in range(4)]
+    results = await asyncio.gather(
+        *(p.claim(CapKind.USER, "ada", 5) for p in processes for _ in range(10))
+    )
+    assert sum(r is not None for r in results) == 5
+    for p in processes:
+        await p.stop()
+
+
+async def test_a_dead_process_stops_counting_within_a_lease(hub: Hub) -> None:
+    store = _store(hub)
+    dead = ConnectionCaps(
+        store, lease_seconds=1.0
+    )  # never started: nothing renews, as after a crash
+    other = ConnectionCaps(store)
+    assert await _takes(dead, 2, "10.0.0.1", 2) == 2
+    assert await _takes(other, 1, "10.0.0.1", 2) == 0
+    started = time.monotonic()
+    assert await eventually(lambda: _took_one(other, "10.0.0.1", 2), within=5)
+    assert 0.5 < time.monotonic() - started < 3.0
+    await other.stop()
+
+
+async def test_a_live_process_keeps_its_places_until_it_stops(hub: Hub) -> None:
+    store = _store(hub)
+    live = ConnectionCaps(store, lease_seconds=1.0, renew_seconds=0.2)
+    await live.start()
+    other = ConnectionCaps(store)
+    assert await _takes(live, 2, "10.0.0.1", 2) == 2
+    await asyncio.sleep(2.5)  # two and a half leases: renewed all along
+    assert await _takes(other, 1, "10.0.0.1", 2) == 0
+    await live.stop()  # a process that stops gives its places back at once
+    assert await _takes(other, 2, "10.0.0.1", 2) == 2
+    await other.stop()
