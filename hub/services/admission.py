@@ -101,8 +101,11 @@ async def admission_loop(hub: Hub) -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
         try:
-            seen = p99.read()
             rooms = await waiting_rooms.rooms_on(hub.store)
+            if not rooms:  # nothing to admit: no histogram to read (its files, every tick)
+                p99.readings.clear()
+                continue
+            seen = p99.read()
             for gone in set(controls) - rooms:
                 del controls[gone]
             for event_id in rooms:

@@ -65,11 +65,18 @@ class QueueFeed:
         self._wake.set()
 
     async def _run(self) -> None:
+        # A fixed cadence: a round starts PUSH_SECONDS after the previous one started (not
+        # after it ended), so a round that takes long with many waiters does not stretch
+        # the gaps between messages; a nudge starts one early.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
+            wait = max(started + PUSH_SECONDS - loop.time(), 0.0)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PUSH_SECONDS):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
+            started = loop.time()
             try:
                 await self.push()
             except asyncio.CancelledError:
