@@ -36,6 +36,7 @@ from hub.inventory import Inventory
 from hub.leader import Leadership
 from hub.offload import Offload
 from hub.payments import PaymentProvider, default_provider
+from hub.ratelimit import RateLimits
 from hub.records import Event, Layout, VenueSeats
 from hub.revocations import RevocationFeed
 from hub.senders import Sender, make_sender
@@ -79,6 +80,8 @@ class Hub:
     revoked: RevokedTokens = field(init=False)
     # Current roles and token cutoffs of accounts, kept current by the same feed.
     accounts: Accounts = field(init=False)
+    # Rate limits, counted in Redis for every process (off when the settings say so).
+    limits: RateLimits = field(init=False)
     # Events with a waiting room on (kept current by the app's room feed; not live without
     # one) and the admission tokens their holds need (hub.waiting_rooms).
     rooms: RoomRegistry = field(init=False)
@@ -106,6 +109,7 @@ class Hub:
         self.tokens = VerifiedTokens()
         self.revoked = RevokedTokens()
         self.accounts = Accounts()
+        self.limits = RateLimits(self.store, enabled=self.settings.rate_limits)
         self.rooms = RoomRegistry()
         self.admission_tokens = AdmissionTokens(self.settings.secret_key or "")
         self.events = SharedLoads(EVENT_CACHE_SIZE, EVENT_CACHE_SECONDS, name="events")

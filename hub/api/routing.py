@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub import jsonenc, ratelimit, store
+from hub import jsonenc, store
 from hub.api.inputs import parse_body, parse_query
 from hub.auth import Principal, authenticate
 from hub.context import Hub
@@ -204,8 +204,8 @@ async def _call(spec: Endpoint, request: Request) -> Any:
             raise Unauthorized("Send a bearer token (Authorization: Bearer ...)")
         if spec.auth is Auth.ADMIN and principal is not None and not principal.is_admin:
             raise Forbidden("This needs an admin account")
-    if spec.limit is not None and hub.settings.rate_limits:
-        await ratelimit.check(hub.store, spec.limit, _caller(spec.limit, request, principal))
+    if spec.limit is not None:
+        await hub.limits.hit(spec.limit, _caller(spec.limit, request, principal))
     path_params = _path_params(request)
     query = parse_query(spec.query, request.query_params) if spec.query else None
     body = await parse_body(spec.body, request) if spec.body else None

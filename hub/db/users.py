@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from hub.db import Connection, Record, UniqueViolation
 
-COLUMNS = "id, email, name, role, password_hash, created_at"
+# ``tokens_after``: every token issued to the account before it is void (logout-all, a
+# password change); null when none is.
+COLUMNS = "id, email, name, role, password_hash, created_at, tokens_after"
 
 
 class EmailTaken(Exception):
@@ -49,3 +52,38 @@ async def upsert_admin(con: Connection, email: str, name: str, password_hash: st
     )
     assert row is not None
     return row
+
+
+async def set_role(con: Connection, user_id: uuid.UUID, role: str) -> Record | None:
+    """Give the account ``role``; None when there is no such account."""
+    return await con.fetchrow(
+        f"UPDATE users SET role = $2 WHERE id = $1 RETURNING {COLUMNS}", user_id, role
+    )
+
+
+async def void_tokens(
+    con: Connection, user_id: uuid.UUID, after: dt.datetime, password_hash: str | None = None
+) -> Record | None:
+    """Void every token issued to the account before ``after`` (never moving an earlier
+    cutoff forward past a later one), with a new password hash when given. None when there
+    is no such account."""
+    return await con.fetchrow(
+        f"""UPDATE users
+               SET tokens_after = greatest(tokens_after, $2),
+                   password_hash = coalesce($3, password_hash)
+             WHERE id = $1
+         RETURNING {COLUMNS}""",
+        user_id,
+        after,
+        password_hash,
+    )
+
+
+async def standings(con: Connection, cutoffs_since: dt.datetime) -> list[Record]:
+    """``id, role, tokens_after`` of every account that is not a plain user with every
+    token good: each admin, and each account whose cutoff is later than ``cutoffs_since``
+    (older cutoffs void only tokens that have expired anyway)."""
+    return await con.fetch(
+        "SELECT id, role, tokens_after FROM users WHERE role <> 'user' OR tokens_after > $1",
+        cutoffs_since,
+    )
