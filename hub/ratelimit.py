@@ -15,8 +15,9 @@ is ``Retry-After``.
 ``EVENTLY_RATE_LIMITS=off`` (load tests, benchmarks) turns every limit off.
 
 What is limited (the constants below): sign-in per address (every attempt) and per account
-(failures, checked before the password is), registration per address, holds, bookings,
-waitlist joins and waiting-room queue joins per user, WebSocket connects per address.
+(failures, checked before the password is), registration per address, holds, bookings and
+waitlist joins per user, WebSocket connects per address (the waiting room's queue joins are
+limited where that route is declared, ``hub.api.waiting_room``).
 """
 
 from __future__ import annotations
@@ -115,5 +116,4 @@ REGISTRATIONS = Limit("registration", 20, 3600, By.IP)
 HOLDS = Limit("hold", 30, 10)
 BOOKINGS = Limit("booking", 20, 10)
 WAITLIST = Limit("waitlist", 10, 10)
-QUEUE_JOINS = Limit("queue join", 10, 10)
 WS_CONNECTS = Limit("websocket connect", 60, 10, By.IP)
