@@ -133,6 +133,14 @@ class PaymentFailed(HubError):
     title = "The payment was declined"
 
 
+class BadRequest(HubError):
+    """A request that cannot be read at all (a body that is not UTF-8)."""
+
+    status = 400
+    code = "bad_request"
+    title = "The request cannot be read"
+
+
 class PayloadTooLarge(HubError):
     status = 413
     code = "payload_too_large"

@@ -26,6 +26,7 @@ _STATUS_TEXT = {
     409: "Conflict",
     410: "Gone",
     413: "Body too large",
+    415: "Body not JSON",
     422: "Invalid input",
     429: "Rate limited",
     503: "Busy or unavailable",
@@ -117,12 +118,20 @@ def _operation(endpoint: Operation, components: dict[str, Any]) -> dict[str, Any
         "responses": {},
     }
     if endpoint.query is not None:
-        schema = endpoint.query.model_json_schema()
+        schema = endpoint.query.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
-            op["parameters"].append(
-                {"name": name, "in": "query", "required": name in required, "schema": prop}
-            )
+            param: dict[str, Any] = {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "schema": without_null(prop),
+            }
+            if "description" in prop:
+                param["description"] = prop["description"]
+            op["parameters"].append(param)
     if endpoint.body is not None:
         op["requestBody"] = {
             "required": True,
@@ -136,7 +145,8 @@ def _operation(endpoint: Operation, components: dict[str, Any]) -> dict[str, Any
     op["responses"][str(endpoint.status)] = success
     codes = set(endpoint.errors)
     if endpoint.body is not None or endpoint.query is not None:
-        codes |= {413, 422} if endpoint.body is not None else {422}
+        # A body may also be too large, not JSON (or sent without a Content-Type), or not UTF-8.
+        codes |= {400, 413, 415, 422} if endpoint.body is not None else {422}
     if endpoint.needs_token:
         codes.add(401)
         op["security"] = [{"bearer": []}]
@@ -154,6 +164,21 @@ def _operation(endpoint: Operation, components: dict[str, Any]) -> dict[str, Any
             },
         }
     return op
+
+
+def without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` without pydantic's null branch and null default: for a query parameter (left
+    out, never null: ``?x=`` is the empty string) or a body field that may only be left out."""
+    schema = {k: v for k, v in schema.items() if not (k == "default" and v is None)}
+    branches = schema.get("anyOf")
+    if branches is not None:
+        kept = [b for b in branches if b.get("type") != "null"]
+        if len(kept) == 1:
+            del schema["anyOf"]
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    return schema
 
 
 def _path_schema(name: str) -> dict[str, Any]:

@@ -6,11 +6,11 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 from hub import ratelimit
 from hub.api.holds import Quantity, SeatIds, SeatLineOut, Section
-from hub.api.inputs import Input
+from hub.api.inputs import Input, exclusive_forms
 from hub.api.routing import Api, Auth, Call, Doc, JSONBytes
 from hub.api.venues import PageQuery
 from hub.errors import Forbidden
@@ -24,6 +24,17 @@ Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class BookingIn(Input):
+    """``{hold_id}`` to book a hold, or ``{event_id, seat_ids}`` / ``{event_id, quantity,
+    section?}`` to hold and book in one call; ``discount_code`` with any of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra=exclusive_forms(
+            (("hold_id",), ("event_id", "seat_ids", "quantity", "section")),
+            (("event_id", "seat_ids"), ("hold_id", "quantity", "section")),
+            (("event_id", "quantity"), ("hold_id", "seat_ids")),
+        )
+    )
+
     hold_id: uuid.UUID | None = None
     event_id: uuid.UUID | None = None
     seat_ids: SeatIds | None = None

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
 
 from engines.money import decimal_to_cents
-from hub.api.inputs import Input
+from hub.api.inputs import Input, decimal_schema
 from hub.api.routing import Api, Auth, Call, Doc
 from hub.services import discounts
 from hub.services.discounts import NewCode
@@ -27,7 +27,9 @@ def _two_places(value: Decimal) -> Decimal:
 
 
 # A JSON number or string, more than 0 and at most 100, at most two decimal places.
-Percent = Annotated[Decimal, Field(gt=0, le=100), AfterValidator(_two_places)]
+Percent = Annotated[
+    Decimal, Field(gt=0, le=100), AfterValidator(_two_places), decimal_schema(100, positive=True)
+]
 
 
 class DiscountCodeIn(Input):

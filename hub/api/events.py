@@ -6,10 +6,17 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from engines.money import decimal_to_cents
-from hub.api.inputs import Input
+from hub.api.inputs import Input, omit_not_null
 from hub.api.routing import Api, Auth, Call, Doc, JSONBytes
 from hub.api.schemas import EventOut, EventPage, SeatMapOut
 from hub.api.venues import Name, PageQuery, Price, SectionName
@@ -31,17 +38,23 @@ class EventIn(Input):
     category: Category
     keywords: Keywords = []
     venue_id: uuid.UUID
-    starts_at: AwareDatetime
+    starts_at: Annotated[AwareDatetime, Field(description="With a time zone; in the future")]
     section_prices: SectionPrices = {}
     max_tickets_per_user: MaxTickets | None = None
 
 
 class EventPatch(Input):
+    """The fields to change; a field left out is kept, and none of them may be null."""
+
+    model_config = ConfigDict(json_schema_extra=omit_not_null)
+
     name: Name | None = None
     description: Description | None = None
     category: Category | None = None
     keywords: Keywords | None = None
-    starts_at: AwareDatetime | None = None
+    starts_at: (
+        Annotated[AwareDatetime, Field(description="With a time zone; in the future")] | None
+    ) = None
     max_tickets_per_user: MaxTickets | None = None
     section_prices: SectionPrices | None = None
 

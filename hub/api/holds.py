@@ -6,10 +6,10 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from hub import ratelimit
-from hub.api.inputs import Input
+from hub.api.inputs import Input, exclusive_forms
 from hub.api.routing import Api, Auth, Call, Doc
 from hub.services import holds
 
@@ -23,6 +23,14 @@ Section = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class HoldIn(Input):
+    """``{seat_ids}`` for the named seats, or ``{quantity, section?}`` for the best ones."""
+
+    model_config = ConfigDict(
+        json_schema_extra=exclusive_forms(
+            (("seat_ids",), ("quantity", "section")), (("quantity",), ("seat_ids",))
+        )
+    )
+
     seat_ids: SeatIds | None = None
     quantity: Quantity | None = None
     section: Section | None = None

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints
 
 from engines.money import decimal_to_cents
-from hub.api.inputs import Input, QueryInput
+from hub.api.inputs import Input, QueryInput, decimal_schema
 from hub.api.routing import Api, Auth, Call, Doc
 from hub.api.schemas import VenueOut, VenuePage
 from hub.services import venues
@@ -24,7 +24,12 @@ def _two_places(value: Decimal) -> Decimal:
 
 
 # A price in currency units: a JSON number or string, at most two decimal places.
-Price = Annotated[Decimal, Field(ge=0, le=MAX_PRICE), AfterValidator(_two_places)]
+Price = Annotated[
+    Decimal,
+    Field(ge=0, le=MAX_PRICE),
+    AfterValidator(_two_places),
+    decimal_schema(int(MAX_PRICE)),
+]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 SectionName = Annotated[str, StringConstraints(min_length=1, max_length=60)]
 RowLabel = Annotated[str, StringConstraints(min_length=1, max_length=10)]
