@@ -213,6 +213,20 @@ class Inventory:
         args: list[str | int] = [int(code), str(user_id or ""), count_delta, *seats]
         return int(await self._scripts.set_seats(keys=keys, args=args))
 
+    async def free_unsold(
+        self, event_id: uuid.UUID, seq: int, seats: Sequence[int], *, user_id: uuid.UUID | None
+    ) -> int | None:
+        """Free those of ``seats`` still shown sold, if the event's seq is still ``seq``
+        (nothing changed since the caller's read); the freed seats leave ``user_id``'s count.
+
+        Returns:
+            How many seats were freed; None when the seq moved (read again and retry).
+        """
+        keys = self._k(event_id, "seats", "seq", "holder", "ch", "owned")
+        args: list[str | int] = [seq, str(user_id or ""), *seats]
+        new_seq, freed = await self._scripts.free_unsold(keys=keys, args=args)
+        return None if int(new_seq) < 0 else int(freed)
+
     async def load(
         self,
         event_id: uuid.UUID,

@@ -25,6 +25,7 @@ NAMES = (
     "abort_confirm",
     "finish_confirm",
     "set_seats",
+    "free_unsold",
     "load",
     "snapshot",
     "extend",
@@ -52,6 +53,7 @@ class Scripts:
         self.abort_confirm = self._register("abort_confirm")
         self.finish_confirm = self._register("finish_confirm")
         self.set_seats = self._register("set_seats")
+        self.free_unsold = self._register("free_unsold")
         self.load = self._register("load")
         self.snapshot = self._register("snapshot")
         self.extend = self._register("extend")

@@ -19,6 +19,7 @@ from hub.context import Hub
 from hub.db import Connection
 from hub.db import bookings as bookings_db
 from hub.db import events as events_db
+from hub.db import seat_frees as seat_frees_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import Conflict, NotFound
 from hub.metrics import BOOKINGS
@@ -58,18 +59,34 @@ async def cancel_booking(
         if event["starts_at"] <= dt.datetime.now(dt.UTC):
             raise Conflict("The event has started; bookings can no longer be cancelled")
         cancelled, seats = await _cancel_and_refund(con, row)
-    counted = cancelled["group_name"] is None  # group tickets never counted against the cap
-    await releases.free_sold_seats(
-        hub,
-        cancelled["event_id"],
-        [s["idx"] for s in seats],
-        owner=cancelled["user_id"] if counted else None,
-    )
+        counted = cancelled["group_name"] is None  # group tickets never counted to the cap
+        owner = cancelled["user_id"] if counted else None
+        idxs = [s["idx"] for s in seats]
+        # Owed until Redis has them free; the leader finishes it if this request cannot.
+        pending = await seat_frees_db.add(
+            con, cancelled["event_id"], idxs, owner, _pending_due(hub)
+        )
+    if await releases.free_sold_seats(hub, cancelled["event_id"], idxs, owner=owner):
+        await _forget_pending(hub, pending)
     # The booking's owner gets recommendations that know it is cancelled.
     await event_recommendations.forget_answers(hub, cancelled["user_id"])
     BOOKINGS.labels(outcome="cancelled").inc()
     log.info("booking_cancelled", booking_id=str(booking_id), by_admin=row["user_id"] != user_id)
     return booking_views.booking_view(cancelled, [booking_views.seat_line(s) for s in seats])
+
+
+def _pending_due(hub: Hub) -> dt.timedelta:
+    """When the leader may finish a cancellation's Redis step: well after this request
+    could still be running it (its timeout), so the two never free seats at once."""
+    return dt.timedelta(seconds=3 * hub.settings.request_timeout_seconds)
+
+
+async def _forget_pending(hub: Hub, pending: int) -> None:
+    try:
+        async with hub.db.connection() as con:
+            await seat_frees_db.done(con, pending)
+    except Exception as exc:  # the leader finds the seats free already and drops the row
+        log.warning("pending_free_not_forgotten", pending=pending, error=repr(exc))
 
 
 async def _cancel_and_refund(con: Connection, row: Any) -> tuple[Any, list[Any]]:

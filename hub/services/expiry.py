@@ -114,6 +114,7 @@ async def expiry_loop(hub: Hub) -> None:
             if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
                 last_reconcile = time.monotonic()
                 await reconcile_stuck(hub, event_ids)
+                await releases.finish_pending_frees(hub)
                 await offer_waiting(hub, event_ids)
         except asyncio.CancelledError:
             raise

@@ -42,6 +42,7 @@ import structlog
 from engines.seats import SeatCode
 from hub.context import Hub
 from hub.db import lifecycle
+from hub.db import seat_frees as seat_frees_db
 from hub.db import waitlist as waitlist_db
 from hub.inventory import HoldKind, HoldPlaced, Refusal, Released, ReleaseMode
 from hub.metrics import EXPIRED_HOLDS
@@ -52,6 +53,10 @@ log = structlog.get_logger(__name__)
 # An entry claimed for an offer but never completed (its process died between the claim and
 # the hold) is given back to the line after this long.
 STALLED_OFFER_SECONDS = 30
+# Pending seat frees (cancellations whose Redis step failed): rows per leader round, and
+# snapshot-and-free attempts per row on an event whose seq keeps moving.
+PENDING_FREES_BATCH = 100
+PENDING_FREE_TRIES = 3
 
 
 class Outcome(enum.StrEnum):
@@ -149,17 +154,21 @@ async def free_sold_seats(
     seats: Sequence[int],
     *,
     owner: uuid.UUID | None,
-) -> None:
+) -> bool:
     """Seats of a booking cancelled (and committed) turn free and go to the waitlist.
 
     Args:
         owner: the booking's user when its tickets counted against the per-user cap
             (None for a group booking, which never counted).
+
+    Returns:
+        Whether Redis is done with them (freed, or not loaded: the next load reads
+        PostgreSQL, where the tickets are inactive already). False: they stay shown sold
+        (safe: never free while sold) until `finish_pending_frees` frees them.
     """
-    # Not loaded: the next load reads PostgreSQL, where the tickets are inactive already.
-    if not await hub.inventory.is_loaded(event_id):
-        return
     try:
+        if not await hub.inventory.is_loaded(event_id):
+            return True
         await hub.inventory.set_seats(
             event_id,
             seats,
@@ -167,10 +176,51 @@ async def free_sold_seats(
             user_id=owner,
             count_delta=-len(seats) if owner is not None else 0,
         )
-    except Exception as exc:  # they stay sold in Redis (safe) until a rebuild
+    except Exception as exc:
         log.error("cancel_free_failed", event_id=str(event_id), error=repr(exc))
-        return
+        return False
     await offer_free_seats(hub, event_id, prefer=tuple(seats))
+    return True
+
+
+async def finish_pending_frees(hub: Hub, limit: int = PENDING_FREES_BATCH) -> int:
+    """Leader: free the seats of cancellations whose own Redis step never happened
+    (``pending_seat_frees`` rows past due); returns how many seats were freed.
+
+    Per row: read the event's seats and seq (one atomic snapshot), ask PostgreSQL which of
+    the row's seats have an active ticket now (resold since), then free the rest that are
+    still shown sold — only if the seq has not moved since the snapshot (else read again,
+    up to `PENDING_FREE_TRIES` times, and leave the row for the next round). A seat sold
+    in Redis had its ticket committed before, so a resold seat is always seen as ticketed;
+    the seq guard covers every change after the snapshot. The row goes once done.
+    """
+    async with hub.db.connection() as con:
+        rows = await seat_frees_db.due(con, limit)
+    freed = 0
+    for row in rows:
+        event_id, seats, owner = row["event_id"], list(row["seats"]), row["owner_id"]
+        for _ in range(PENDING_FREE_TRIES):
+            snapshot = await hub.inventory.snapshot(event_id)
+            if snapshot is None:  # not loaded: a load reads PostgreSQL's tickets
+                done: int | None = 0
+                break
+            seq, codes = snapshot
+            shown_sold = [i for i in seats if i < len(codes) and codes[i] == SeatCode.SOLD]
+            async with hub.db.connection() as con:
+                resold = await seat_frees_db.ticketed(con, event_id, shown_sold)
+            unsold = [i for i in shown_sold if i not in resold]
+            done = await hub.inventory.free_unsold(event_id, seq, unsold, user_id=owner)
+            if done is not None:
+                break
+        else:
+            continue  # busy event: next round
+        async with hub.db.connection() as con:
+            await seat_frees_db.done(con, row["id"])
+        if done:
+            freed += done
+            log.warning("pending_seats_freed", event_id=str(event_id), seats=done)
+            await offer_free_seats(hub, event_id, prefer=tuple(seats))
+    return freed
 
 
 async def _after_release(
