@@ -63,8 +63,6 @@ async def serving_hub(
         await stack.enter_async_context(hub.hold_log.flushing())
         await hub.channels.start(functools.partial(read_snapshot, hub))
         stack.push_async_callback(hub.channels.stop)
-        await hub.ws_caps.start()
-        stack.push_async_callback(hub.ws_caps.stop)
         # Every process publishes its own vitals for the health report (hub.services.vitals).
         await stack.enter_async_context(background(vitals_loop(hub), "health_vitals"))
         # Waiting rooms: which events have one (the hold path's check), and the personal
@@ -74,6 +72,8 @@ async def serving_hub(
         queue_pusher = QueueFeed(hub)
         await queue_pusher.start()
         stack.push_async_callback(queue_pusher.stop)
+        await hub.ws_caps.start()
+        stack.push_async_callback(hub.ws_caps.stop)
         for name, source in admin_stream.sources(hub).items():
             hub.admin_feed.attach(name, source)
         stack.push_async_callback(hub.admin_feed.stop)

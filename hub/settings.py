@@ -49,6 +49,9 @@ class Settings:
     reco_cache_seconds: int = 300
     # The model is built in the niced offload child (hub.offload); off: in the calling process.
     reco_offload: bool = True
+    # An API request that takes longer than this is answered 503 service_unavailable
+    # (its work cancelled: transactions roll back, the leader reconciles the rest).
+    request_timeout_seconds: float = 10.0
     payment_latency_ms: int = 0
     payment_failure_rate: float = 0.0
     # A payment call taking longer than this is abandoned and counts as a breaker failure.
@@ -149,6 +152,7 @@ class Settings:
             payment_latency_ms=r.get("PAYMENT_LATENCY_MS", _non_negative_int, 0),
             payment_failure_rate=r.get("PAYMENT_FAILURE_RATE", _fraction, 0.0),
             payment_timeout_seconds=r.get("PAYMENT_TIMEOUT_SECONDS", _positive_float, 5.0),
+            request_timeout_seconds=r.get("REQUEST_TIMEOUT_SECONDS", _positive_float, 10.0),
             breaker_failure_threshold=r.get("BREAKER_FAILURE_THRESHOLD", _positive_int, 5),
             breaker_reset_seconds=r.get("BREAKER_RESET_SECONDS", _positive_float, 30.0),
             smtp_url=r.get("SMTP_URL", _smtp_url, None),

@@ -8,6 +8,7 @@ wrapper enforces a fixed order that the contract requires: authentication and ro
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 from collections.abc import Awaitable, Callable
@@ -182,10 +183,18 @@ def _dispatch(
 async def _run(spec: Endpoint, request: Request) -> Response:
     # PostgreSQL outages need no clause here: hub.db's connections already raise them as
     # ServiceUnavailable (and the API does not import hub.db). Redis calls are not wrapped.
+    deadline = asyncio.timeout(request.app.state.hub.settings.request_timeout_seconds)
     try:
-        result = await _call(spec, request)
+        async with deadline:
+            result = await _call(spec, request)
     except store.UNAVAILABLE as exc:
         raise ServiceUnavailable(f"Redis is unavailable: {type(exc).__name__}") from exc
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        # The work was cancelled where it stood: an open transaction rolls back, a hold
+        # confirmed in PostgreSQL but not yet in Redis is reconciled by the leader.
+        raise ServiceUnavailable("The request took too long; try again") from None
     if isinstance(result, Response):
         return result
     if isinstance(result, Reply):
