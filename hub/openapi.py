@@ -157,6 +157,9 @@ def _operation(endpoint: Operation, components: dict[str, Any]) -> dict[str, Any
     if _PARAM.search(endpoint.path):
         codes.add(404)
     for code in sorted(codes):
+        if code < 400:  # another success (e.g. 200 "already done" beside 201): same shape
+            op["responses"][str(code)] = success
+            continue
         op["responses"][str(code)] = {
             "description": _STATUS_TEXT.get(code, "Error"),
             "content": {

@@ -101,7 +101,8 @@ class JSONBytes(Response):
 class Doc:
     """What an endpoint declares only for its reader and the OpenAPI document: a summary,
     the shape of a success (handlers return plain data, so it is never enforced) and the
-    error statuses it may answer besides those its declaration implies."""
+    statuses it may answer besides those its declaration implies (an error, or another
+    success of the same shape, such as 200 for "already done" beside 201)."""
 
     summary: str
     response: type[BaseModel] | None = None

@@ -99,7 +99,7 @@ async def turn_off(call: Call) -> Any:
     Doc(
         "Join the event's queue (201), or see the place taken already (200)",
         response=QueuePlaceOut,
-        errors=(404,),
+        errors=(200, 404),
     ),
     auth=Auth.USER,
     status=201,

@@ -95,6 +95,9 @@ class Hub:
     prefix: str
 
 
+RACE_ADMIN = ("race-admin@example.com", "race admin password")
+
+
 @contextlib.asynccontextmanager
 async def running_hub(servers: TestServers, home: Path) -> AsyncIterator[Hub]:
     """``evently serve --workers 2`` on a database of its own (the control run drops an index)."""
@@ -114,6 +117,10 @@ async def running_hub(servers: TestServers, home: Path) -> AsyncIterator[Hub]:
             "EVENTLY_PAYMENT_LATENCY_MS": "5",  # widen the window between check and write
             "EVENTLY_DB_POOL_MAX": "10",
             "EVENTLY_DB_POOL_MIN": "1",
+            # The admin must exist through the hub (roles are read per request from each
+            # process's standing set, kept current by the hub's own writes).
+            "EVENTLY_ADMIN_EMAIL": RACE_ADMIN[0],
+            "EVENTLY_ADMIN_PASSWORD": RACE_ADMIN[1],
         }
         command = [sys.executable, "-m", "hub.cli", "serve", "--workers", "2", "--port", str(port)]
         proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped by PID below
@@ -289,9 +296,16 @@ async def _audit(hub: Hub, event_id: str) -> Audit:
 
 
 async def _contend(hub: Hub, sell: Sell | None = None) -> tuple[str, Tally]:
-    admin, buyers = await _accounts(hub.database_url, CLIENTS)
+    _, buyers = await _accounts(hub.database_url, CLIENTS)
     limits = httpx.Limits(max_connections=CLIENTS + 20, max_keepalive_connections=CLIENTS + 20)
     async with httpx.AsyncClient(base_url=hub.base, limits=limits, timeout=60) as http:
+        login = await http.post(
+            "/api/v1/auth/login", json={"email": RACE_ADMIN[0], "password": RACE_ADMIN[1]}
+        )
+        assert login.status_code == 200, login.text
+        admin = Account(
+            login.json()["user"]["id"], RACE_ADMIN[0], RACE_ADMIN[1], login.json()["access_token"]
+        )
         event = await make_event(http, admin, rows=5, seats_per_row=5)  # 2 x 25 = 50 seats
         seats = (await http.get(f"/api/v1/events/{event['id']}/seats")).json()["seats"]
         seat_ids = [s["id"] for s in seats]
