@@ -17,7 +17,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+import structlog
+
 from hub import metrics
+from hub.store import UNAVAILABLE, Store
+
+log = structlog.get_logger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -66,3 +71,34 @@ class SharedLoads(Generic[K, V]):
             entry = self._entries.get(key)
             if entry is not None and entry[1] is done:
                 del self._entries[key]
+
+
+async def kept_in_redis(
+    store: Store,
+    name: str,
+    seconds: int,
+    compute: Callable[[], Awaitable[bytes]],
+    *,
+    fresh: bool = False,
+    label: str,
+) -> bytes:
+    """The bytes kept in Redis under the global key ``name`` unless ``fresh`` or none are
+    kept; else ``compute`` them and keep them ``seconds``. Lookups count in
+    ``CACHE_LOOKUPS`` under ``label``. Redis being down costs the cache, never the answer."""
+    key = store.keys.global_(name)
+    if not fresh:
+        try:
+            kept = await store.client.get(key)
+        except UNAVAILABLE as exc:
+            log.warning("redis_cache_unavailable", key=name, error=repr(exc))
+            kept = None
+        if isinstance(kept, bytes):  # the client does not decode responses
+            metrics.CACHE_LOOKUPS.labels(label, "hit").inc()
+            return kept
+        metrics.CACHE_LOOKUPS.labels(label, "miss").inc()
+    body = await compute()
+    try:
+        await store.client.set(key, body, ex=seconds)
+    except UNAVAILABLE as exc:
+        log.warning("redis_cache_unavailable", key=name, error=repr(exc))
+    return body

@@ -36,7 +36,8 @@ from engines import analytics as engine
 from engines import forecast
 from engines.analytics import HOUR, HourlyRollup, Period
 from engines.money import cents_to_decimal
-from hub import jsonenc, store
+from hub import jsonenc
+from hub.cache import kept_in_redis
 from hub.context import Hub
 from hub.db import analytics as analytics_db
 from hub.db import events as events_db
@@ -502,21 +503,14 @@ async def _cached(
 ) -> bytes:
     """The cached answer under ``key`` unless ``fresh`` or missing; else ``compute`` it
     and keep it for ``analytics_cache_seconds``."""
-    name = hub.store.keys.global_(f"analytics:{key}")
-    if not fresh:
-        try:
-            kept = await hub.store.client.get(name)
-        except store.UNAVAILABLE as exc:
-            log.warning("analytics_cache_unavailable", key=key, error=repr(exc))
-            kept = None
-        if isinstance(kept, bytes):  # the client does not decode responses
-            return kept
-    body = await compute()
-    try:
-        await hub.store.client.set(name, body, ex=hub.settings.analytics_cache_seconds)
-    except store.UNAVAILABLE as exc:
-        log.warning("analytics_cache_unavailable", key=key, error=repr(exc))
-    return body
+    return await kept_in_redis(
+        hub.store,
+        f"analytics:{key}",
+        hub.settings.analytics_cache_seconds,
+        compute,
+        fresh=fresh,
+        label="analytics",
+    )
 
 
 async def _read(hub: Hub, query: Callable[..., Awaitable[Any]], *args: Any) -> Any:

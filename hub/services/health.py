@@ -43,6 +43,7 @@ import structlog
 
 from engines.monitoring import Alert, AlertState, advance, quantile
 from hub import jsonenc, metrics, store
+from hub.cache import kept_in_redis
 from hub.context import Hub
 from hub.db import health as health_db
 from hub.services.expiry import STUCK_AFTER_MS
@@ -431,20 +432,13 @@ async def comprehensive(hub: Hub, *, fresh: bool = False) -> bytes:
     """The health report as JSON bytes: the one kept in Redis (``CACHE_SECONDS``) unless
     ``fresh`` or none is kept; then measured now and kept. Redis being down costs the
     cache, never the answer."""
-    name = hub.store.keys.global_("health:report")
-    if not fresh:
-        try:
-            kept = await hub.store.client.get(name)
-        except store.UNAVAILABLE:
-            kept = None
-        if kept is not None:
-            metrics.CACHE_LOOKUPS.labels("health", "hit").inc()
-            return kept if isinstance(kept, bytes) else str(kept).encode()
-        metrics.CACHE_LOOKUPS.labels("health", "miss").inc()
-    body = jsonenc.dumps(await measure(hub))
-    with contextlib.suppress(*store.UNAVAILABLE):
-        await hub.store.client.set(name, body, ex=CACHE_SECONDS)
-    return body
+
+    async def measured() -> bytes:
+        return jsonenc.dumps(await measure(hub))
+
+    return await kept_in_redis(
+        hub.store, "health:report", CACHE_SECONDS, measured, fresh=fresh, label="health"
+    )
 
 
 # --- 3. the sampler: the series and the alerts ------------------------------------------------
