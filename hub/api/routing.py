@@ -188,14 +188,14 @@ async def _run(spec: Endpoint, request: Request) -> Response:
     try:
         async with deadline:
             result = await _call(spec, request)
-    except store.UNAVAILABLE as exc:
-        raise ServiceUnavailable(f"Redis is unavailable: {type(exc).__name__}") from exc
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        # The work was cancelled where it stood: an open transaction rolls back, a hold
-        # confirmed in PostgreSQL but not yet in Redis is reconciled by the leader.
-        raise ServiceUnavailable("The request took too long; try again") from None
+    except (TimeoutError, *store.UNAVAILABLE) as exc:
+        if deadline.expired():
+            # The work was cancelled where it stood: an open transaction rolls back, a hold
+            # confirmed in PostgreSQL but not yet in Redis is reconciled by the leader.
+            raise ServiceUnavailable("The request took too long; try again") from None
+        if isinstance(exc, store.UNAVAILABLE):
+            raise ServiceUnavailable(f"Redis is unavailable: {type(exc).__name__}") from exc
+        raise
     if isinstance(result, Response):
         return result
     if isinstance(result, Reply):

@@ -1,11 +1,12 @@
 """Network faults between the hub and Redis or PostgreSQL (issue 18, item 6), injected by a
-TCP proxy (``tests.tcp_proxy``) while buyers hold and book: 200 ms of added latency, every
-connection cut, and a one-way black hole.
+TCP proxy (``tests.tcp_proxy``) while buyers hold and book: 200 ms added to every round
+trip, every connection cut, and a one-way black hole.
 
 For each fault, buyers run through a hub whose Redis or PostgreSQL traffic goes through the
 proxy; the fault is switched on for a while in the middle of the run, then off. Proved:
 no answer is a 500; no request outlasts ``EVENTLY_REQUEST_TIMEOUT_SECONDS`` (here 2 s) by
-more than a second; the hub serves again after the fault without a restart (a successful
+more than a second; under added latency alone no request fails (a request timeout of 8 s
+there: a booking takes several round trips, a new Redis connection four more); the hub serves again after the fault without a restart (a successful
 booking after it ends); and PostgreSQL agrees with what buyers were told — no seat with
 two active tickets, every booking answered 201 confirmed.
 """
@@ -32,9 +33,11 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 2.0
+SLOW_LINK_TIMEOUT = 8.0
 SLACK = 1.0
 FAULT_SECONDS = 2.5
 BUYERS = 4
+LATENCY = 0.2  # added to each round trip
 
 
 @dataclass
@@ -51,7 +54,12 @@ def _address(url: str) -> tuple[str, int]:
 
 
 @pytest.fixture
-async def faulty(settings: Settings) -> AsyncIterator[Faulty]:
+def request_timeout(request: pytest.FixtureRequest) -> float:
+    return float(getattr(request, "param", TIMEOUT))
+
+
+@pytest.fixture
+async def faulty(settings: Settings, request_timeout: float) -> AsyncIterator[Faulty]:
     """A hub (no leader loops: the session's hub leads) whose Redis and PostgreSQL traffic
     goes through proxies, sharing the session's database and key prefix."""
     assert settings.redis_url and settings.database_url
@@ -61,7 +69,7 @@ async def faulty(settings: Settings) -> AsyncIterator[Faulty]:
         settings.replace(
             redis_url=redis.url_for(settings.redis_url),
             database_url=postgres.url_for(settings.database_url),
-            request_timeout_seconds=TIMEOUT,
+            request_timeout_seconds=request_timeout,
         ),
         leader_loops=(),
     )
@@ -139,7 +147,7 @@ async def _run_with_fault(
     await asyncio.sleep(1.0)
     assert isinstance(switch, TcpProxy)
     if fault == "latency":
-        switch.latency = 0.2
+        switch.latency = LATENCY / 2  # the proxy delays each direction
     elif fault == "cut":
         switch.cut()
     else:
@@ -182,15 +190,20 @@ async def _audit(database_url: str, event_id: str, out: Outcomes) -> None:
 # server for the command timeout (30 s): the request outlasts its own timeout. Known, open
 # (issue 18).
 CASES = [
-    ("redis", "latency"),
-    ("redis", "cut"),
-    ("redis", "black_hole"),
-    ("postgres", "latency"),
-    ("postgres", "cut"),
+    ("redis", "latency", SLOW_LINK_TIMEOUT),
+    ("redis", "cut", TIMEOUT),
+    ("redis", "black_hole", TIMEOUT),
+    ("postgres", "latency", SLOW_LINK_TIMEOUT),
+    ("postgres", "cut", TIMEOUT),
 ]
 
 
-@pytest.mark.parametrize(("target", "fault"), CASES)
+@pytest.mark.parametrize(
+    ("target", "fault", "request_timeout"),
+    CASES,
+    indirect=["request_timeout"],
+    ids=[f"{target}-{fault}" for target, fault, _ in CASES],
+)
 async def test_a_network_fault_never_double_sells_hangs_or_500s_and_heals(
     faulty: Faulty,
     client: httpx.AsyncClient,
@@ -198,6 +211,7 @@ async def test_a_network_fault_never_double_sells_hangs_or_500s_and_heals(
     settings: Settings,
     target: str,
     fault: str,
+    request_timeout: float,
 ) -> None:
     proxy = faulty.redis if target == "redis" else faulty.postgres
     event_id, out = await _run_with_fault(faulty, client, admin, proxy, fault)
@@ -207,10 +221,10 @@ async def test_a_network_fault_never_double_sells_hangs_or_500s_and_heals(
         f"{len(out.booked)} bookings, {out.booked_after_fault} after the fault"
     )
     assert all(code < 500 or code == 503 for code in out.statuses), codes
-    assert out.slowest <= TIMEOUT + SLACK, f"a request took {out.slowest:.2f} s"
+    assert out.slowest <= request_timeout + SLACK, f"a request took {out.slowest:.2f} s"
     assert out.booked_after_fault > 0, "no booking went through after the fault ended"
     if fault == "latency":
-        assert 503 not in out.statuses or target == "postgres", codes
+        assert 503 not in out.statuses, codes
     assert settings.database_url
     await _audit(settings.database_url, event_id, out)
     # The seat map (Redis) comes to agree with PostgreSQL's tickets by itself, also where a
