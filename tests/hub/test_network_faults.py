@@ -6,9 +6,10 @@ For each fault, buyers run through a hub whose Redis or PostgreSQL traffic goes 
 proxy; the fault is switched on for a while in the middle of the run, then off. Proved:
 no answer is a 500; no request outlasts ``EVENTLY_REQUEST_TIMEOUT_SECONDS`` (here 2 s) by
 more than a second; under added latency alone no request fails (a request timeout of 8 s
-there: a booking takes several round trips, a new Redis connection four more); the hub serves again after the fault without a restart (a successful
-booking after it ends); and PostgreSQL agrees with what buyers were told — no seat with
-two active tickets, every booking answered 201 confirmed.
+there: a booking takes several round trips, a new connection several more); the hub serves
+again after the fault without a restart (a successful booking after it ends); and
+PostgreSQL agrees with what buyers were told — no seat with two active tickets, every
+booking answered 201 confirmed.
 """
 
 from __future__ import annotations
