@@ -498,6 +498,8 @@ def _loop_update_all(
         while not stop.is_set():
             started = time.perf_counter()
             reply = client.post("/advanced/pricing/update-all", headers=headers)
+            if reply.status_code == 503:  # refused or past its timeout: not a finished call
+                continue
             reply.raise_for_status()
             calls.append((time.perf_counter() - started) * 1000)
     results.put(calls)

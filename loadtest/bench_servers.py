@@ -74,6 +74,9 @@ def hub_overrides(connections: int) -> dict[str, str]:
         # one worker at once, and the WebSocket caps never bite.
         "EVENTLY_REDIS_POOL_MAX": str(max(512, 2 * connections)),
         "EVENTLY_WS_MAX_PER_IP": str(max(200, 2 * connections)),
+        # --beside-update-all's pricing run over 10,000 events, in a niced child sharing
+        # the serving core, can outlast the 10 s default and would be answered 503.
+        "EVENTLY_REQUEST_TIMEOUT_SECONDS": "120",
     }
 
 
