@@ -19,8 +19,15 @@ Every ``TICK_SECONDS``, for each event with a waiting room on that has opened:
 4. Admissions: whole units of the budget (``admit_count``) admit the first waiters in queue
    order, each with a signed token (``waiting_room.admit``).
 
-After any change the processes are nudged to push queue messages at once. The controller's
-state is the leader's memory: a new leader starts again from the start rate.
+After any change the processes are nudged to push queue messages at once.
+
+The controller's state (its rate, slow-start threshold and admission credit) is kept in the
+room's hash (``ctl_rate``, ``ctl_threshold``, ``ctl_credit``), read with the room at the
+start of each step and written with ``current_rate`` at its end, so a new leader continues
+from the last rate instead of starting again from the start rate. A room turned on afresh
+(``waiting_room.configure``) deletes its hash and so starts from the start rate. Only the
+step's clock (``_Control.last``) is the leader's own: a new leader's first step has a dt of
+about zero, so the time without a leader admits no one late in a burst.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import asyncio
 import collections
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +70,28 @@ class _Control:
     state: ControllerState
     budget: Budget = field(default_factory=Budget)
     last: float = field(default_factory=time.monotonic)
+
+    def load(self, raw: Mapping[Any, Any]) -> None:
+        """Take the state kept in the room's hash ``raw``, where there is one."""
+        get = {_s(k): _s(v) for k, v in raw.items() if _s(k).startswith("ctl_")}
+        try:
+            if get.get("ctl_rate"):
+                self.state = ControllerState(
+                    rate=float(get["ctl_rate"]),
+                    threshold=float(get.get("ctl_threshold") or "inf"),
+                )
+            if get.get("ctl_credit"):
+                self.budget = Budget(float(get["ctl_credit"]))
+        except ValueError:
+            log.warning("admission_state_unreadable", fields=get)
+
+    def fields(self) -> dict[str, str]:
+        """The state as kept in the room's hash."""
+        return {
+            "ctl_rate": repr(self.state.rate),
+            "ctl_threshold": repr(self.state.threshold),
+            "ctl_credit": repr(self.budget.credit),
+        }
 
 
 def controller_config(hub: Hub) -> ControllerConfig:
@@ -130,11 +160,13 @@ async def step(
     now = time.monotonic()
     dt = min(now - control.last, 5 * TICK_SECONDS)
     control.last = now
-    room = await waiting_room.read_room(hub, event_id)
-    if room is None or not room.on or waiting_room.now_ms() < room.opens_ms:
-        return 0
     keys = RoomKeys.of(hub, event_id)
     client = hub.store.client
+    raw = await client.hgetall(keys.room)
+    room = Room.read(event_id, raw)
+    if room is None or not room.on or waiting_room.now_ms() < room.opens_ms:
+        return 0
+    control.load(raw)
     if not room.sold_out and await _sold_out(hub, event_id):
         waiting = int(
             await client.eval(waiting_room.SOLD_OUT, 3, keys.room, keys.queue, keys.users)
@@ -155,7 +187,8 @@ async def step(
         if count:
             users = [uuid.UUID(_s(u)) for u in await client.zrange(keys.queue, 0, count - 1)]
             admitted = await waiting_room.admit(hub, room, users)
-    await client.hset(keys.room, "current_rate", repr(rate))
+    kept: dict[Any, Any] = {"current_rate": repr(rate), **control.fields()}
+    await client.hset(keys.room, mapping=kept)
     if admitted or returned:
         await waiting_room.nudge(hub, event_id)
         log.info(
