@@ -74,6 +74,10 @@ class RoomRegistry:
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._on
 
+    def events(self) -> frozenset[uuid.UUID] | None:
+        """Every event with a room on, or None when this process cannot tell (not live)."""
+        return frozenset(self._on) if self.live else None
+
 
 async def announce(store: Store, event_id: uuid.UUID, on: bool) -> None:
     """Record that ``event_id``'s room is on (or off) and tell every serving process."""

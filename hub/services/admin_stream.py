@@ -4,10 +4,13 @@ and current prices (``SalesBoard``), and the hooks for the other panels' figures
 The lifespan attaches these to the process's admin feed (``hub.channels.admin``), which
 reads them once a second while an admin watches, so each is built to be cheap per second:
 
-- ``SalesBoard``: every ``REFRESH_SECONDS`` one PostgreSQL query picks the candidates
-  (scheduled events that have not started, soonest first, at most ``CANDIDATES``) and one
-  pipelined Redis round trip reads each one's ``seq``; the board is the ``LIMIT`` events
-  whose seats changed most since the previous refresh (ties: soonest first), and their
+- ``SalesBoard``: every ``REFRESH_SECONDS`` two PostgreSQL queries pick the candidates,
+  at most ``CANDIDATES``: the upcoming scheduled events with the most holds in the last
+  ``ACTIVE_SECONDS`` (from the hold log, an index range scan of at most ``ACTIVE_SCAN``
+  rows; so an event far in the future that is selling is one), then the soonest upcoming
+  ones; one pipelined Redis round trip reads each one's ``seq``; the board is the
+  ``LIMIT`` events whose seats changed most since the previous refresh (ties: the
+  candidates' order, most recently held first), and their
   prices are read then (prices move only on a pricing tick or an admin's edit). Each
   second in between costs one pipelined Redis round trip: the seat bytes of the board's
   events, counted in C (``engines.seats.count_seats``). An event Redis does not hold yet is
@@ -29,10 +32,15 @@ from engines.seats import count_seats
 from hub.channels.admin import Source
 from hub.context import Hub
 from hub.db import events as events_db
-from hub.services import health, live_seats
+from hub.db import holds as holds_db
+from hub.services import health, live_seats, waiting_room
 
 REFRESH_SECONDS = 5.0
 CANDIDATES = 200
+# The events held in the last ACTIVE_SECONDS come first among the candidates, counted over
+# at most the ACTIVE_SCAN newest holds (hub.db.holds.recently_held).
+ACTIVE_SECONDS = 300.0
+ACTIVE_SCAN = 20_000
 LIMIT = 12
 
 
@@ -89,10 +97,13 @@ class SalesBoard:
         """Choose the board's events again and read their prices."""
         now = dt.datetime.now(dt.UTC)
         async with self.hub.db.connection() as con:
-            rows, _ = await events_db.search(
+            active = await holds_db.recently_held(
+                con, seconds=ACTIVE_SECONDS, scan=ACTIVE_SCAN, limit=CANDIDATES
+            )
+            soonest, _ = await events_db.search(
                 con, events_db.Filters(date_from=now), limit=CANDIDATES
             )
-            rows = [row for row in rows if row["status"] == "scheduled"]
+            rows = candidates(active, soonest, CANDIDATES)
             seqs = await self._read_seqs([row["id"] for row in rows])
             chosen = choose(rows, seqs, self._seqs, self.limit)
             prices = await events_db.prices_of(con, [row["id"] for row in chosen])
@@ -128,6 +139,20 @@ class SalesBoard:
         }
 
 
+def candidates(active: Sequence[Any], soonest: Sequence[Any], limit: int) -> list[Any]:
+    """The board's candidates, at most ``limit``: the events held most recently (in that
+    order), then the soonest upcoming scheduled ones not among them."""
+    rows = list(active[:limit])
+    seen = {row["id"] for row in rows}
+    for row in soonest:
+        if len(rows) >= limit:
+            break
+        if row["status"] == "scheduled" and row["id"] not in seen:
+            rows.append(row)
+            seen.add(row["id"])
+    return rows
+
+
 def choose(
     rows: Sequence[Any],
     seqs: Mapping[uuid.UUID, int],
@@ -135,7 +160,7 @@ def choose(
     limit: int,
 ) -> list[Any]:
     """The ``limit`` rows whose ``seq`` grew most since ``before`` (an event first seen
-    counts as unchanged), ties in the rows' order (soonest first); returned in that order
+    counts as unchanged), ties in the rows' order (``candidates``); returned in that order
     of activity."""
 
     def activity(item: tuple[int, Any]) -> tuple[int, int]:
@@ -176,12 +201,17 @@ def sources(hub: Hub) -> dict[str, Source]:
     """Every source of the admin stream's hub-wide fields, by name, for the lifespan to
     attach to the admin feed. This is the one place a new panel figure is wired in.
 
-    Hook: the waiting rooms' queue lengths (a ``waiting_rooms`` field) join here once the
-    waiting room offers one function for every room that is on; today it has only the
-    per-event view (``waiting_room.get_room``) and no public list of the rooms on.
     """
     return {
         "sales": SalesBoard(hub),
         "breakers": BreakerStates(hub),
         "hub": functools.partial(hub_summary, hub),
+        "waiting_rooms": functools.partial(waiting_rooms, hub),
     }
+
+
+async def waiting_rooms(hub: Hub) -> dict[str, Any]:
+    """``{"waiting_rooms": [{event_id, name, status, waiting, admitted, admission_rate}]}``
+    for every room that is on, longest queue first (empty when none is): free while no
+    room is on, else one pipelined Redis round trip (``waiting_room.queues``)."""
+    return {"waiting_rooms": await waiting_room.queues(hub)}

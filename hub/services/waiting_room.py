@@ -365,6 +365,49 @@ def place_view(
     }
 
 
+async def queues(hub: Hub) -> list[dict[str, Any]]:
+    """Every room that is on, for the admin stream: ``[{event_id, name, status, waiting,
+    admitted, admission_rate}]``, longest queue first.
+
+    Cheap enough for once a second: nothing when no room is on (known from memory while the
+    room feed is live; else one ``SMEMBERS``), otherwise one pipelined round trip (each
+    room's hash and its queue's ``ZCARD``). Names come from the process's event cache.
+    """
+    known = hub.rooms.events()
+    on = known if known is not None else await waiting_rooms.rooms_on(hub.store)
+    if not on:
+        return []
+    event_ids = sorted(on)
+    async with hub.store.client.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            keys = RoomKeys.of(hub, event_id)
+            pipe.hgetall(keys.room)
+            pipe.zcard(keys.queue)
+        answers = await pipe.execute()
+    now = now_ms()
+    out: list[dict[str, Any]] = []
+    for n, event_id in enumerate(event_ids):
+        room = Room.read(event_id, answers[2 * n])
+        if room is None or not room.on:  # turned off since the set was read
+            continue
+        try:
+            name: str | None = (await events.load_event(hub, event_id)).name
+        except NotFound:
+            name = None
+        out.append(
+            {
+                "event_id": str(event_id),
+                "name": name,
+                "status": room.status(now),
+                "waiting": int(answers[2 * n + 1]),
+                "admitted": room.admitted,
+                "admission_rate": round(room.admission_rate, 3),
+            }
+        )
+    out.sort(key=lambda r: -r["waiting"])
+    return out
+
+
 async def require_admission(
     hub: Hub, user_id: uuid.UUID, event_id: uuid.UUID, token: str | None
 ) -> None:

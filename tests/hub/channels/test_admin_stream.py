@@ -1,10 +1,12 @@
 """The admin stream's figures: they move when the system moves (bookings, latency, an event's
-fill on the sales board), the window arithmetic, the board's choice of events, and a failing
-source that leaves its fields out and is logged once, not every second."""
+fill on the sales board, a waiting room's queue), the window arithmetic, the board's choice
+of events (a far-off event that is selling is on it), and a failing source that leaves its
+fields out and is logged once, not every second."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections import deque
 from typing import Any
@@ -15,11 +17,13 @@ from structlog.testing import capture_logs
 
 from hub import metrics
 from hub.channels.admin import AdminFeed, Reading, read_counters, window_figures
-from hub.services.admin_stream import choose
+from hub.services import admin_stream
+from hub.services.admin_stream import SalesBoard, candidates, choose
 from loadtest.client import WatchClient
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.hub.channels.conftest import WsServer
+from tests.waiting import eventually
 
 BUCKETS = len(metrics.LATENCY_BUCKETS) + 1
 
@@ -84,6 +88,101 @@ def test_the_board_shows_the_events_whose_seats_changed_most_then_the_soonest() 
     now = {a: 10, b: 15, c: 40, d: 99}  # d was not seen before: unchanged
     assert [r["id"] for r in choose(rows, now, before, 3)] == [c, b, a]
     assert [r["id"] for r in choose(rows, now, {}, 2)] == [a, b]
+
+
+def test_candidates_are_the_recently_held_events_then_the_soonest() -> None:
+    a, b, c, d = (uuid.uuid4() for _ in range(4))
+    active = [{"id": d, "status": "scheduled"}, {"id": b, "status": "scheduled"}]
+    soonest = [
+        {"id": a, "status": "scheduled"},
+        {"id": b, "status": "scheduled"},
+        {"id": c, "status": "cancelled"},
+        {"id": uuid.uuid4(), "status": "scheduled"},
+    ]
+    assert [r["id"] for r in candidates(active, soonest, 3)] == [d, b, a]
+    assert [r["id"] for r in candidates(active, soonest, 1)] == [d]
+
+
+async def test_a_far_off_event_that_is_selling_joins_the_board(
+    ws: WsServer, client: httpx.AsyncClient, admin: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few candidates, and more events sooner than ours than that: only its sales can
+    # bring it onto the board. A short window of activity keeps the suite's other holds
+    # out of the count (ours, three holds, outrank any stray event's one or two).
+    monkeypatch.setattr(admin_stream, "CANDIDATES", 3)
+    monkeypatch.setattr(admin_stream, "ACTIVE_SECONDS", 10.0)
+    for _ in range(3):
+        await make_event(client, admin, rows=1, seats_per_row=5, starts_in_days=0.2)
+    far = await make_event(client, admin, rows=2, seats_per_row=10, starts_in_days=300)
+    board = SalesBoard(ws.hub)
+    await board.refresh()
+    assert far["id"] not in {str(e.id) for e in board.board}
+
+    seats = (await client.get(f"/api/v1/events/{far['id']}/seats")).json()["seats"]
+    buyer = await register(client, "Far Buyer")
+    for seat in seats[:3]:
+        booked = await client.post(
+            "/api/v1/bookings",
+            json={"event_id": far["id"], "seat_ids": [seat["id"]]},
+            headers=buyer.headers,
+        )
+        assert booked.status_code == 201, booked.text
+
+    async def on_board() -> bool:
+        await board.refresh()  # the hold log is written in batches: ask until it is in
+        return far["id"] in {str(e.id) for e in board.board}
+
+    assert await eventually(on_board, within=10), "the selling event never reached the board"
+    ours = [e for e in (await board())["events"] if e["event_id"] == far["id"]]
+    assert ours and ours[0]["sold"] == 3 and ours[0]["total"] == 40
+
+
+async def test_a_waiting_rooms_queue_is_in_the_stream(
+    ws: WsServer, client: httpx.AsyncClient, admin: Account
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=10)
+    event_id = event["id"]
+    path = f"/api/v1/events/{event_id}/waiting-room"
+    opens_at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    made = await client.put(
+        path, json={"opens_at": opens_at, "admit_per_second": 4}, headers=admin.headers
+    )
+    assert made.status_code == 200, made.text
+    for n in range(3):
+        waiter = await register(client, f"Waiter {n}")
+        joined = await client.post(f"/api/v1/events/{event_id}/queue", headers=waiter.headers)
+        assert joined.status_code == 201, joined.text
+
+    conn = await WatchClient.open(ws.url("/ws/admin"), subprotocol="json")
+    try:
+        await conn.send({"t": "hello", "token": admin.token})
+        room: dict[str, Any] | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15  # the room feed hears of the room through pub/sub
+        while loop.time() < deadline and room is None:
+            message = await _metrics(conn)
+            found = [r for r in message.get("waiting_rooms", []) if r["event_id"] == event_id]
+            if found and found[0]["waiting"] == 3:
+                room = found[0]
+        assert room == {
+            "event_id": event_id,
+            "name": event["name"],
+            "status": "scheduled",
+            "waiting": 3,
+            "admitted": 0,
+            "admission_rate": 4.0,
+        }
+
+        off = await client.delete(path, headers=admin.headers)
+        assert off.status_code == 200, off.text
+        gone = False
+        deadline = loop.time() + 15
+        while loop.time() < deadline and not gone:
+            message = await _metrics(conn)
+            gone = all(r["event_id"] != event_id for r in message["waiting_rooms"])
+        assert gone, "a room turned off stayed in the stream"
+    finally:
+        await conn.close()
 
 
 async def test_a_failing_source_is_left_out_and_logged_once_per_spell(ws: WsServer) -> None:
