@@ -26,9 +26,9 @@ import pytest
 
 from hub.app import create_app
 from hub.settings import Settings
+from loadtest.tcp_proxy import TcpProxy
 from tests.conftest import Account, register
 from tests.factories import make_event
-from tests.tcp_proxy import TcpProxy
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
