@@ -210,13 +210,45 @@ function renderHub(h) {
     + `CPU ${fmt(h.cpu_percent)} %, memory ${mib}.`;
 }
 
+const queueRows = new Map(); // event id -> {tr, cells}
+
+// The waiting rooms that are on (the stream's `waiting_rooms`), shown only while any is.
 function renderQueues(rooms) {
+  const box = $("queues-box");
   if (!Array.isArray(rooms) || !rooms.length) {
-    $("fig-queues-box").hidden = true;
+    box.hidden = true;
+    queueRows.clear();
+    $("queues").tBodies[0].replaceChildren();
     return;
   }
-  $("fig-queues-box").hidden = false;
-  $("fig-queues").textContent = rooms.map((r) => `${r.name || r.event_id}: ${r.waiting} waiting`).join("; ");
+  box.hidden = false;
+  const ordered = [];
+  const seen = new Set();
+  for (const r of rooms) {
+    seen.add(r.event_id);
+    let row = queueRows.get(r.event_id);
+    if (!row) {
+      const tr = document.createElement("tr");
+      tr.dataset.eventId = r.event_id;
+      const name = document.createElement("th");
+      name.scope = "row";
+      const cells = [name, ...Array.from({ length: 4 }, () => document.createElement("td"))];
+      tr.append(...cells);
+      row = { tr, cells };
+      queueRows.set(r.event_id, row);
+    }
+    const [name, status, waiting, admitted, rate] = row.cells;
+    name.textContent = r.name || r.event_id;
+    status.textContent = r.status;
+    waiting.textContent = String(r.waiting);
+    admitted.textContent = String(r.admitted);
+    rate.textContent = fmt(r.admission_rate);
+    ordered.push(row.tr);
+  }
+  for (const id of [...queueRows.keys()]) if (!seen.has(id)) queueRows.delete(id);
+  const body = $("queues").tBodies[0];
+  const current = [...body.children];
+  if (current.length !== ordered.length || current.some((tr, i) => tr !== ordered[i])) body.replaceChildren(...ordered);
 }
 
 // ---------------------------------------------------------------- events board

@@ -1,11 +1,12 @@
 """The admin live panel in headless Chromium against a live hub: its figures, charts and
 events board move while a scripted booking burst runs (a screenshot is kept), the price
-history and health report show, and a non-admin gets a plain refusal, on the page and on
-``/ws/admin`` (4403)."""
+history and health report show, a waiting room's queue shows while the room is on, and a
+non-admin gets a plain refusal, on the page and on ``/ws/admin`` (4403)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import httpx
@@ -38,8 +39,8 @@ async def column_max(page: Any, name: str) -> float | None:
 async def test_the_panel_moves_with_a_booking_burst(
     http: httpx.AsyncClient, live_admin: Account, new_page: Any
 ) -> None:
-    # Soon, so it is among the board's candidates (the 200 soonest upcoming events) in a
-    # suite that has made hundreds of events a month out.
+    # Soon, so it is among the board's candidates before it sells (the board also takes the
+    # events held most in the last minutes, whatever their date).
     event = await make_event(http, live_admin, rows=5, seats_per_row=10, starts_in_days=0.5)
     event_id = event["id"]
     page = await new_page()
@@ -123,6 +124,38 @@ async def test_the_panel_moves_with_a_booking_burst(
     path = artifact("admin-panel-burst.png")
     await page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
+    assert no_script_errors(page) == []
+
+
+async def test_the_panel_shows_a_waiting_rooms_queue_while_the_room_is_on(
+    http: httpx.AsyncClient, live_admin: Account, new_page: Any
+) -> None:
+    event = await make_event(http, live_admin, rows=1, seats_per_row=10)
+    event_id = event["id"]
+    path = f"/api/v1/events/{event_id}/waiting-room"
+    opens_at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    made = await http.put(
+        path, json={"opens_at": opens_at, "admit_per_second": 2}, headers=live_admin.headers
+    )
+    assert made.status_code == 200, made.text
+    for n in range(2):
+        waiter = await register(http, f"Queued {n}")
+        joined = await http.post(f"/api/v1/events/{event_id}/queue", headers=waiter.headers)
+        assert joined.status_code == 201, joined.text
+
+    page = await new_page()
+    await page.goto("/admin")
+    await sign_in(page, live_admin)
+    await page.wait_for_function(STREAMING, arg=1)
+    row = page.locator(f"#queues tr[data-event-id='{event_id}']")
+    await row.wait_for(timeout=15_000)
+    assert await page.locator("#queues-box").is_visible()
+    cells = await row.locator("th, td").all_inner_texts()
+    assert cells == [event["name"], "scheduled", "2", "0", "2.0"]
+
+    off = await http.delete(path, headers=live_admin.headers)
+    assert off.status_code == 200, off.text
+    await row.wait_for(state="detached", timeout=15_000)
     assert no_script_errors(page) == []
 
 
