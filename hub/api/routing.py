@@ -188,14 +188,12 @@ async def _run(spec: Endpoint, request: Request) -> Response:
     try:
         async with deadline:
             result = await _call(spec, request)
-    except (TimeoutError, *store.UNAVAILABLE) as exc:
+    except store.UNAVAILABLE as exc:  # TimeoutError among them: it is an OSError
         if deadline.expired():
             # The work was cancelled where it stood: an open transaction rolls back, a hold
             # confirmed in PostgreSQL but not yet in Redis is reconciled by the leader.
             raise ServiceUnavailable("The request took too long; try again") from None
-        if isinstance(exc, store.UNAVAILABLE):
-            raise ServiceUnavailable(f"Redis is unavailable: {type(exc).__name__}") from exc
-        raise
+        raise ServiceUnavailable(f"Redis is unavailable: {type(exc).__name__}") from exc
     if isinstance(result, Response):
         return result
     if isinstance(result, Reply):
