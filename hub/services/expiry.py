@@ -4,11 +4,15 @@ Expiry never relies on keyspace notifications: every live event's ``expiry`` sor
 read each tick (one pipelined round trip for all of them), and due holds are released
 through ``releases`` — the script's "expire" mode refuses holds that are being confirmed
 or are no longer due — which also hands the freed seats to the waitlist. A hold left
-"confirming" longer than ``STUCK_AFTER_MS`` belonged to a process that died mid-booking:
-PostgreSQL decides its fate (tickets there → sold; none → released), under the advisory
-lock the confirmation itself holds while it writes. Every few seconds the leader also
-offers free seats of events with someone waiting (seats freed on the way to a hold, or by
-a process that died before its offer round) and reopens offer claims a crash left behind.
+"confirming" longer than ``confirming_limit_ms`` (three request timeouts: a live
+confirmation is cancelled at its request's timeout and undoes itself) belonged to a process
+that died mid-booking: PostgreSQL decides its fate (tickets there → sold; none → released),
+under the advisory lock the confirmation itself holds while it writes. It is tied to the
+request timeout, not a fixed minute, so a crashed booking's seats are right again within a
+hold's lifetime (issue 18), as a cancellation's pending free is. Every few seconds the
+leader also offers free seats of events with someone waiting (seats freed on the way to a
+hold, or by a process that died before its offer round) and reopens offer claims a crash
+left behind.
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from hub.db import lifecycle
 from hub.db import waitlist as waitlist_db
 from hub.inventory import HoldStatus, Released, ReleaseMode
 from hub.services import releases
+from hub.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 SWEEP_INTERVAL_S = 0.25
 RECONCILE_INTERVAL_S = 5.0
-STUCK_AFTER_MS = 60_000
 EVENTS_REFRESH_S = 2.0
 
 
@@ -63,10 +67,18 @@ async def sweep_expired(hub: Hub, event_ids: list[uuid.UUID]) -> int:
     return released
 
 
+def confirming_limit_ms(settings: Settings) -> int:
+    """How long a hold may be confirming before the leader takes it for a crashed one's."""
+    return int(3 * settings.request_timeout_seconds * 1000)
+
+
 async def reconcile_stuck(
-    hub: Hub, event_ids: list[uuid.UUID], stuck_after_ms: int = STUCK_AFTER_MS
+    hub: Hub, event_ids: list[uuid.UUID], stuck_after_ms: int | None = None
 ) -> int:
-    """Settle holds left confirming by a crashed process; return how many were settled."""
+    """Settle holds left confirming by a crashed process (confirming longer than
+    ``stuck_after_ms``, by default ``confirming_limit_ms``); return how many were settled."""
+    if stuck_after_ms is None:
+        stuck_after_ms = confirming_limit_ms(hub.settings)
     now_ms = await hub.inventory.server_time_ms()
     settled = 0
     for event_id in event_ids:

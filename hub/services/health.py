@@ -11,11 +11,11 @@ loses nothing:
    ``INFO``), the published vitals of every live process summed (requests, p50/p95/p99 per
    route from summed histogram buckets, 5xx rate per route, cache hit ratio, failed
    bookings), the live holds in Redis (``expiry`` sets of the live events; confirming holds
-   older than the reconciler's ``STUCK_AFTER_MS`` among the first ``MAX_HOLDS_EXAMINED``),
-   the breakers (``Hub.breakers``) and the alerts. The checks run concurrently, each under a
-   timeout of twice ``alert_probe_ms`` (at least a second); a failed check says so in its
-   section and never fails the report. Kept in Redis ``CACHE_SECONDS``; ``fresh`` measures
-   now and replaces it.
+   older than the reconciler's ``confirming_limit_ms`` among the first
+   ``MAX_HOLDS_EXAMINED``), the breakers (``Hub.breakers``) and the alerts. The checks run
+   concurrently, each under a timeout of twice ``alert_probe_ms`` (at least a second); a
+   failed check says so in its section and never fails the report. Kept in Redis
+   ``CACHE_SECONDS``; ``fresh`` measures now and replaces it.
 
 3. The **sampler** (``health_loop``, the leader only, every ``SAMPLE_SECONDS``): measures a
    report, appends its headline figures to the ring ``health:series`` (``SERIES_POINTS``:
@@ -46,7 +46,7 @@ from hub import jsonenc, metrics, store
 from hub.cache import kept_in_redis
 from hub.context import Hub
 from hub.db import health as health_db
-from hub.services.expiry import STUCK_AFTER_MS
+from hub.services.expiry import confirming_limit_ms
 from hub.services.vitals import BOUNDS, as_text, published
 
 log = structlog.get_logger(__name__)
@@ -231,6 +231,7 @@ async def _holds(hub: Hub, live_events: Sequence[Any]) -> dict[str, Any]:
             if len(examined) < MAX_HOLDS_EXAMINED:
                 examined.append((event_id, as_text(member)))
     confirming = stuck = 0
+    stuck_before = now_ms - confirming_limit_ms(hub.settings)
     if examined:
         async with client.pipeline(transaction=False) as pipe:
             for event_id, hold_id in examined:
@@ -241,7 +242,7 @@ async def _holds(hub: Hub, live_events: Sequence[Any]) -> dict[str, Any]:
         for status, since in fields:
             if status is not None and as_text(status) == "confirming":
                 confirming += 1
-                if since is not None and int(since) < now_ms - STUCK_AFTER_MS:
+                if since is not None and int(since) < stuck_before:
                     stuck += 1
     return {
         "ok": True,
