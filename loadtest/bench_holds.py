@@ -56,7 +56,7 @@ import httpx
 import uvloop
 
 from hub.settings import Settings, SettingsError
-from loadtest import hold_job, seeding
+from loadtest import hold_job, rooms, seeding
 from loadtest.accounts import seed_buyers
 from loadtest.bench_servers import (
     Hub,
@@ -403,15 +403,9 @@ def waiting_room_on(hub: Hub, setup: Setup) -> Iterator[list[str]]:
     of buyers reaches; every buyer joins and is admitted through the API. Yields their
     admission tokens (in the order of ``setup.tokens``); the room is turned off after."""
     with httpx.Client(base_url=f"{hub.url}/api/v1", timeout=60) as client:
-        login = client.post(
-            "/auth/login", json={"email": hub.admin_email, "password": hub.admin_password}
-        )
-        login.raise_for_status()
-        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        room = f"/events/{setup.event_id}/waiting-room"
-        opens = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
-        body = {"opens_at": opens, "admit_per_second": 100_000, "session_seconds": 86_400}
-        client.put(room, json=body, headers=admin).raise_for_status()
+        admin = rooms.admin_headers(client, hub.admin_email, hub.admin_password)
+        opens = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        rooms.turn_on(client, admin, setup.event_id, opens, 100_000, 86_400)
         try:
             queue = f"/events/{setup.event_id}/queue"
             buyers = [{"Authorization": f"Bearer {token}"} for token in setup.tokens]
@@ -428,7 +422,7 @@ def waiting_room_on(hub: Hub, setup: Setup) -> Iterator[list[str]]:
             print(f"  waiting room on: {len(admissions)} buyers admitted", flush=True)
             yield admissions
         finally:
-            client.delete(room, headers=admin)
+            rooms.turn_off(client, admin, setup.event_id)
 
 
 def room_table(runs: list[dict[str, Any]], levels: list[int]) -> list[str]:

@@ -60,6 +60,10 @@ class ClientPlan:
     register_concurrency: int = 4
     # Tokens issued up front (see loadtest.accounts), one per buyer id; empty: sign up.
     tokens: tuple[str, ...] = ()
+    # A waiting-room surge (loadtest.waiters): buyers join in the join_window seconds
+    # before the room opens, a late_share of them in as long again after it.
+    join_window: float = 0.0
+    late_share: float = 0.0
 
 
 @dataclass(slots=True)
@@ -70,6 +74,7 @@ class Buyer:
     email: str
     token: str = ""
     owned: int = 0  # seats held or booked, as far as this buyer knows
+    admission: str | None = None  # X-Admission-Token, once a waiting room let it in
 
 
 def activation_delay(profile: str, number: int, total: int, duration: float) -> float:
@@ -144,13 +149,19 @@ class Shop:
         return {"quantity": rng.randint(2, min(8, allowance))}
 
     async def buy(self, http: Http, buyer: Buyer, phase: Phase) -> None:
-        """The surge: hold, think, confirm or lapse, think, sometimes cancel; until the
-        phase ends, the buyer reaches its limit, or the event is sold out."""
-        plan, rng, rec = self.plan, self.rng, phase.rec
+        """The surge: the buyer arrives as the profile says, then shops."""
         delay = activation_delay(
-            plan.profile, buyer.number, plan.total_buyers, phase.deadline - phase.start_at
+            self.plan.profile, buyer.number, self.plan.total_buyers, phase.deadline - phase.start_at
         )
         await phase.pause(phase.start_at + delay - time.monotonic())
+        await self.shop(http, buyer, phase)
+
+    async def shop(self, http: Http, buyer: Buyer, phase: Phase) -> None:
+        """Hold, think, confirm or lapse, think, sometimes cancel; until the phase ends, the
+        buyer reaches its limit, or the event is sold out. Holds carry the buyer's
+        admission token when a waiting room gave it one."""
+        plan, rng, rec = self.plan, self.rng, phase.rec
+        admitted = {"X-Admission-Token": buyer.admission} if buyer.admission else None
         while not phase.stopped.is_set():
             allowance = plan.max_per_user - buyer.owned
             if allowance <= 0:
@@ -166,7 +177,7 @@ class Shop:
                 await phase.pause(0.05)
                 continue
             path = f"/api/v1/events/{plan.event_id}/holds"
-            reply = await http.call("POST", path, buyer.token, body)
+            reply = await http.call("POST", path, buyer.token, body, admitted)
             conflict = reply.status == 409 and reply.code in CONFLICT_CODES
             rec.request(HOLD, reply, conflict)
             if reply.status != 201:

@@ -19,7 +19,9 @@ What a process measures (``time.monotonic()``, one clock for every process on th
 - its own CPU%, once a second, so a saturated generator shows in the progress line.
 
 
-What its buyers do is ``loadtest.buyers``; what it records, ``loadtest.records``.
+What its buyers do is ``loadtest.buyers`` (in the ``room`` phase, first
+``loadtest.waiters``: join the waiting room's queue and wait to be admitted); what it
+records, ``loadtest.records``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from websockets.exceptions import ConnectionClosed
 from loadtest.buyers import PASSWORD, Buyer, ClientPlan, Shop, buyer_email
 from loadtest.client import SeatMirror, WatchClient
 from loadtest.records import FREE, HELD, SOLD, Http, Phase, Probe
+from loadtest.waiters import Wait, join_delay, wait_and_buy
 
 
 class ClientProcess:
@@ -59,6 +62,7 @@ class ClientProcess:
         self.closed: Counter[str] = Counter()
         self.proc = psutil.Process()
         self.phase: Phase | None = None
+        self.waits: list[Wait] = []
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -180,6 +184,8 @@ class ClientProcess:
             http = Http(session, url)
             if phase_name == "surge":
                 work = [shop.buy(http, b, phase) for b in self.buyers]
+            elif phase_name == "room":  # buyers through the event's waiting room
+                work = self._waiters(shop, http, phase)
             elif phase_name == "throughput":  # the hub, back to back, named random seats
                 seats = await http.call("GET", f"/api/v1/events/{event_id}/seats")
                 ids = [str(seat["id"]) for seat in seats.body["seats"]]
@@ -188,10 +194,27 @@ class ClientProcess:
                 work = [shop.hold_ceiling(http, b, phase, self.plan.event_id) for b in self.buyers]
             await asyncio.gather(*work)
             phase.stop()
-            if phase_name == "surge":
+            if phase_name in ("surge", "room"):
                 await asyncio.sleep(1.0)  # let the last changes reach the watchers
             ticker.cancel()
             self.outbox.put(("result", self.plan.index, self._result(phase_name, phase)))
+
+    def _waiters(self, shop: Shop, http: Http, phase: Phase) -> list[Any]:
+        plan = self.plan
+        ws_url = f"{plan.ws_url.rstrip('/')}/ws/events/{plan.event_id}"
+        self.waits = [Wait(b.number, self.rng.random() < plan.late_share) for b in self.buyers]
+        return [
+            wait_and_buy(
+                shop,
+                http,
+                ws_url,
+                buyer,
+                phase,
+                wait,
+                join_delay(self.rng, plan.join_window, wait.late),
+            )
+            for buyer, wait in zip(self.buyers, self.waits, strict=True)
+        ]
 
     def _command(self, commands: asyncio.Queue[tuple[Any, ...]], command: tuple[Any, ...]) -> None:
         if command[0] == "stop":  # end the running phase early (e.g. sold out)
@@ -227,7 +250,9 @@ class ClientProcess:
             "stopped_at": phase.stopped_at,
             **phase.rec.export(),
         }
-        if name == "surge":
+        if name == "room":
+            result["waits"] = [wait.export() for wait in self.waits]
+        if name in ("surge", "room"):
             mirrors = [w.mirror for w in self.watchers]
             result["probes"] = [p.export() for p in self.probes]
             result["watchers"] = {

@@ -170,7 +170,8 @@ def start_hub(args: argparse.Namespace) -> StartedHub:
         {
             "EVENTLY_RATE_LIMITS": "off",
             "EVENTLY_HOLD_TTL_SECONDS": str(args.hold_ttl),
-            "EVENTLY_WS_MAX_PER_IP": str(args.watchers + args.processes + 100),
+            # Watchers, each process's mirror, and a waiting room's waiters (one each).
+            "EVENTLY_WS_MAX_PER_IP": str(args.watchers + args.buyers + args.processes + 100),
         },
     )
     log = open(home / "hub.log", "wb")  # kept open for the child's lifetime

@@ -107,6 +107,7 @@ class Progress:
             proc.cpu_percent(None)
         self.sold_out = False
         self.sold_out_at: float | None = None
+        self.waiting = 0  # in the waiting room's queue, as the waiters' ticks tell
 
     def hub_cpu(self) -> float | None:
         if not self.hub:
@@ -134,6 +135,9 @@ class Progress:
             "release_ok",
             "cancel_ok",
             "abandoned",
+            "joined",  # the waiting room's queue (loadtest.waiters)
+            "admitted",
+            "turned_away",
         ):
             row[key] = sum(p.get(key, 0) for p in parts.values())
         row["ceiling_ok"] = sum(p.get("ceiling_hold_ok", 0) for p in parts.values())
@@ -151,6 +155,10 @@ class Progress:
                 f"  conflicts {row['conflicts']:4d}  errors {row['errors']:3d}"
                 f"  seats free/held/sold {row['free']}/{row['held']}/{row['sold']}"
             )
+        if row["joined"] or self.waiting:
+            self.waiting += row["joined"] - row["admitted"] - row["turned_away"]
+            row["waiting"] = self.waiting
+            line += f"  queue {self.waiting} admitted {row['admitted']}"
         print(f"{line}  client cpu {cpu}{hub}", flush=True)
         if first["sold"] == self.seats and first["mirror_seq"] is not None and not self.sold_out:
             self.sold_out = True
@@ -203,15 +211,23 @@ def run_phase(
     duration: float,
     stop_early: bool,
     event_id: str | None = None,
+    start_at: float | None = None,
+    grace: float = 0.0,
 ) -> dict[int, Any]:
-    start_at = time.monotonic() + 1.0
+    """One phase in every client process, from ``start_at`` (default: a second from now);
+    with ``stop_early``, stopped ``grace`` seconds after the event sold out."""
+    if start_at is None:
+        start_at = time.monotonic() + 1.0
     clients.send("go", name, start_at, duration, url, event_id)
     stopped = False
 
     def on_tick(index: int, figures: dict[str, Any]) -> None:
         nonlocal stopped
         progress.tick(index, figures)
-        if stop_early and progress.sold_out and not stopped:
+        if not (stop_early and progress.sold_out and not stopped):
+            return
+        assert progress.sold_out_at is not None
+        if progress.rows[-1]["second"] - progress.sold_out_at >= grace:
             stopped = True
             print(f"sold out after {progress.sold_out_at:.0f}s: stopping the surge", flush=True)
             clients.send("stop")

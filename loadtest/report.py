@@ -21,6 +21,10 @@ relative to the phase start the parent gave every process):
   matched; the match rate is reported. Each message's ``seq`` continuity is checked by the
   reference mirror of every watcher (gaps, resyncs and snapshots are counted).
 - ceiling ratio: hub peak holds/s over ceiling peak holds/s (same window length).
+- waiting room (``surge --waiting-room``): time to admission, queue updates per waiter,
+  the longest silence, fairness and the time to sell out, as ``loadtest.queue_figures``
+  says; with ``--compare``, the same surge without the room on a fresh event of the same
+  seats, and the ratio of the two sell-out times (with / without).
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ from typing import Any
 
 import numpy as np
 
+from loadtest import queue_figures
 from loadtest.audit import Audit
 from loadtest.records import CANCEL, CEILING_HOLD, CONFIRM, HOLD, KIND_NAMES, RELEASE
 
 PEAK_WINDOW = 3
 MATCH_WINDOW = 2.0
 TARGETS = {"ratio": 0.5, "p99_hold_ms": 100.0, "p99_confirm_ms": 200.0}
+ROOM_TARGETS = {"pre_opening_abs_rho": 0.1, "late_rho": 0.95, "sellout_ratio": 1.25}
 
 
 def _merge(results: dict[int, Any]) -> dict[str, Any]:
@@ -266,6 +272,7 @@ def build(
     *,
     throughput: dict[int, Any] | None = None,
     throughput_rows: list[dict[str, Any]] | None = None,
+    without_room: tuple[dict[int, Any], list[dict[str, Any]], int] | None = None,
 ) -> dict[str, Any]:
     """Every figure of the run as one JSON-able dict.
 
@@ -274,9 +281,14 @@ def build(
     tokens, no think time, an event too large to sell out); the surge's own holds/s, with
     think time and a sell-out, compares with nothing.
 
+    A waiting-room surge (``meta["join_window_s"]`` set) adds ``waiting_room``, and with
+    ``without_room`` (that surge's results, rows and seats) ``without_room`` and the ratio
+    of the sell-out times.
+
     A target is ``True`` or ``False`` when measured, ``None`` when the run could not
     measure it (no database for the audit, no comparison)."""
     s = _surge(surge, surge_rows)
+    room = _room(meta, surge, surge_rows, s, without_room)
     c = _ceiling(ceiling, ceiling_rows) if ceiling else None
     t = _ceiling(throughput, throughput_rows or []) if throughput else None
     ratio = (
@@ -296,6 +308,8 @@ def build(
         "p99_confirm_le_200ms": confirm_p99 is not None
         and confirm_p99 <= TARGETS["p99_confirm_ms"],
     }
+    if room is not None:
+        targets.update(_room_targets(room))
     return {
         "meta": meta,
         "surge": s,
@@ -305,6 +319,55 @@ def build(
         "targets": targets,
         "audit": audit.as_json(),
         "method": __doc__,
+        **({"waiting_room": room} if room is not None else {}),
+    }
+
+
+def _room(
+    meta: dict[str, Any],
+    results: dict[int, Any],
+    rows: list[dict[str, Any]],
+    s: dict[str, Any],
+    without_room: tuple[dict[int, Any], list[dict[str, Any]], int] | None,
+) -> dict[str, Any] | None:
+    """The waiting room's figures (None for a surge without a room); adds the queue's
+    series to the surge's."""
+    if meta.get("join_window_s") is None:
+        return None
+    start = min(r["start_at"] for r in results.values())
+    opening = start + meta["join_window_s"]
+    ended = max(r["stopped_at"] or opening for r in results.values())
+    waits = [w for r in results.values() for w in r.get("waits", [])]
+    room = queue_figures.room(waits, opening, ended)
+    changes = [r["changes"] for r in results.values()]
+    room["sold_out_after_s"] = queue_figures.sold_out_after(changes, meta["seats"], opening)
+    room["without_room"] = None
+    room["sellout_ratio"] = None
+    if without_room is not None:
+        w_results, w_rows, w_seats = without_room
+        w_start = min(r["start_at"] for r in w_results.values())
+        w_changes = [r["changes"] for r in w_results.values()]
+        w_sold = queue_figures.sold_out_after(w_changes, w_seats, w_start)
+        room["without_room"] = {"sold_out_after_s": w_sold, "surge": _surge(w_results, w_rows)}
+        if w_sold and room["sold_out_after_s"] is not None:
+            room["sellout_ratio"] = round(room["sold_out_after_s"] / w_sold, 3)
+    s["series"]["queue_waiting"] = [row.get("waiting", 0) for row in rows]
+    s["series"]["admitted_per_s"] = [row.get("admitted", 0) for row in rows]
+    return room
+
+
+def _room_targets(room: dict[str, Any]) -> dict[str, bool | None]:
+    fair = room["fairness"]
+    pre, late, ratio = fair["pre_opening_rho"], fair["late_rho"], room["sellout_ratio"]
+    return {
+        "queue_update_every_2s": room["every_waiter_updated_within_target"],
+        "fair_pre_opening_rho": None
+        if pre is None
+        else abs(pre) < ROOM_TARGETS["pre_opening_abs_rho"],
+        "fair_late_rho": None if late is None else late > ROOM_TARGETS["late_rho"],
+        "sellout_le_1_25x_without": None
+        if ratio is None
+        else ratio <= ROOM_TARGETS["sellout_ratio"],
     }
 
 
@@ -362,9 +425,57 @@ def summary(r: dict[str, Any]) -> str:
             f"hub/ceiling hold throughput, back to back at the same concurrency "
             f"(peak {PEAK_WINDOW}s windows): {r['ratio']:.1%}"
         )
+    if r.get("waiting_room"):
+        lines += room_lines(r["waiting_room"])
     lines.append("targets:")
-    lines += [f"  {name:22s} {words}" for name, words in target_words(r)]
+    lines += [f"  {name:26s} {words}" for name, words in target_words(r)]
     return "\n".join(lines)
+
+
+def room_lines(w: dict[str, Any]) -> list[str]:
+    """The waiting room's figures as printed."""
+
+    def secs(d: dict[str, Any]) -> str:
+        if not d.get("n"):
+            return "n/a"
+        return f"p50 {d['p50']:.2f}  p95 {d['p95']:.2f}  p99 {d['p99']:.2f}  max {d['max']:.2f} s"
+
+    def rho(value: float | None, n: int) -> str:
+        return f"{value:+.3f} ({n} admitted)" if value is not None else f"n/a ({n} admitted)"
+
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(w["outcomes"].items()))
+    updates, gap, fair = w["updates_per_waiter_per_s"], w["longest_gap_s"], w["fairness"]
+    sold = w["sold_out_after_s"]
+    lines = [
+        f"waiting room: {w['waiters']} waiters ({w['pre_opening']} before the opening, "
+        f"{w['late']} after): {outcomes}; socket failed, polled instead: "
+        f"{w['socket_fallbacks']}",
+        f"  time to admission  {secs(w['time_to_admission_s'])}",
+        f"  queue updates      {updates['mean'] if updates['mean'] is not None else 'n/a'}"
+        f" per waiter per second (lowest {updates['min']}, over {updates['waiters']} waiters "
+        f"who waited {queue_figures.RATE_MIN_WAIT_S:.0f} s or more)",
+        f"  longest silence    {secs(gap)} per waiter; {gap['over_target']} waiters went "
+        f"over {gap['target_s']:.0f} s without an update",
+        f"  fairness (Spearman, join order vs admission order): before the opening "
+        f"{rho(fair['pre_opening_rho'], fair['pre_opening_admitted'])}, late arrivals "
+        f"{rho(fair['late_rho'], fair['late_admitted'])}; admission order is the push "
+        f"round ({fair['admission_rounds']} rounds)",
+        "  sold out "
+        + (f"{sold:.2f} s after the opening" if sold is not None else "never")
+        + " (by the bookings buyers were told about)",
+    ]
+    without = w.get("without_room")
+    if without is not None:
+        w_sold = without["sold_out_after_s"]
+        ratio = w["sellout_ratio"]
+        lines.append(
+            "  without the room: sold out "
+            + (f"{w_sold:.2f} s after the start" if w_sold is not None else "never")
+            + (f"; with / without {ratio:.2f}x" if ratio is not None else "")
+            + f" (hold p99 {without['surge']['latency_ms']['hold'].get('p99', 'n/a')} ms, "
+            f"confirm p99 {without['surge']['latency_ms']['confirm'].get('p99', 'n/a')} ms)"
+        )
+    return lines
 
 
 def fanout_words(f: dict[str, Any]) -> str:
@@ -392,6 +503,10 @@ def target_words(r: dict[str, Any]) -> list[tuple[str, str]]:
             why = {
                 "zero_double_sales": f"not audited ({r['audit'].get('skipped')})",
                 "ratio_ge_0_5": "no back-to-back comparison in this run",
+                "queue_update_every_2s": "no waiter waited by socket",
+                "fair_pre_opening_rho": "fewer than 3 of the early crowd admitted",
+                "fair_late_rho": "fewer than 3 late arrivals admitted (sold out before)",
+                "sellout_le_1_25x_without": "no --compare, or a surge that did not sell out",
             }.get(name, "not measured")
             words.append((name, f"n/a: {why}"))
         elif name == "sold_out":
@@ -612,6 +727,7 @@ def _cards(r: dict[str, Any]) -> list[str]:
 
     ratio = r["ratio"]
     return [
+        *(_room_cards(r["waiting_room"]) if r.get("waiting_room") else []),
         verdict,
         sold_card,
         _card("Holds", f"{s['holds_per_s']:.0f}/s", f"peak {s['peak_holds_per_s']:.0f}/s"),
@@ -630,6 +746,36 @@ def _cards(r: dict[str, Any]) -> list[str]:
             f"{ratio:.0%}" if ratio is not None else "n/a",
             "back to back, same clients" if ratio is not None else "not compared in this run",
             "na" if ratio is None else ("ok" if ratio >= TARGETS["ratio"] else "bad"),
+        ),
+    ]
+
+
+def _room_cards(w: dict[str, Any]) -> list[str]:
+    admission, gap, fair = w["time_to_admission_s"], w["longest_gap_s"], w["fairness"]
+    pre, ratio = fair["pre_opening_rho"], w["sellout_ratio"]
+    return [
+        _card(
+            "Time to admission p99",
+            f"{admission['p99']:.1f} s" if admission.get("n") else "n/a",
+            f"{admission.get('n', 0)} of {w['waiters']} waiters admitted",
+        ),
+        _card(
+            "Longest queue silence",
+            f"{gap['max']:.2f} s" if gap.get("n") else "n/a",
+            f"target {gap['target_s']:.0f} s",
+            "na" if not gap.get("n") else ("ok" if gap["max"] <= gap["target_s"] else "bad"),
+        ),
+        _card(
+            "Fairness rho (early crowd)",
+            f"{pre:+.2f}" if pre is not None else "n/a",
+            f"late arrivals {fair['late_rho']:+.2f}" if fair["late_rho"] is not None else "",
+            "na" if pre is None else ("ok" if abs(pre) < 0.1 else "bad"),
+        ),
+        _card(
+            "Sell-out with / without room",
+            f"{ratio:.2f}x" if ratio is not None else "n/a",
+            "target 1.25x" if ratio is not None else "not compared in this run",
+            "na" if ratio is None else ("ok" if ratio <= 1.25 else "bad"),
         ),
     ]
 

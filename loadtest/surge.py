@@ -11,6 +11,12 @@ The run, in order:
    the watchers.
 3. The surge, for ``--duration`` seconds or until the event is sold out: a progress line
    every second; every request and every seat change is recorded.
+   With ``--waiting-room``, the admin first turns the event's waiting room on, opening
+   ``--join-window`` seconds after the start: buyers join its queue at random moments
+   before the opening (a ``--late-share`` after it), wait for their turn on the event's
+   WebSocket, then hold and confirm with their admission token (``loadtest.waiters``).
+   ``--compare`` then runs the same surge without a room on a fresh event of the same
+   seats, with the same buyers, for the ratio of the sell-out times.
 4. The audit (``loadtest.audit``): API seat map vs PostgreSQL vs what buyers were told.
 5. The ceiling (``loadtest.ceiling``) under the same uvicorn options and worker count, hit
    by the same client processes and buyers (same connections, same tokens) for the same
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import subprocess
@@ -36,7 +43,8 @@ from typing import Any
 
 import httpx
 
-from loadtest import audit, report
+from loadtest import audit, report, rooms
+from loadtest.buyers import ClientPlan
 from loadtest.launch import (
     LOCAL_PG,
     StartedHub,
@@ -118,6 +126,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seats of the event for the hub's back-to-back hold phase (set beside the ceiling)",
     )
     p.add_argument("--run-on", action="store_true", help="do not stop early when sold out")
+    p.add_argument(
+        "--waiting-room",
+        action="store_true",
+        help="buyers go through the event's waiting room: join its queue, wait to be "
+        "admitted, then hold and confirm with the admission token",
+    )
+    p.add_argument(
+        "--join-window",
+        type=float,
+        default=10.0,
+        help="with --waiting-room: seconds before the opening in which buyers join",
+    )
+    p.add_argument(
+        "--late-share",
+        type=float,
+        default=0.1,
+        help="with --waiting-room: share of buyers joining after the opening (spread over "
+        "as long again as the join window)",
+    )
+    p.add_argument(
+        "--admit-per-second",
+        type=float,
+        default=None,
+        help="with --waiting-room: a fixed admission rate (default: adaptive)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="with --waiting-room: then the same surge without a room (fresh event, same "
+        "seats and buyers), and the ratio of the sell-out times",
+    )
 
 
 def venue_sections(seats: int) -> list[dict[str, Any]]:
@@ -218,6 +257,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.start_hub and not args.url:
         print("surge: give --url or --start-hub", file=sys.stderr)
         return 2
+    if args.compare and not args.waiting_room:
+        print("surge: --compare compares with --waiting-room", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.late_share <= 1.0 or args.join_window <= 0:
+        print("surge: --late-share within 0-1, --join-window above 0", file=sys.stderr)
+        return 2
     load_before = os.getloadavg()
     hub: StartedHub | None = None
     clients: Clients | None = None
@@ -245,21 +290,31 @@ def run(args: argparse.Namespace) -> int:
         if target.database_url and target.secret:
             plans = asyncio.run(seeded(plans, target.database_url, target.secret))
             print(f"seeded {args.buyers} buyers in {time.monotonic() - started:.1f}s", flush=True)
+        if args.waiting_room:
+            plans = [
+                dataclasses.replace(p, join_window=args.join_window, late_share=args.late_share)
+                for p in plans
+            ]
         clients = Clients(plans)
         print(f"signing up {args.buyers} buyers, opening {args.watchers} watchers...", flush=True)
         ready = clients.gather("ready", 900)
         setup_s = time.monotonic() - started
         print(f"ready in {setup_s:.1f}s", flush=True)
-        progress = Progress(len(plans), hub.worker_pids() if hub else [], seats)
-        surge = run_phase(clients, progress, "surge", url, args.duration, not args.run_on)
+        hub_pids = hub.worker_pids() if hub else []
+        progress = Progress(len(plans), hub_pids, seats)
+        if args.waiting_room:
+            surge = _room_phase(args, target, clients, progress, event_id)
+        else:
+            surge = run_phase(clients, progress, "surge", url, args.duration, not args.run_on)
         surge_rows = progress.rows
-        seen = [
-            audit.SeenBooking(bid, tuple(seat_ids), cancelled)
-            for result in surge.values()
-            for bid, (seat_ids, cancelled) in result["bookings"].items()
-        ]
-        result_audit = asyncio.run(_audit(url, target.database_url, event_id, seen))
+        result_audit = asyncio.run(_audit(url, target.database_url, event_id, _seen(surge)))
         print(result_audit.line(), flush=True)
+        without: tuple[dict[int, Any], list[dict[str, Any]], int] | None = None
+        without_audit: audit.Audit | None = None
+        if args.compare:
+            clients.close()
+            clients = None
+            clients, without, without_audit = _without_room(args, target, plans, hub_pids)
         compared = _compare(args, target, clients, progress)
         meta = {
             "command": "python -m loadtest " + " ".join(sys.argv[1:]),
@@ -274,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
             "ready": ready,
             "sold_out_at_s": progress.sold_out_at if surge_rows else None,
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "join_window_s": args.join_window if args.waiting_room else None,
+            "without_room_audit": without_audit.as_json() if without_audit else None,
         }
         results = report.build(
             meta,
@@ -284,18 +341,91 @@ def run(args: argparse.Namespace) -> int:
             result_audit,
             throughput=compared.throughput,
             throughput_rows=compared.throughput_rows,
+            without_room=without,
         )
         print(report.summary(results), flush=True)
         if args.json_out:
             report.write_json(results, args.json_out)
         if args.html_out:
             report.write_html(results, args.html_out)
-        return 0 if result_audit.ok else 1
+        audits_ok = result_audit.ok and (without_audit is None or without_audit.ok)
+        return 0 if audits_ok else 1
     finally:
         if clients is not None:
             clients.close()
         if hub is not None:
             hub.stop()
+
+
+def _seen(results: dict[int, Any]) -> list[audit.SeenBooking]:
+    return [
+        audit.SeenBooking(bid, tuple(seat_ids), cancelled)
+        for result in results.values()
+        for bid, (seat_ids, cancelled) in result["bookings"].items()
+    ]
+
+
+# After the sell-out, waiters still queued get ``sold_out`` within an admission tick or
+# two: the room's phase stops this long after the sell-out, not at once.
+ROOM_GRACE_SECONDS = 5.0
+
+
+def _room_phase(
+    args: argparse.Namespace, target: Target, clients: Clients, progress: Progress, event_id: str
+) -> dict[int, Any]:
+    """The admin turns the event's waiting room on, opening ``--join-window`` seconds after
+    the phase starts; then the buyers' phase (``loadtest.waiters``), for ``--duration``
+    seconds after the opening at most."""
+    email, password = target.admin
+    if not (email and password):
+        raise SystemExit("surge: --waiting-room needs the admin (--admin-email/--admin-password)")
+    start_at = time.monotonic() + 2.0
+    opens_at = dt.datetime.now(dt.UTC) + dt.timedelta(
+        seconds=start_at + args.join_window - time.monotonic()
+    )
+    with httpx.Client(base_url=f"{target.url}/api/v1", timeout=60) as client:
+        admin = rooms.admin_headers(client, email, password)
+        room = rooms.turn_on(client, admin, event_id, opens_at, args.admit_per_second)
+    rate = room["admit_per_second"] or "adaptive"
+    print(
+        f"waiting room on: opens at {room['opens_at']} ({args.join_window:.0f}s after the "
+        f"start), admissions {rate}",
+        flush=True,
+    )
+    return run_phase(
+        clients,
+        progress,
+        "room",
+        target.url,
+        args.join_window + args.duration,
+        not args.run_on,
+        start_at=start_at,
+        grace=ROOM_GRACE_SECONDS,
+    )
+
+
+def _without_room(
+    args: argparse.Namespace, target: Target, plans: list[ClientPlan], hub_pids: list[int]
+) -> tuple[Clients, tuple[dict[int, Any], list[dict[str, Any]], int], audit.Audit]:
+    """The same surge on a fresh event of the same seats without a room, by the same buyers
+    (fresh client processes, the same accounts): its results, rows, seats, and audit."""
+    email, password = target.admin
+    assert email and password  # the room's phase needed them already
+    event_id = create_event(target.url, email, password, args.seats, args.max_per_user)
+    seats = len(
+        httpx.get(f"{target.url}/api/v1/events/{event_id}/seats", timeout=30).json()["seats"]
+    )
+    print(f"without the room: event {event_id}, {seats} seats, the same buyers...", flush=True)
+    again = [
+        dataclasses.replace(p, event_id=event_id, join_window=0.0, late_share=0.0) for p in plans
+    ]
+    clients = Clients(again)
+    clients.gather("ready", 900)
+    progress = Progress(len(again), hub_pids, seats)
+    results = run_phase(clients, progress, "surge", target.url, args.duration, not args.run_on)
+    checked = asyncio.run(_audit(target.url, target.database_url, event_id, _seen(results)))
+    print(f"without the room: {checked.line()}", flush=True)
+    return clients, (results, progress.rows, seats), checked
 
 
 def _compare(
