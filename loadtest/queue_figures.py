@@ -86,6 +86,7 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
     admission: list[float] = []
     rates: list[float] = []
     longest: list[float] = []
+    silent_from: list[float] = []  # where the silences over the target began
     fair: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
     fallback = 0
     for _n, late, _t0, t1, outcome, end_t, fell_back, updates in waits:
@@ -100,7 +101,10 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
             fallback += 1
             continue
         until = end_t if end_t is not None else ended
-        longest.append(float(gaps(t1, updates, until).max()))
+        silences = gaps(t1, updates, until)
+        longest.append(float(silences.max()))
+        moments = np.concatenate(([t1], np.asarray(updates, dtype=np.float64)))
+        silent_from.extend((moments[silences > GAP_TARGET_S] - opening).tolist())
         if until - t1 >= RATE_MIN_WAIT_S:
             rates.append(len(updates) / (until - t1))
     worst = max(longest) if longest else None
@@ -120,6 +124,14 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
             **seconds(longest),
             "over_target": sum(1 for g in longest if g > GAP_TARGET_S),
             "target_s": GAP_TARGET_S,
+            # Seconds from the opening (negative: before it) to where each silence longer
+            # than the target began: whether they bunch at the opening, or anywhere.
+            "over_target_began_s": {
+                "n": len(silent_from),
+                "min": round(min(silent_from), 2) if silent_from else None,
+                "median": round(float(np.median(silent_from)), 2) if silent_from else None,
+                "max": round(max(silent_from), 2) if silent_from else None,
+            },
         },
         "every_waiter_updated_within_target": None if worst is None else worst <= GAP_TARGET_S,
         "fairness": {

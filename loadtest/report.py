@@ -455,7 +455,7 @@ def room_lines(w: dict[str, Any]) -> list[str]:
         f" per waiter per second (lowest {updates['min']}, over {updates['waiters']} waiters "
         f"who waited {queue_figures.RATE_MIN_WAIT_S:.0f} s or more)",
         f"  longest silence    {secs(gap)} per waiter; {gap['over_target']} waiters went "
-        f"over {gap['target_s']:.0f} s without an update",
+        f"over {gap['target_s']:.0f} s without an update" + _silences_began(gap),
         f"  fairness (Spearman, join order vs admission order): before the opening "
         f"{rho(fair['pre_opening_rho'], fair['pre_opening_admitted'])}, late arrivals "
         f"{rho(fair['late_rho'], fair['late_admitted'])}; admission order is the push "
@@ -476,6 +476,16 @@ def room_lines(w: dict[str, Any]) -> list[str]:
             f"confirm p99 {without['surge']['latency_ms']['confirm'].get('p99', 'n/a')} ms)"
         )
     return lines
+
+
+def _silences_began(gap: dict[str, Any]) -> str:
+    began = gap["over_target_began_s"]
+    if not began["n"]:
+        return ""
+    return (
+        f" ({began['n']} such silences, beginning {began['min']:+.1f} to {began['max']:+.1f} s "
+        f"from the opening, median {began['median']:+.1f} s)"
+    )
 
 
 def fanout_words(f: dict[str, Any]) -> str:

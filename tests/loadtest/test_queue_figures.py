@@ -81,6 +81,8 @@ def test_room_figures_of_known_waits() -> None:
     gap = figures["longest_gap_s"]
     assert (gap["n"], gap["max"], gap["over_target"]) == (4, 3.0, 1)
     assert figures["every_waiter_updated_within_target"] is False
+    # Waiter 1's two silences over 2 s began at 6 and 9 s: 4 s and 1 s before the opening.
+    assert gap["over_target_began_s"] == {"n": 2, "min": -4.0, "median": -2.5, "max": -1.0}
     # Rates over waits of 2 s or more: 9 in 10 s, 2 in 7 s, 2 in 2.5 s.
     rates = figures["updates_per_waiter_per_s"]
     assert rates["waiters"] == 3
