@@ -58,8 +58,8 @@ class Operation(Protocol):
     @property
     def errors(self) -> tuple[int, ...]: ...
     @property
-    def limit(self) -> object | None:
-        """The rate limit, if any: its presence adds 429."""
+    def limits(self) -> tuple[object, ...]:
+        """The rate limits, if any: their presence adds 429."""
 
     @property
     def needs_token(self) -> bool:
@@ -152,7 +152,7 @@ def _operation(endpoint: Operation, components: dict[str, Any]) -> dict[str, Any
         op["security"] = [{"bearer": []}]
     if endpoint.admin_only:
         codes.add(403)
-    if endpoint.limit is not None:
+    if endpoint.limits:
         codes.add(429)
     if _PARAM.search(endpoint.path):
         codes.add(404)

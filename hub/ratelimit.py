@@ -15,9 +15,10 @@ is ``Retry-After``.
 ``EVENTLY_RATE_LIMITS=off`` (load tests, benchmarks) turns every limit off.
 
 What is limited (the constants below): sign-in per address (every attempt) and per account
-(failures, checked before the password is), registration per address, holds, bookings and
-waitlist joins per user, WebSocket connects per address (the waiting room's queue joins are
-limited where that route is declared, ``hub.api.waiting_room``).
+(failures, checked before the password is), registration per address, holds, bookings,
+waitlist joins and queue joins per user, WebSocket connects per address (the waiting room's
+queue joins are also limited per address, where that route is declared,
+``hub.api.waiting_room``).
 """
 
 from __future__ import annotations
@@ -116,4 +117,7 @@ REGISTRATIONS = Limit("registration", 20, 3600, By.IP)
 HOLDS = Limit("hold", 30, 10)
 BOOKINGS = Limit("booking", 20, 10)
 WAITLIST = Limit("waitlist", 10, 10)
+# A person needs one place per event (joining again answers the same place): a handful per
+# 10 s, from however many addresses the user comes.
+QUEUE_JOINS = Limit("queue join", 5, 10)
 WS_CONNECTS = Limit("websocket connect", 60, 10, By.IP)

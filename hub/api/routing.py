@@ -82,7 +82,7 @@ class Endpoint:
     status: int
     errors: tuple[int, ...]
     tag: str
-    limit: Limit | None
+    limits: tuple[Limit, ...]
 
     @property
     def needs_token(self) -> bool:
@@ -127,10 +127,12 @@ class Api:
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         status: int = 200,
-        limit: Limit | None = None,
+        limit: Limit | tuple[Limit, ...] | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare an endpoint: what is enforced (role, body, query, rate limit) and the
-        success status as arguments, what is only documented as ``doc``."""
+        """Declare an endpoint: what is enforced (role, body, query, rate limits: one, or
+        several that must all allow the call, e.g. per user and per address) and the success
+        status as arguments, what is only documented as ``doc``."""
+        limits = () if limit is None else limit if isinstance(limit, tuple) else (limit,)
 
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -146,7 +148,7 @@ class Api:
                     status=status,
                     errors=doc.errors,
                     tag=self.tag,
-                    limit=limit,
+                    limits=limits,
                 )
             )
             return handler
@@ -212,8 +214,8 @@ async def _call(spec: Endpoint, request: Request) -> Any:
             raise Unauthorized("Send a bearer token (Authorization: Bearer ...)")
         if spec.auth is Auth.ADMIN and principal is not None and not principal.is_admin:
             raise Forbidden("This needs an admin account")
-    if spec.limit is not None:
-        await hub.limits.hit(spec.limit, _caller(spec.limit, request, principal))
+    for limit in spec.limits:
+        await hub.limits.hit(limit, _caller(limit, request, principal))
     path_params = _path_params(request)
     query = parse_query(spec.query, request.query_params) if spec.query else None
     body = await parse_body(spec.body, request) if spec.body else None

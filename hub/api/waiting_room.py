@@ -15,7 +15,8 @@ from hub.services import waiting_room
 api = Api(tag="waiting room")
 
 # Joining is cheap to ask for and each join writes Redis: a few per address per 10 s
-# are plenty for a person (one place per user; re-joining answers the same place).
+# are plenty for a person (one place per user; re-joining answers the same place). Each
+# user is limited too (ratelimit.QUEUE_JOINS), so that many addresses do not add up.
 QUEUE_JOIN = ratelimit.Limit("queue-join", 10, 10, ratelimit.By.IP)
 
 
@@ -103,7 +104,7 @@ async def turn_off(call: Call) -> Any:
     ),
     auth=Auth.USER,
     status=201,
-    limit=QUEUE_JOIN,
+    limit=(QUEUE_JOIN, ratelimit.QUEUE_JOINS),
 )
 async def join(call: Call) -> Any:
     place, created = await waiting_room.join(call.hub, call.user.user_id, call.path["event_id"])

@@ -188,3 +188,37 @@ async def test_holds_are_limited_per_user_across_two_processes(
     other = await register(client)
     response = await second.post(missing, json={"quantity": 1}, headers=other.headers)
     assert response.status_code == 404
+
+
+async def test_queue_joins_are_limited_per_user_and_per_address(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from hub.api.waiting_room import QUEUE_JOIN
+
+    joiner, bystander = await register(client), await register(client)
+    crowd = [await register(client) for _ in range(3)]
+    missing = f"/api/v1/events/{uuid.uuid4()}/queue"  # the limits come before the lookup
+    app = _limited_app(settings)
+    async with app.router.lifespan_context(app):
+
+        async def join(who: Account, address: str) -> httpx.Response:
+            transport = httpx.ASGITransport(app=app, client=(address, 1))
+            async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+                return await c.post(missing, headers=who.headers)
+
+        # One user from a new address each time: only the user's own limit can stop them.
+        replies = [
+            await join(joiner, f"192.0.2.{10 + i}") for i in range(ratelimit.QUEUE_JOINS.count + 1)
+        ]
+        assert [r.status_code for r in replies] == [404] * ratelimit.QUEUE_JOINS.count + [429]
+        assert replies[-1].json()["code"] == "rate_limited"
+        assert int(replies[-1].headers["Retry-After"]) >= 1
+        # Another user from one of those addresses is not affected.
+        assert (await join(bystander, "192.0.2.10")).status_code == 404
+        # The per-address limit still holds: several users from one address, none of them
+        # near their own limit, are stopped together.
+        statuses = [
+            (await join(crowd[i % len(crowd)], "192.0.2.99")).status_code
+            for i in range(QUEUE_JOIN.count + 1)
+        ]
+        assert statuses == [404] * QUEUE_JOIN.count + [429]
