@@ -32,6 +32,8 @@ from loadtest.records import SOLD
 RATE_MIN_WAIT_S = 2.0
 GAP_TARGET_S = 2.0
 ROUND_GAP_S = 0.25
+HISTOGRAM_BIN_S = 0.25
+HISTOGRAM_BINS = 16
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -56,6 +58,14 @@ def rounds(times: Sequence[float]) -> np.ndarray:
     starts = np.concatenate(([True], np.diff(t[order]) > ROUND_GAP_S))
     out[order] = np.cumsum(starts)
     return out
+
+
+def histogram(values: np.ndarray) -> dict[str, int]:
+    """Counts per ``HISTOGRAM_BIN_S`` bin, keyed by the bin's start (``"0.25"``); the last
+    bin also counts everything longer."""
+    bins = np.minimum((values / HISTOGRAM_BIN_S).astype(np.int64), HISTOGRAM_BINS - 1)
+    counts = np.bincount(bins, minlength=HISTOGRAM_BINS)
+    return {f"{i * HISTOGRAM_BIN_S:.2f}": int(c) for i, c in enumerate(counts)}
 
 
 def gaps(start: float, updates: Sequence[float], end: float) -> np.ndarray:
@@ -87,6 +97,7 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
     rates: list[float] = []
     longest: list[float] = []
     silent_from: list[float] = []  # where the silences over the target began
+    every_gap: list[np.ndarray] = []
     fair: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
     fallback = 0
     for _n, late, _t0, t1, outcome, end_t, fell_back, updates in waits:
@@ -103,6 +114,7 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
         until = end_t if end_t is not None else ended
         silences = gaps(t1, updates, until)
         longest.append(float(silences.max()))
+        every_gap.append(silences)
         moments = np.concatenate(([t1], np.asarray(updates, dtype=np.float64)))
         silent_from.extend((moments[silences > GAP_TARGET_S] - opening).tolist())
         if until - t1 >= RATE_MIN_WAIT_S:
@@ -123,6 +135,8 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
         "longest_gap_s": {
             **seconds(longest),
             "over_target": sum(1 for g in longest if g > GAP_TARGET_S),
+            # Every silence of every waiter, counted per HISTOGRAM_BIN_S (the last bin: longer).
+            "histogram": histogram(np.concatenate(every_gap) if every_gap else np.array([])),
             "target_s": GAP_TARGET_S,
             # Seconds from the opening (negative: before it) to where each silence longer
             # than the target began: whether they bunch at the opening, or anywhere.

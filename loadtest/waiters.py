@@ -45,6 +45,7 @@ class Wait:
     end_t: float | None = None  # ``admitted`` / ``sold_out`` received
     fallback: bool = False  # waited by polling: the socket failed
     updates: array[float] = field(default_factory=lambda: array("d"))  # ``queue`` receipts
+    closing: asyncio.Future[None] | None = None  # the socket's close, once done with it
 
     def export(self) -> tuple[Any, ...]:
         return (
@@ -90,7 +91,8 @@ async def wait_and_buy(
     token = _outcome_of(reply.body, reply.t1, wait)
     if wait.outcome == UNRESOLVED and client is not None:
         token = await _until_stopped(phase, _by_socket(client, wait))
-    await _close(client)
+    # Closed beside, not awaited: the close handshake must not delay the buyer's first hold.
+    wait.closing = asyncio.ensure_future(_close(client))
     running = not phase.stopped.is_set() and time.monotonic() < phase.deadline
     if wait.outcome == UNRESOLVED and running:
         wait.fallback = True

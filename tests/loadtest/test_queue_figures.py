@@ -81,6 +81,10 @@ def test_room_figures_of_known_waits() -> None:
     gap = figures["longest_gap_s"]
     assert (gap["n"], gap["max"], gap["over_target"]) == (4, 3.0, 1)
     assert figures["every_waiter_updated_within_target"] is False
+    # Silences: waiter 0 1.0 x 9 and 1.0 (10 -> 11), waiter 1 1.0, 3.0, 3.0, waiter 2 0.5,
+    # waiter 5 0.5, 1.0, 1.0.
+    histogram = {k: v for k, v in gap["histogram"].items() if v}
+    assert histogram == {"0.50": 2, "1.00": 13, "3.00": 2}
     # Waiter 1's two silences over 2 s began at 6 and 9 s: 4 s and 1 s before the opening.
     assert gap["over_target_began_s"] == {"n": 2, "min": -4.0, "median": -2.5, "max": -1.0}
     # Rates over waits of 2 s or more: 9 in 10 s, 2 in 7 s, 2 in 2.5 s.
