@@ -63,7 +63,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--watchers", type=int, default=100, help="seat-map watchers (WebSockets)")
     p.add_argument("--buyers", type=int, default=100, help="buyers, each with an account")
-    p.add_argument("--duration", type=float, default=30.0, help="seconds (surge and ceiling)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=30.0,
+        help="seconds of the surge (with --waiting-room: from the opening, at most) and ceiling",
+    )
     p.add_argument(
         "--profile",
         choices=("flat", "ramp", "peak"),
@@ -149,7 +154,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--admit-per-second",
         type=float,
         default=None,
-        help="with --waiting-room: a fixed admission rate (default: adaptive)",
+        help="with --waiting-room: a fixed admission rate; none: adaptive",
     )
     p.add_argument(
         "--compare",
