@@ -7,23 +7,41 @@ run out, means leadership is lost: the leader loops are cancelled at once, befor
 process could have taken over. A dead leader's lease simply runs out, so another process
 takes over within one lease TTL.
 
-The loops come bound to whatever they work on (the lifespan binds the services' loops to
-the hub), so this module knows only Redis and imports nothing that imports the hub.
+Fencing. Stepping down when a renewal is overdue is not enough on its own: a leader paused
+for longer than its lease (a stop signal, swapping, a long collection) wakes up in the middle
+of a write it decided on while it still led. So winning the lease also issues a *fencing
+token* in the same script (``lease_acquire.lua``: the last token plus one, never below the
+Redis clock in ms, so it also grows across a Redis restarted empty), and each leader loop
+runs with that `Fence` (`current_fence`), however long it outlives the lease. The writes
+that a double run would repeat check it where they happen, atomically with the write:
+
+- PostgreSQL (the pricing tick's prices, the rollup step): the transaction first takes the
+  lease's ``leader_fence`` row with the token (``hub.db.fence.hold``) and is refused
+  (`StaleLeader`) once a newer leader has written; a newer leader's first write waits for a
+  late one's open transaction, so they never interleave.
+- Redis (the waiting room's admissions): the admitting script compares the token with the
+  last one Redis issued and admits no one for a superseded leader (``queue_admit.lua``).
+
+Hold expiry needs no token: the release script frees only a hold that is due by Redis's own
+clock and is not being confirmed, so a late or second sweep finds nothing left to do; a
+stuck confirmation is settled from PostgreSQL's record under the hold's advisory lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from hub import metrics
-from hub.store import UNAVAILABLE, Store
+from hub.store import UNAVAILABLE, Keys, Store
 from hub.tasks import background
 
 log = structlog.get_logger(__name__)
@@ -38,8 +56,42 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 _LUA = Path(__file__).with_name("lua")
 # Compare-and-pexpire and compare-and-delete of the lease, read once at import.
+_ACQUIRE = (_LUA / "lease_acquire.lua").read_text()
 _RENEW = (_LUA / "lease_renew.lua").read_text()
 _RESIGN = (_LUA / "lease_resign.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A leader's fencing token, and the lease it was issued with (the Redis key: hubs on
+    another key prefix lead apart, with fences of their own)."""
+
+    lease: str
+    token: int
+
+
+#: The fence of the lease a leader loop was started under, set in each loop's task (a loop
+#: that outlives its lease still carries its old token).
+_FENCE: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("leader_fence", default=None)
+
+
+def fence_key(keys: Keys) -> str:
+    """The Redis key of the last fencing token issued (compared by leader-written scripts)."""
+    return keys.global_("leader:fence")
+
+
+def current_fence() -> Fence | None:
+    """The fence of the leader loop running this code; None outside leader loops."""
+    return _FENCE.get()
+
+
+class StaleLeader(Exception):
+    """A write of a leader whose fencing token a newer leader has superseded."""
+
+    def __init__(self, token: int, current: int | None) -> None:
+        super().__init__(f"fencing token {token} is stale (current: {current})")
+        self.token = token
+        self.current = current
 
 
 class Leadership:
@@ -49,8 +101,12 @@ class Leadership:
         self.client = store.client
         self.token = uuid.uuid4().hex
         self.key = store.keys.global_("leader")
+        self.fence_key = fence_key(store.keys)
+        #: The fencing token issued with the lease this process last won (0: never led).
+        self.fence = 0
         self.lease_ms = int(lease_seconds * 1000)
         self.is_leader = False
+        self._acquire = store.client.register_script(_ACQUIRE)
         self._renew = store.client.register_script(_RENEW)
         self._resign = store.client.register_script(_RESIGN)
         self._tasks: list[asyncio.Task[None]] = []
@@ -79,11 +135,14 @@ class Leadership:
                     else:
                         self._step_down("lease_taken")
                 else:
-                    acquired = await self.client.set(
-                        self.key, self.token, nx=True, px=self.lease_ms
+                    fence = int(
+                        await self._acquire(
+                            keys=[self.key, self.fence_key], args=[self.token, self.lease_ms]
+                        )
                     )
-                    if acquired:
+                    if fence:
                         held_until = time.monotonic() + self.lease_ms / 1000
+                        self.fence = fence
                         self._step_up(loops)
             except UNAVAILABLE as exc:
                 log.warning("leader_redis_unreachable", error=type(exc).__name__)
@@ -95,9 +154,11 @@ class Leadership:
     def _step_up(self, loops: Mapping[str, Loop]) -> None:
         self.is_leader = True
         metrics.IS_LEADER.set(1)
-        log.info("leadership_acquired")
+        log.info("leadership_acquired", fence=self.fence)
+        context = contextvars.copy_context()
+        context.run(_FENCE.set, Fence(self.key, self.fence))
         self._tasks = [
-            asyncio.create_task(_guarded(name, loop), name=f"leader:{name}")
+            asyncio.create_task(_guarded(name, loop), name=f"leader:{name}", context=context.copy())
             for name, loop in loops.items()
         ]
 

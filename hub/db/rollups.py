@@ -77,6 +77,8 @@ import time
 from dataclasses import dataclass, replace
 
 from hub.db import Connection
+from hub.db import fence as leader_fence
+from hub.leader import Fence
 
 # Covers the gap between a transaction taking its start time and publishing it.
 HORIZON_MARGIN = dt.timedelta(seconds=1)
@@ -390,9 +392,14 @@ async def watermark(con: Connection) -> dt.datetime | None:
     return value
 
 
-async def step(con: Connection) -> RollupStep:
+async def step(con: Connection, fence: Fence | None = None) -> RollupStep:
     """Count what was stamped since the watermark, up to the horizon, and move the
     watermark there: one transaction. Takes a connection outside any transaction.
+
+    Args:
+        fence: the leader's fencing token, checked in the transaction (`hub.db.fence.hold`:
+            raises ``StaleLeader`` once a newer leader has written); None for a step run
+            by an operator.
 
     Returns:
         What was counted; ``advanced`` is False when the horizon had not passed the
@@ -402,6 +409,8 @@ async def step(con: Connection) -> RollupStep:
     until, blind = await horizon(con)
     async with con.transaction(isolation="repeatable_read"):
         await con.execute(_STEP_SETTINGS)
+        if fence is not None:
+            await leader_fence.hold(con, fence)
         since = await _lock_state(con)
         if since is not None and until <= since:
             done = RollupStep(since, since, blind_sessions=blind)

@@ -54,6 +54,7 @@ from engines.admission import (
 )
 from hub import metrics, waiting_rooms
 from hub.context import Hub
+from hub.leader import Fence, StaleLeader, current_fence
 from hub.services import waiting_room
 from hub.services.waiting_room import Room, RoomKeys
 
@@ -128,6 +129,7 @@ async def admission_loop(hub: Hub) -> None:
     config = controller_config(hub)
     controls: dict[uuid.UUID, _Control] = {}
     p99 = HoldP99(hub)
+    fence = current_fence()  # the token of the lease this loop was started under
     while True:
         await asyncio.sleep(TICK_SECONDS)
         try:
@@ -142,9 +144,11 @@ async def admission_loop(hub: Hub) -> None:
                 control = controls.get(event_id)
                 if control is None:
                     control = controls[event_id] = _Control(initial_state(config))
-                await step(hub, event_id, control, seen, config)
+                await step(hub, event_id, control, seen, config, fence=fence)
         except asyncio.CancelledError:
             raise
+        except StaleLeader as exc:
+            log.warning("admission_step_fenced", token=exc.token)
         except Exception:
             log.exception("admission_step_failed")
 
@@ -155,8 +159,15 @@ async def step(
     control: _Control,
     p99_s: float | None,
     config: ControllerConfig,
+    *,
+    fence: Fence | None = None,
 ) -> int:
-    """One admission step for one room (see the module doc); returns how many it admitted."""
+    """One admission step for one room (see the module doc); returns how many it admitted.
+
+    Raises:
+        StaleLeader: ``fence``, the leader's fencing token, is superseded; the admissions
+            script refused them (``waiting_room.admit``), and the step ends there.
+    """
     now = time.monotonic()
     dt = min(now - control.last, 5 * TICK_SECONDS)
     control.last = now
@@ -186,7 +197,7 @@ async def step(
         count, control.budget = admit_count(control.budget, rate, dt, waiting, returned=returned)
         if count:
             users = [uuid.UUID(_s(u)) for u in await client.zrange(keys.queue, 0, count - 1)]
-            admitted = await waiting_room.admit(hub, room, users)
+            admitted = await waiting_room.admit(hub, room, users, fence)
     kept: dict[Any, Any] = {"current_rate": repr(rate), **control.fields()}
     await client.hset(keys.room, mapping=kept)
     if admitted or returned:

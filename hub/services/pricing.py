@@ -49,8 +49,10 @@ from engines.seats import SeatCode
 from hub import jsonenc
 from hub.context import Hub
 from hub.db import events as events_db
+from hub.db import fence as leader_fence
 from hub.db import pricing as pricing_db
 from hub.errors import Conflict, NotFound
+from hub.leader import Fence, StaleLeader, current_fence
 from hub.services import events, live_seats
 
 log = structlog.get_logger(__name__)
@@ -161,6 +163,7 @@ async def pricing_loop(hub: Hub) -> None:
     event. The velocity state lives here, for as long as this process leads."""
     interval = hub.settings.pricing_interval_seconds
     tracker = VelocityTracker(interval)
+    fence = current_fence()  # the token of the lease this loop was started under
     while True:
         # A new leader waits one interval: its first tick then has an interval to count.
         await asyncio.sleep(interval)
@@ -168,23 +171,36 @@ async def pricing_loop(hub: Hub) -> None:
             if hub.settings.pricing_offload:
                 # The tracker travels with the run (a few arrays) and comes back advanced:
                 # the child keeps no state, so a replaced child loses nothing.
-                tracker = await hub.offload.run(_tick_in_child, tracker)
+                tracker = await hub.offload.run(_tick_in_child, tracker, fence)
             else:
-                await run_tick(hub, tracker)
+                await run_tick(hub, tracker, fence)
         except asyncio.CancelledError:
             raise
+        except StaleLeader as exc:
+            log.warning("pricing_tick_fenced", token=exc.token, current=exc.current)
         except Exception:
             log.exception("pricing_tick_failed")
 
 
-async def _tick_in_child(hub: Hub, tracker: VelocityTracker) -> VelocityTracker:
-    await run_tick(hub, tracker)
+async def _tick_in_child(
+    hub: Hub, tracker: VelocityTracker, fence: Fence | None
+) -> VelocityTracker:
+    await run_tick(hub, tracker, fence)
     return tracker
 
 
-async def run_tick(hub: Hub, tracker: VelocityTracker) -> list[dict[str, Any]]:
+async def run_tick(
+    hub: Hub, tracker: VelocityTracker, fence: Fence | None = None
+) -> list[dict[str, Any]]:
     """One leader tick: advance the velocity state by the seats booked since the last tick,
     reprice every on-sale event, apply and announce the changes.
+
+    Args:
+        fence: the leader's fencing token (``hub.leader``), checked in each write's
+            transaction: a tick of a superseded leader writes and announces nothing.
+
+    Raises:
+        StaleLeader: a newer leader has written.
 
     Returns:
         The quotes, as `update_all` returns them.
@@ -196,7 +212,7 @@ async def run_tick(hub: Hub, tracker: VelocityTracker) -> list[dict[str, Any]]:
     )
     state = await read_state(hub, window)
     recent, normal = tracker.advance(state)
-    return await _reprice(hub, state, recent, normal, source="tick")
+    return await _reprice(hub, state, recent, normal, source="tick", fence=fence)
 
 
 async def update_all(hub: Hub) -> list[dict[str, Any]]:
@@ -378,7 +394,13 @@ async def held_seats(hub: Hub, state: PricingState) -> np.ndarray:
 
 
 async def _reprice(
-    hub: Hub, state: PricingState, recent: np.ndarray, normal: np.ndarray, *, source: str
+    hub: Hub,
+    state: PricingState,
+    recent: np.ndarray,
+    normal: np.ndarray,
+    *,
+    source: str,
+    fence: Fence | None = None,
 ) -> list[dict[str, Any]]:
     if not state.event_ids:
         return []
@@ -401,7 +423,7 @@ async def _reprice(
     # The messages and the answer are built while PostgreSQL writes, for the rows the engine
     # applied, and built again in the rare run where a concurrent change kept some of them
     # from being written. Nothing is announced before the write has committed.
-    writing = asyncio.ensure_future(_write(hub, state, result))
+    writing = asyncio.ensure_future(_write(hub, state, result, fence))
     try:
         messages = await _messages(state, result, factors, expected)
         quotes = await _quotes(state, result, factors, expected)
@@ -436,9 +458,12 @@ async def _reread_lost(hub: Hub, state: PricingState, lost: set[int]) -> None:
             )
 
 
-async def _write(hub: Hub, state: PricingState, result: engine.PricingResult) -> set[int]:
+async def _write(
+    hub: Hub, state: PricingState, result: engine.PricingResult, fence: Fence | None
+) -> set[int]:
     """Write the applied rows, one statement per batch of events, `WRITE_CONNECTIONS` at a
-    time; return the rows written."""
+    time; return the rows written. With a leader's ``fence``, each batch's transaction
+    checks it first (`hub.db.fence.hold`), so a superseded leader's batches all fail."""
     rows = np.flatnonzero(result.applied)
     if rows.size == 0:
         return set()
@@ -459,6 +484,8 @@ async def _write(hub: Hub, state: PricingState, result: engine.PricingResult) ->
             tags=part.tolist(),
         )
         async with slots, hub.db.transaction() as con:
+            if fence is not None:
+                await leader_fence.hold(con, fence)
             return await pricing_db.apply_prices(con, prices)
 
     batches = [rows[batch_of == b] for b in np.unique(batch_of).tolist()]

@@ -23,25 +23,30 @@ from hub.context import Hub
 from hub.db import Database
 from hub.db import rollups as rollups_db
 from hub.db.rollups import RollupStep
+from hub.leader import Fence, StaleLeader, current_fence
 
 log = structlog.get_logger(__name__)
 
 __all__ = ["RollupStep", "rebuild", "roll_up", "rollup_loop", "step"]
 
 
-async def roll_up(hub: Hub) -> RollupStep:
+async def roll_up(hub: Hub, fence: Fence | None = None) -> RollupStep:
     """One incremental step: count what was stamped since the watermark.
+
+    Args:
+        fence: the leader's fencing token (``hub.leader``), checked in the step's
+            transaction; None for a step asked for outside the leader's loop.
 
     Returns:
         What the step counted and how far the rollups now reach (``until``).
     """
-    return await step(hub.db)
+    return await step(hub.db, fence)
 
 
-async def step(db: Database) -> RollupStep:
+async def step(db: Database, fence: Fence | None = None) -> RollupStep:
     """`roll_up` with only the database (the ``evently rollup`` command has no hub)."""
     async with db.connection() as con:
-        done = await rollups_db.step(con)
+        done = await rollups_db.step(con, fence)
     lag = (dt.datetime.now(dt.UTC) - done.until).total_seconds()
     metrics.ROLLUP_STEPS.observe(done.seconds)
     metrics.ROLLUP_LAG.set(lag)
@@ -68,11 +73,14 @@ async def rollup_loop(hub: Hub) -> None:
     """Leader loop: a step now (a new leader catches up at once), then one every
     ``rollup_interval_seconds``."""
     interval = hub.settings.rollup_interval_seconds
+    fence = current_fence()  # the token of the lease this loop was started under
     while True:
         try:
-            await roll_up(hub)
+            await roll_up(hub, fence)
         except asyncio.CancelledError:
             raise
+        except StaleLeader as exc:
+            log.warning("rollup_step_fenced", token=exc.token, current=exc.current)
         except Exception:
             log.exception("rollup_step_failed")
         await asyncio.sleep(interval)

@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from engines.admission import eta_seconds
-from hub import jsonenc, waiting_rooms
+from hub import jsonenc, leader, waiting_rooms
 from hub.context import Hub
 from hub.errors import NotAdmitted, NotFound
 from hub.services import events
@@ -228,11 +228,20 @@ async def turn_off(hub: Hub, event_id: uuid.UUID) -> dict[str, Any]:
     return await _view(hub, closed)
 
 
-async def admit(hub: Hub, room: Room, users: list[uuid.UUID]) -> int:
+async def admit(
+    hub: Hub, room: Room, users: list[uuid.UUID], fence: leader.Fence | None = None
+) -> int:
     """Admit ``users`` (in this order): each gets a token for the room's session length.
+
+    Args:
+        fence: the leader's fencing token (``hub.leader``), compared in the script with the
+            last one Redis issued; None outside the leader's loop.
 
     Returns:
         How many were admitted (one who left meanwhile is skipped).
+
+    Raises:
+        StaleLeader: ``fence`` is no longer the current leader's.
     """
     if not users:
         return 0
@@ -241,13 +250,15 @@ async def admit(hub: Hub, room: Room, users: list[uuid.UUID]) -> int:
     for user in users:
         token = hub.admission_tokens.issue(user, room.event_id, expires)
         args += [str(user), token, str(expires)]
-    keys = RoomKeys.of(hub, room.event_id)
+    keys = [*RoomKeys.of(hub, room.event_id).all, leader.fence_key(hub.store.keys)]
+    token = "" if fence is None else str(fence.token)
     admitted = 0
     step = 3 * 500  # bounded script calls: other clients are not held up for long
     for start in range(0, len(args), step):
-        admitted += int(
-            await hub.store.client.eval(ADMIT, 4, *keys.all, *args[start : start + step])
-        )
+        done = int(await hub.store.client.eval(ADMIT, 5, *keys, token, *args[start : start + step]))
+        if done < 0:
+            raise leader.StaleLeader(fence.token if fence else 0, None)
+        admitted += done
     return admitted
 
 
