@@ -20,6 +20,7 @@ import contextlib
 import random
 import time
 from array import array
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +133,7 @@ async def _by_socket(client: WatchClient, wait: Wait) -> str | None:
             return None
 
 
-async def _until_stopped(phase: Phase, waiting: Any) -> str | None:
+async def _until_stopped(phase: Phase, waiting: Coroutine[Any, Any, str | None]) -> str | None:
     """The socket's outcome, or None when the phase ends first or the socket fails."""
     task: asyncio.Task[str | None] = asyncio.ensure_future(waiting)
     stopped = asyncio.ensure_future(phase.stopped.wait())
