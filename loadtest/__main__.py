@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from loadtest import bench_holds, bench_reads, fanout, surge
+from loadtest import bench_holds, bench_reads, fanout, soak, surge
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     surge.add_arguments(command("surge", "booking surge, audit and ceiling"))
     bench_holds.add_arguments(command("bench-holds", "hold path: the ceiling and the hub"))
     bench_reads.add_arguments(command("bench-reads", "event read: a bare handler and the hub"))
+    soak.add_arguments(command("soak", "mixed load under rotating faults, invariants each minute"))
     return main_parser
 
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return bench_holds.run(args)
     if args.command == "bench-reads":
         return bench_reads.run(args)
+    if args.command == "soak":
+        return soak.run(args)
     if args.command == "fanout":
         return asyncio.run(fanout.run(args))
     return 2
