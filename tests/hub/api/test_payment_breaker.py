@@ -22,6 +22,7 @@ from tests.conftest import Account
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import API, book, hold_ok, ids_in, seat_map, statuses
 from tests.hub.breaker_helpers import quick_breakers
+from tests.waiting import eventually
 
 
 class OutagePayments:
@@ -197,3 +198,91 @@ async def test_an_open_breaker_refuses_a_group_booking_before_holding(
     unavailable(response)
     assert provider.calls == 3
     assert set(statuses(await seat_map(client, event["id"])).values()) == {"free"}
+
+
+STALL_S = 30.0
+MEASURED = 50
+
+
+@pytest.fixture
+async def stall_breakers(hub: Hub) -> AsyncIterator[Breakers]:
+    # Reset after 3 s: long enough for the measured requests to meet an open breaker
+    # (a half-open trial among them would stall 0.5 s at most and open it again).
+    async with quick_breakers(hub, payment_timeout_seconds=0.5, breaker_reset_seconds=3.0) as quick:
+        yield quick
+
+
+async def test_a_stalled_provider_opens_the_breaker_and_bookings_fail_fast(
+    client: httpx.AsyncClient,
+    user: Account,
+    event: dict[str, Any],
+    provider: OutagePayments,
+    stall_breakers: Breakers,
+) -> None:
+    """Item 5 of issue 18 with a provider that hangs 30 s rather than failing: each of the
+    first calls is abandoned at the payment timeout and counted, the breaker opens, and
+    then every kind of booking is refused at once (p99 over 50 requests ≤ 1 s) with 503
+    and Retry-After. A confirmed hold keeps its hold; one-call and bulk bookings, caught by
+    the stall itself, free their seats. Healthy again, it closes through half-open."""
+    provider.down, provider.delay = False, STALL_S
+    kept = await hold_ok(client, user, event["id"], quantity=1)
+    ids = ids_in(await seat_map(client, event["id"]), "Balcony")
+    stalled = [
+        await book(client, user, hold_id=kept["hold_id"]),
+        await book(client, user, event_id=event["id"], seat_ids=ids[:2]),
+        await client.post(
+            f"{API}/advanced/bookings/bulk",
+            json={"event_id": event["id"], "quantity": 3, "group_name": "Stalled choir"},
+            headers=user.headers,
+        ),
+    ]
+    for response in stalled:
+        assert unavailable(response) >= 1
+    assert stall_breakers.payments.state == "open"
+    assert "TimeoutError" in stall_breakers.states()["payments"]["last_error"]
+    seats = statuses(await seat_map(client, event["id"]))
+    assert seats[kept["seats"][0]["id"]] == "held"
+    assert list(seats.values()).count("held") == 1, "a one-call or bulk booking kept seats"
+
+    # Open: 50 bookings of the three kinds, each answered at once without the provider.
+    calls = provider.calls
+    took: list[float] = []
+    for n in range(MEASURED):
+        started = time.perf_counter()
+        if n % 3 == 0:
+            response = await book(client, user, hold_id=kept["hold_id"])
+        elif n % 3 == 1:
+            response = await book(client, user, event_id=event["id"], quantity=1)
+        else:
+            response = await client.post(
+                f"{API}/advanced/bookings/bulk",
+                json={"event_id": event["id"], "quantity": 3, "group_name": "Choir"},
+                headers=user.headers,
+            )
+        took.append(time.perf_counter() - started)
+        assert unavailable(response) >= 1
+    took.sort()
+    p99 = took[int(0.99 * (len(took) - 1))]
+    print(
+        f"payment provider stalled {STALL_S:.0f} s: breaker open after 3 calls abandoned at "
+        f"0.5 s; {MEASURED} bookings then: p50 {took[len(took) // 2] * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms, max {took[-1] * 1000:.1f} ms, all 503 with Retry-After, "
+        f"{provider.calls - calls} reached the provider"
+    )
+    assert p99 <= 1.0, f"p99 {p99:.2f} s"
+    seats = statuses(await seat_map(client, event["id"]))
+    assert seats[kept["seats"][0]["id"]] == "held"
+    assert list(seats.values()).count("held") == 1
+
+    # The provider answers again: after the reset timeout the trial booking closes it.
+    provider.delay = 0.0
+    assert await eventually(lambda: stall_breakers.payments.state == "half_open", within=10)
+    confirmed = await book(client, user, hold_id=kept["hold_id"])
+    assert confirmed.status_code == 201, confirmed.text
+    assert stall_breakers.payments.state == "closed"
+    group = await client.post(
+        f"{API}/advanced/bookings/bulk",
+        json={"event_id": event["id"], "quantity": 3, "group_name": "Choir"},
+        headers=user.headers,
+    )
+    assert group.status_code == 201, group.text
