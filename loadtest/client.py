@@ -102,8 +102,12 @@ class WatchClient:
             await self.ws.send(msgpack.packb(message, use_bin_type=True))
 
     async def recv(self) -> dict[str, Any]:
-        """The next message, decoded; a text frame is JSON, a binary one msgpack."""
-        data = await self.ws.recv()
+        """The next message, decoded."""
+        return self.decode(await self.ws.recv())
+
+    @staticmethod
+    def decode(data: str | bytes) -> dict[str, Any]:
+        """A frame's message: a text frame is JSON, a binary one msgpack."""
         if isinstance(data, str):
             value: dict[str, Any] = json.loads(data)
         else:

@@ -118,10 +118,20 @@ def _outcome_of(place: dict[str, Any], now: float, wait: Wait) -> str | None:
     return None
 
 
+# Only frames holding one of these are decoded: a waiter's socket also carries every seat
+# change of the event, and decoding thousands of sockets' worth of them would make the
+# client, not the hub, the bottleneck of what is measured here.
+_PERSONAL = (b"queue", b"admitted", b"sold_out")
+
+
 async def _by_socket(client: WatchClient, wait: Wait) -> str | None:
     """Read the socket until the outcome; seat messages pass by. Raises when it fails."""
     while True:
-        message = await client.recv()
+        data = await client.ws.recv()
+        raw = data.encode() if isinstance(data, str) else data
+        if not any(word in raw for word in _PERSONAL):
+            continue
+        message = client.decode(data)
         kind = message.get("t")
         if kind == "queue":
             wait.updates.append(time.monotonic())
