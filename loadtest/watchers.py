@@ -203,6 +203,8 @@ async def run_watchers(
     """Open ``count`` watchers, report ready, record until told to stop, send the records.
 
     ``hellos``: one msgpack ``hello`` per watcher, sent as soon as its handshake is done.
+    Told "pause" instead, every watcher stops reading (its socket stays open, nothing is
+    read, no ping answered: a client that stalled), and the process waits for "stop".
     """
     loop = asyncio.get_running_loop()
     rec = Recorder()
@@ -233,7 +235,10 @@ async def run_watchers(
     failed = [r for r in results if isinstance(r, BaseException)]
     conn.send(("ready", len(failed), repr(failed[0]) if failed else ""))
     started = time.process_time()
-    await loop.run_in_executor(None, conn.recv)  # "stop"
+    while await loop.run_in_executor(None, conn.recv) == "pause":  # else "stop"
+        for transport in transports:
+            transport.pause_reading()
+        conn.send(("paused", len(transports)))
     cpu = time.process_time() - started
     conn.send(
         (
