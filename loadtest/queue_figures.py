@@ -69,8 +69,9 @@ def histogram(values: np.ndarray) -> dict[str, int]:
 
 
 def gaps(start: float, updates: Sequence[float], end: float) -> np.ndarray:
-    """The silences of one wait: between the join answer, each update and the outcome."""
-    moments = np.concatenate(([start], np.asarray(updates, dtype=np.float64), [end]))
+    """The silences of one wait: between the join answer, each update and the outcome, in
+    time order (a push round can reach the socket before the join's answer is read)."""
+    moments = np.sort(np.concatenate(([start], np.asarray(updates, dtype=np.float64), [end])))
     return np.diff(moments)
 
 
@@ -115,8 +116,8 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
         silences = gaps(t1, updates, until)
         longest.append(float(silences.max()))
         every_gap.append(silences)
-        moments = np.concatenate(([t1], np.asarray(updates, dtype=np.float64)))
-        silent_from.extend((moments[silences > GAP_TARGET_S] - opening).tolist())
+        moments = np.sort(np.concatenate(([t1], np.asarray(updates, dtype=np.float64), [until])))
+        silent_from.extend((moments[:-1][silences > GAP_TARGET_S] - opening).tolist())
         if until - t1 >= RATE_MIN_WAIT_S:
             rates.append(len(updates) / (until - t1))
     worst = max(longest) if longest else None

@@ -52,6 +52,8 @@ def test_admissions_of_one_push_round_share_their_rank() -> None:
 def test_gaps_run_from_the_join_through_each_update_to_the_outcome() -> None:
     assert list(gaps(0.0, [0.5, 1.5, 4.0], 4.25)) == [0.5, 1.0, 2.5, 0.25]
     assert list(gaps(3.0, [], 3.5)) == [0.5]
+    # A push round read before the join's own answer: silences in time order, none negative.
+    assert list(gaps(1.0, [0.75, 2.0], 2.5)) == [0.25, 1.0, 0.5]
 
 
 def test_room_figures_of_known_waits() -> None:
