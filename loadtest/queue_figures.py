@@ -106,7 +106,8 @@ def room(waits: list[tuple[Any, ...]], opening: float, ended: float) -> dict[str
         if outcome == "join_failed":
             continue
         if outcome == "admitted":
-            admission.append(end_t - max(t1, opening))
+            # At least 0: an admission can reach the socket before the join's answer does.
+            admission.append(max(0.0, end_t - max(t1, opening)))
             fair[bool(late)][0].append(t1)
             fair[bool(late)][1].append(end_t)
         if fell_back:
