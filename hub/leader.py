@@ -89,9 +89,12 @@ class StaleLeader(Exception):
     """A write of a leader whose fencing token a newer leader has superseded."""
 
     def __init__(self, token: int, current: int | None) -> None:
-        super().__init__(f"fencing token {token} is stale (current: {current})")
+        super().__init__(token, current)  # the args rebuild it when unpickled (hub.offload)
         self.token = token
         self.current = current
+
+    def __str__(self) -> str:
+        return f"fencing token {self.token} is stale (current: {self.current})"
 
 
 class Leadership:

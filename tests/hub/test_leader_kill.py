@@ -25,7 +25,7 @@ from hub.context import Hub
 from hub.db import fence as leader_fence
 from hub.db import rollups as rollups_db
 from hub.leader import Fence, Leadership, StaleLeader
-from hub.services import rollups, waiting_room
+from hub.services import pricing, rollups, waiting_room
 from hub.settings import Settings
 from hub.store import Keys, Store
 from tests.conftest import Account, register
@@ -274,3 +274,30 @@ async def _wait_for_one_leader(http: httpx.AsyncClient, procs: list[HubProcess])
 
     assert await eventually(one, within=10)
     return await leaders()
+
+
+async def test_a_stale_pricing_tick_in_the_offload_child_writes_nothing(
+    hub: Hub, client: httpx.AsyncClient, admin: Account
+) -> None:
+    """The tick runs in the niced child (``hub.offload``) with the fence it was given: a
+    superseded leader's tick is refused there, and its error comes back whole."""
+    event = await make_event(client, admin, max_tickets_per_user=10)
+    lease = f"test-lease-{uuid.uuid4()}"
+    tracker = pricing.VelocityTracker(interval_seconds=10.0)
+    tracker = await hub.offload.run(pricing._tick_in_child, tracker, Fence(lease, 2))
+    buyers = [await register(client) for _ in range(3)]
+    for buyer in buyers:  # a burst: the next tick raises this event's prices
+        booked = await client.post(
+            f"{API}/bookings", json={"event_id": event["id"], "quantity": 4}, headers=buyer.headers
+        )
+        assert booked.status_code == 201, booked.text
+    prices = (await client.get(f"{API}/events/{event['id']}")).json()["prices"]
+    with pytest.raises(StaleLeader) as refused:
+        await hub.offload.run(pricing._tick_in_child, tracker, Fence(lease, 1))
+    assert (refused.value.token, refused.value.current) == (1, 2)
+    assert (await client.get(f"{API}/events/{event['id']}")).json()["prices"] == prices
+    await hub.offload.run(pricing._tick_in_child, tracker, Fence(lease, 2))
+    raised = (await client.get(f"{API}/events/{event['id']}")).json()["prices"]
+    assert all(raised[section] > price for section, price in prices.items()), (prices, raised)
+    async with hub.db.connection() as con:
+        await con.execute("DELETE FROM leader_fence WHERE lease = $1", lease)
