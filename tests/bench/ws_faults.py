@@ -5,16 +5,16 @@ and a share drop without closing, against watchers that all read.
 
 One hub process (``evently serve``, pinned to CPU 0 like ``loadtest.fanout``) and watcher
 processes (``loadtest.watchers``, on CPU 1). The healthy watchers connect first and the
-hub's RSS is taken (the baseline); then the watchers that will fail connect too, read like
-the others, and a *clean* run of seat changes is measured; then the faults: the stalled
-process stops reading on every socket (they stay open; nothing is read, no ping is
-answered) and the dropped process is SIGSTOPped (its sockets stay open with no close
-frame, as a client whose machine vanished), and a *faulty* run is measured. The healthy
-watchers' delta latency (receipt minus the moment the change was sent to Redis, counted
-from the oldest change a frame carries) gives each run's p99. Then the hub's established
-connections on its port are counted until only the healthy ones are left, or the heartbeat
-time (uvicorn's ping interval + ping timeout, 20 + 20 s) and a slack have passed, and its
-RSS is taken again a few seconds later.
+hub's RSS is taken (the baseline); then the watchers that will fail connect too and read
+like the others, and after a warm-up a *clean* run of seat changes is measured; then the
+faults: the stalled process stops reading on every socket (they stay open; nothing is
+read, no ping is answered) and the dropped process is SIGSTOPped (its sockets stay open
+with no close frame, as a client whose machine vanished), and a *faulty* run is measured.
+The healthy watchers' delta latency (receipt minus the moment the change was sent to
+Redis, counted from the oldest change a frame carries) gives each run's p99. Then the
+hub's established connections on its port are counted until only the healthy ones are
+left, or the heartbeat time (uvicorn's ping interval + ping timeout, 20 + 20 s) and a
+slack have passed, and its RSS is taken again a few seconds later.
 
 `measure` is the whole procedure against any hub (``tests/hub/channels/test_ws_faults.py``
 runs a small one in the test process with a short heartbeat).
@@ -253,6 +253,10 @@ async def measure(
         await stalled.ready()
         await dropped.ready()
         result.rss["all connected"] = server.memory_info().rss
+        # A warm-up first (not counted): the crowd that just joined settles (snapshots,
+        # the collector's freeze), so the clean run measures the steady state.
+        await _drive(inventory, event_id, range(0, 500), rate, min(duration, 3.0))
+        await asyncio.sleep(1.0)
         clean = await _drive(inventory, event_id, range(0, 500), rate, duration)
         await asyncio.sleep(1.0)
 
