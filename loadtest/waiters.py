@@ -32,6 +32,7 @@ from loadtest.records import Http, Phase
 
 ADMITTED, SOLD_OUT, UNRESOLVED, JOIN_FAILED = "admitted", "sold_out", "unresolved", "join_failed"
 POLL_SECONDS = 1.0
+JOIN_RETRIES = 2  # after a broken connection or a 503, as a browser's retry would
 
 
 @dataclass(slots=True)
@@ -82,6 +83,10 @@ async def wait_and_buy(
         client = None
     queue = f"/api/v1/events/{shop.plan.event_id}/queue"
     reply = await http.call("POST", queue, buyer.token)
+    for _ in range(JOIN_RETRIES):  # joining again is safe: it answers the same place
+        if reply.status not in (0, 503) or phase.stopped.is_set():
+            break
+        reply = await http.call("POST", queue, buyer.token)
     wait.join_t0, wait.join_t1 = reply.t0, reply.t1
     if reply.status not in (200, 201):
         wait.outcome = JOIN_FAILED
