@@ -438,6 +438,3 @@ class Load:
             return
         booked = await self.purchase(token, event, fast=True, admission=admission)
         self.queue["booked" if booked else "not_booked"] += 1
-
-    def queue_refusals(self) -> int:
-        return sum(n for k, n in self.totals.items() if k == "hold 403")
