@@ -39,7 +39,7 @@ from hub.auth import Principal, principal_from_token
 from hub.channels import codec, reco
 from hub.channels.caps import CapKind, Claim
 from hub.channels.codec import Subprotocol
-from hub.channels.peers import Peer, make_peer
+from hub.channels.peers import DirectPeer, Peer, make_peer
 from hub.context import AppHub
 from hub.errors import Forbidden, HubError, NotFound, RateLimited
 from hub.problem_json import PROBLEM_JSON
@@ -135,7 +135,19 @@ class _Session:
     messages it understands. Slotted, and its refusal times and tastes made only when
     first needed: 10,000 waiting sockets each hold one for their lifetime."""
 
-    __slots__ = ("channels", "hub", "path", "peer", "receive", "refusals", "tastes", "user_claim")
+    __slots__ = (
+        "channels",
+        "ended",
+        "hub",
+        "ip_claim",
+        "path",
+        "peer",
+        "receive",
+        "refusals",
+        "task",
+        "tastes",
+        "user_claim",
+    )
 
     def __init__(self, hub: AppHub, peer: Peer, receive: Any, path: str) -> None:
         self.hub = hub
@@ -148,6 +160,11 @@ class _Session:
         self.refusals: collections.deque[float] | None = None
         # each user's taste, read once per connection (a later hello may change the user)
         self.tastes: dict[uuid.UUID, Taste | None] | None = None
+        # its place under the per-address cap, while it holds one
+        self.ip_claim: Claim | None = None
+        # a parked connection's message handler while one runs (``EventSocket._drain``)
+        self.task: asyncio.Task[None] | None = None
+        self.ended = False
 
     def send(self, message: dict[str, Any]) -> None:
         self.peer.write(codec.encode(message, self.peer.proto))
@@ -271,7 +288,13 @@ class _Session:
 
 
 class EventSocket:
-    """``/ws/events/{event_id}``: a live seat map."""
+    """``/ws/events/{event_id}``: a live seat map.
+
+    Over uvicorn's protocol (a ``DirectPeer``) the connection is parked once it watches:
+    the endpoint returns, and each client message (or the disconnect) wakes a short task
+    that handles what has arrived and ends (``_drain``), so a watcher that says nothing
+    costs no task and no coroutine chain. Elsewhere (``AsgiPeer``) one task reads the
+    messages for the connection's lifetime (``_serve``)."""
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (await receive())["type"] != "websocket.connect":
@@ -280,44 +303,93 @@ class EventSocket:
         ip_claim = await _admit(hub, scope, send)
         if ip_claim is None:
             return
-        channels = hub.channels
         try:
             proto, answer = Subprotocol.choose(list(scope.get("subprotocols", [])))
             await send({"type": "websocket.accept", "subprotocol": answer})
-            peer = make_peer(scope, send, proto)
-            # Nothing reads the handshake's headers after the accept; the scope lives as
-            # long as the connection (~1 KB of them each, 10 MB over 10,000 waiters).
-            scope["headers"] = []
-            metrics.WS_CONNECTIONS.labels("events").inc()
-            session = _Session(hub, peer, receive, "/ws/events")
-            try:
-                try:
-                    event_id = uuid.UUID(scope["path_params"]["event_id"])
-                except (KeyError, ValueError):
-                    session.close(4404, "No such event", "no_such_event")
-                    return
-                channels.watch(event_id, peer)
-                await self._serve(session)
-            finally:
-                channels.unwatch(peer)
-                session.release_user()
-                metrics.WS_CONNECTIONS.labels("events").dec()
-        finally:
+        except BaseException:
             hub.ws_caps.release(ip_claim)
+            raise
+        peer = make_peer(scope, send, proto)
+        # Nothing reads the handshake's headers after the accept; the scope lives as
+        # long as the connection (~1 KB of them each, 10 MB over 10,000 waiters).
+        scope["headers"] = []
+        metrics.WS_CONNECTIONS.labels("events").inc()
+        session = _Session(hub, peer, receive, "/ws/events")
+        session.ip_claim = ip_claim
+        parked = False
+        try:
+            try:
+                event_id = uuid.UUID(scope["path_params"]["event_id"])
+            except (KeyError, ValueError):
+                session.close(4404, "No such event", "no_such_event")
+                return
+            hub.channels.watch(event_id, peer)
+            if isinstance(peer, DirectPeer):
+                peer.park(functools.partial(self._wake, session))
+                parked = True
+                return
+            await self._serve(session)
+        finally:
+            if not parked:
+                self._end(session)
+
+    @staticmethod
+    def _end(session: _Session) -> None:
+        """The connection is done: give back its places and stop watching (once)."""
+        if session.ended:
+            return
+        session.ended = True
+        session.channels.unwatch(session.peer)
+        session.release_user()
+        metrics.WS_CONNECTIONS.labels("events").dec()
+        if session.ip_claim is not None:
+            session.hub.ws_caps.release(session.ip_claim)
+            session.ip_claim = None
+
+    def _wake(self, session: _Session) -> None:
+        """A parked connection has a message (or its disconnect) waiting."""
+        if session.task is None and not session.ended:
+            session.task = asyncio.get_running_loop().create_task(self._drain(session))
+
+    async def _drain(self, session: _Session) -> None:
+        """Handle a parked connection's waiting messages; end the connection on its
+        disconnect, a close, or an error (logged, as uvicorn logs an app's)."""
+        peer = session.peer
+        assert isinstance(peer, DirectPeer)
+        done = True
+        try:
+            while True:
+                message = await session.next_message()
+                if message is None or not await self._handle(session, message):
+                    break
+                if not peer.pending():
+                    done = False  # parked again until the next message
+                    break
+        except Exception:
+            log.exception("ws_message_failed", path=session.path, ip=peer.ip)
+        finally:
+            session.task = None
+            if done:
+                self._end(session)
+                peer.finish()
 
     async def _serve(self, session: _Session) -> None:
-        peer, channels = session.peer, session.channels
         while (message := await session.next_message()) is not None:
-            kind = message["t"]
-            if kind == "ping":
-                session.send({"t": "pong"})
-            elif kind == "resync":
-                channels.resync(peer)
-            elif kind == "hello":
-                if not await self._hello(session, message):
-                    return
-            else:
-                session.refuse("unknown_message", f"unknown message type {kind!r}")
+            if not await self._handle(session, message):
+                return
+
+    async def _handle(self, session: _Session, message: dict[str, Any]) -> bool:
+        """One client message; False when the connection was closed for it."""
+        kind = message["t"]
+        if kind == "ping":
+            session.send({"t": "pong"})
+        elif kind == "resync":
+            session.channels.resync(session.peer)
+        elif kind == "hello":
+            return await self._hello(session, message)
+        else:
+            session.refuse("unknown_message", f"unknown message type {kind!r}")
+        return True
 
     async def _hello(self, session: _Session, message: dict[str, Any]) -> bool:
         """Who watches (``token``) and what it wants pushed (``reco``, absent: nothing);
