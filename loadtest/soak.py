@@ -290,6 +290,13 @@ class Soak:
         outage = min(args.outage_seconds, self.cycle_s / 6)
         print(f"[{self.now():5.0f}s] cycle {number + 1}/{self.cycles}: fault {fault}", flush=True)
         result: FaultResult = await asyncio.to_thread(self.rig.inject, fault, outage)
+        if result.error is None:
+            # The first answers after the repair: the latest 201 moves on with the load,
+            # so the first one sent after whole_at is the first success.
+            result.hold_again_s, result.booking_again_s = await asyncio.gather(
+                load.first_ok_after("hold", result.whole_at, 30.0),
+                load.first_ok_after("confirm", result.whole_at, 30.0),
+            )
         print(f"[{self.now():5.0f}s]   {result.line()}", flush=True)
         await _until(start + self.cycle_s - CHECK_RESERVE_S)
         paused = await load.pause()
@@ -411,11 +418,11 @@ def summary(r: dict[str, Any]) -> str:
     ]
     for row in r["cycles"]:
         f = row["fault"]
-        rec = f"{f['recovery_s']:.1f}s" if f["recovery_s"] is not None else "NOT READY"
         err = f" FAILED: {f['error']}" if f["error"] else ""
         lines.append(
             f"  cycle {row['cycle']}: {f['name']:<8} {f['detail']}; degraded "
-            f"{f['outage_s']:.1f}s, ready {rec} after{err}"
+            f"{f['outage_s']:.1f}s; then ready {_fmt(f['recovery_s'])}s, a hold "
+            f"{_fmt(f['hold_again_s'])}s, a booking {_fmt(f['booking_again_s'])}s after{err}"
         )
     checks = [*(row["check"] for row in r["cycles"]), r["final_check"]]
     broken = Counter[str]()
@@ -484,6 +491,8 @@ def write_html(r: dict[str, Any], path: str) -> None:
         f"<td>{html.escape(row['fault']['name'])}</td>"
         f"<td>{html.escape(row['fault']['detail'] or str(row['fault']['error']))}</td>"
         f"<td>{row['fault']['outage_s']:.1f}s</td><td>{_fmt(row['fault']['recovery_s'])}</td>"
+        f"<td>{_fmt(row['fault']['hold_again_s'])}</td>"
+        f"<td>{_fmt(row['fault']['booking_again_s'])}</td>"
         f"<td>{'ok' if not any(row['check']['violations'].values()) else 'BROKEN'}</td></tr>"
         for row in r["cycles"]
     )
@@ -501,7 +510,8 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ddd;padding:.2em .5em
 <p>{html.escape(r["meta"]["date"])} — <code>{html.escape(r["meta"]["command"])}</code></p>
 <h2>Faults and checks</h2>
 <table><tr><th>cycle</th><th>checked at</th><th>fault</th><th>what</th><th>degraded</th>
-<th>ready after (s)</th><th>invariants</th></tr>{faults}</table>
+<th>ready after (s)</th><th>a hold after (s)</th><th>a booking after (s)</th>
+<th>invariants</th></tr>{faults}</table>
 <h2>Summary</h2><pre>{html.escape(summary(r))}</pre>
 <p>Tolerances at the end, against the baseline: {html.escape(tolerances)}.</p>
 <h2>Over time</h2>

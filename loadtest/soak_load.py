@@ -143,6 +143,8 @@ class Load:
         self.mirrors: dict[int, tuple[str, WatchClient]] = {}
         self.queue: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
+        # kind -> (sent, answered) of the latest 201 of that kind
+        self.last_ok: dict[str, tuple[float, float]] = {}
 
     # --- requests -------------------------------------------------------------------------
 
@@ -166,6 +168,8 @@ class Load:
                 self.idle.set()
         self.tally.add(kind, reply)
         self.totals[f"{kind} {reply.status or reply.code}"] += 1
+        if reply.status == 201 and kind in ("hold", "confirm"):
+            self.last_ok[kind] = (reply.t0, reply.t1)
         return reply
 
     async def pause(self) -> float:
@@ -178,6 +182,17 @@ class Load:
 
     def resume(self) -> None:
         self.gate.set()
+
+    async def first_ok_after(self, kind: str, since: float, within: float) -> float | None:
+        """Seconds from ``since`` until a ``kind`` request sent after it was answered 201
+        (None: none within ``within`` seconds)."""
+        deadline = since + within
+        while time.monotonic() < deadline:
+            sent, answered = self.last_ok.get(kind, (0.0, 0.0))
+            if sent >= since:
+                return answered - since
+            await asyncio.sleep(0.1)
+        return None
 
     def take_tally(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -180,12 +180,24 @@ class FaultResult:
     outage_s: float
     recovery_s: float | None
     error: str | None = None
+    whole_at: float = 0.0  # time.monotonic() when the servers were whole again
+    # Seconds from whole_at to the first hold / booking sent after it and answered 2xx
+    # (set by the soak, which sees the load's answers).
+    hold_again_s: float | None = None
+    booking_again_s: float | None = None
 
     def line(self) -> str:
         if self.error:
             return f"{self.name}: FAILED to inject ({self.error})"
-        rec = f"{self.recovery_s:.1f}s" if self.recovery_s is not None else "not ready"
-        return f"{self.name} ({self.detail}): degraded {self.outage_s:.1f}s, ready again {rec}"
+
+        def s(value: float | None, none: str) -> str:
+            return f"{value:.1f}s" if value is not None else none
+
+        return (
+            f"{self.name} ({self.detail}): degraded {self.outage_s:.1f}s, then ready after "
+            f"{s(self.recovery_s, 'never')}, a hold after {s(self.hold_again_s, 'none')}, "
+            f"a booking after {s(self.booking_again_s, 'none')}"
+        )
 
 
 @dataclass
@@ -313,7 +325,7 @@ class Rig:
             return FaultResult(name, "", time.monotonic() - started, None, repr(exc))
         whole = time.monotonic()
         recovery = self.wait_ready(60.0)
-        return FaultResult(name, detail, whole - started, recovery)
+        return FaultResult(name, detail, whole - started, recovery, whole_at=whole)
 
     def _fault_redis(self, outage_s: float) -> str:
         assert self.proxies is not None

@@ -45,6 +45,8 @@ def test_one_cycle_soak_holds_its_invariants_and_reports(tmp_path: Path) -> None
     (cycle,) = report["cycles"]
     assert cycle["fault"]["name"] == "redis" and cycle["fault"]["error"] is None, cycle["fault"]
     assert cycle["fault"]["recovery_s"] is not None
+    assert cycle["fault"]["hold_again_s"] is not None, cycle["fault"]
+    assert cycle["fault"]["booking_again_s"] is not None, cycle["fault"]
     # Load ran through it: bookings, cancellations and an on-sale behind a waiting room.
     answers = report["answers"]
     assert answers["confirm_ok"] > 0 and answers["cancel_ok"] > 0, answers
