@@ -169,6 +169,15 @@ class DirectProtocol(WebSocketsSansIOProtocol):
         if scope is not None:  # the app task is created but has not run yet
             scope["extensions"][EXTENSION] = self
 
+    def keepalive_timeout(self) -> None:
+        """uvicorn's (a 1011 close frame, then ``transport.close()``), then the socket
+        aborted if bytes still wait to go out: ``close()`` waits until they have gone, and
+        a peer that stopped answering pings stopped reading too, so the connection and its
+        buffer stayed open for good (issue 18, item 7: a silent client holding 283 KB)."""
+        super().keepalive_timeout()
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+
     async def send(self, message: Any) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept":
