@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from engines.seats import SeatCode
@@ -186,18 +187,30 @@ class Inventory:
         self, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int], *, forget: bool = False
     ) -> int:
         """The seats of a committed booking become sold and the hold goes; returns the new
-        seq. With ``forget`` the hold's index entry goes too, in the same round trip."""
+        seq. With ``forget`` the hold's index entry goes too, in the same round trip.
+
+        Idempotent (seats already sold stay as they are, unpublished), so a connection error
+        is tried once more: after a Redis restart the first pipeline on a pooled connection
+        fails (it died with the old server), and the booking's seats would otherwise stay
+        held until the leader settles the confirming hold."""
         keys = [*self._k(event_id, "seats", "seq", "holder"), self._hold_key(event_id, hold_id)]
         keys += self._k(event_id, "expiry", "ch")
-        csv = ",".join(str(int(i)) for i in seats)
-        if not forget:
-            return int(await self._scripts.finish_confirm(keys=keys, args=[str(hold_id), csv]))
+        args = [str(hold_id), ",".join(str(int(i)) for i in seats)]
         index = self._index_key(hold_id)
-        self._refs.pop(hold_id, None)
-        seq = await self._scripts.pipelined(
-            self._scripts.finish_confirm, keys, [str(hold_id), csv], lambda pipe: pipe.delete(index)
-        )
-        return int(seq)
+        if forget:
+            self._refs.pop(hold_id, None)
+        for attempt in (1, 2):
+            try:
+                if not forget:
+                    return int(await self._scripts.finish_confirm(keys=keys, args=args))
+                seq = await self._scripts.pipelined(
+                    self._scripts.finish_confirm, keys, args, lambda pipe: pipe.delete(index)
+                )
+                return int(seq)
+            except RedisConnectionError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def set_seats(
         self,
