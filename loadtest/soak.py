@@ -248,6 +248,7 @@ class Soak:
 
     async def run(self, load_before: tuple[float, float, float]) -> dict[str, Any]:
         load, args = self.load, self.args
+        await load.create_discount_code("SOAK10", 10)
         await load.next_main_event()
         load.start()
         sampler = asyncio.create_task(self._sampler())
@@ -439,9 +440,16 @@ def summary(r: dict[str, Any]) -> str:
     )
     for check in checks:
         lines += [f"  - {reason}" for reason in check["reasons"][:5]]
+        if check["transient"] and not check["reasons"]:
+            lines.append(
+                f"  (at {check['at_s']:.0f}s it settled after {check['settle_s']:.1f}s; at first: "
+                + "; ".join(check["transient"])
+                + ")"
+            )
     fig = r["final_check"]["figures"]
     lines.append(
         f"final: {fig.get('bookings', 0)} bookings ({fig.get('cancelled', 0)} cancelled, "
+        f"{fig.get('discounted', 0)} with a discount, "
         f"refunds pending {fig.get('refunds_pending', 0)}), {fig.get('active_tickets_pg', 0)} "
         f"active tickets, {fig.get('bookings_seen', 0)} bookings seen by buyers"
     )

@@ -77,6 +77,7 @@ _DUPLICATES_SQL = """
 _MONEY_FIGURES_SQL = """
     SELECT count(*) AS bookings,
            count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE discount_cents > 0) AS discounted,
            coalesce(sum(total_cents) FILTER (WHERE status = 'confirmed'), 0) AS confirmed_cents,
            coalesce(sum(refund_cents), 0) AS refunds_cents,
            count(*) FILTER (WHERE refund_status IN ('due', 'failed')) AS refunds_pending
@@ -92,6 +93,7 @@ class Check:
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     settle_s: float = 0.0
+    transient: list[str] = field(default_factory=list)  # disagreements that settled
 
     @property
     def ok(self) -> bool:
@@ -116,6 +118,10 @@ async def check_invariants(
         mirror_off = _mirrors_off(mirrors(), sold_api)
         if (not seats_reasons and not mirror_off) or time.monotonic() - started > SETTLE_S:
             break
+        if not check.transient:  # what disagreed at first (it may settle)
+            check.transient = seats_reasons[:3] + [
+                f"{len(mirror_off)} watcher mirrors disagree"
+            ] * bool(mirror_off)
         await asyncio.sleep(2.0)
     check.settle_s = time.monotonic() - started
     check.violations["seats"] = len(seats_reasons)

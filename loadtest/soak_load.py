@@ -1,9 +1,10 @@
 """The soak's mixed load, in one event loop: buyers, surge buyers, browsers, watchers and a
 waiting-room crowd per on-sale.
 
-- Buyers hold (best available, or named seats picked from the seat list), think, confirm or
-  let the hold lapse (released or abandoned), and sometimes cancel a booking later. Surge
-  buyers do the same without thinking, only while a surge is on.
+- Buyers hold (best available, or named seats picked from the seat list), think, confirm
+  (a fifth of them with the run's discount code) or let the hold lapse (released or
+  abandoned), and sometimes cancel a booking later. Surge buyers do the same without
+  thinking, only while a surge is on.
 - Browsers read the event list, an event and its seat map.
 - Watchers keep a seat mirror of the current event over ``/ws/events/{id}``
   (``loadtest.client``), reconnect when dropped, and count any snapshot whose ``seq`` is
@@ -37,6 +38,7 @@ from loadtest.records import Http, Reply
 from loadtest.surge import venue_sections
 
 CLIENT_TIMEOUT_S = 15.0
+DISCOUNT_SHARE = 0.2  # confirmations that use the run's discount code
 
 
 @dataclass
@@ -143,6 +145,7 @@ class Load:
         self.mirrors: dict[int, tuple[str, WatchClient]] = {}
         self.queue: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.discount_code: str | None = None
         # kind -> (sent, answered) of the latest 201 of that kind
         self.last_ok: dict[str, tuple[float, float]] = {}
 
@@ -201,6 +204,18 @@ class Load:
         return figures
 
     # --- events ---------------------------------------------------------------------------
+
+    async def create_discount_code(self, code: str, percent: int) -> None:
+        """A code for a share of the confirmations, so that the money check sees discounts."""
+        reply = await self.http.call(
+            "POST",
+            "/api/v1/discount-codes",
+            self.admin_token,
+            {"code": code, "percent": percent, "max_uses": 1_000_000_000},
+        )
+        if reply.status != 201:
+            raise RuntimeError(f"discount code: {reply.status} {reply.body}")
+        self.discount_code = code
 
     async def create_event(self, name: str, seats: int, max_per_user: int) -> EventRef:
         venue = await self.http.call(
@@ -313,11 +328,12 @@ class Load:
                 await self.call("release", "DELETE", f"/api/v1/holds/{hold_id}", token)
             return None
         key = {"Idempotency-Key": hold_id}
-        booking = await self.call("confirm", "POST", "/api/v1/bookings", token,
-                                  {"hold_id": hold_id}, key)  # fmt: skip
+        confirm: dict[str, Any] = {"hold_id": hold_id}
+        if self.discount_code and self.rng.random() < DISCOUNT_SHARE:
+            confirm["discount_code"] = self.discount_code
+        booking = await self.call("confirm", "POST", "/api/v1/bookings", token, confirm, key)
         if booking.status == 0:  # no answer: the key makes the retry safe
-            booking = await self.call("confirm", "POST", "/api/v1/bookings", token,
-                                      {"hold_id": hold_id}, key)  # fmt: skip
+            booking = await self.call("confirm", "POST", "/api/v1/bookings", token, confirm, key)
         if booking.status != 201:
             return None
         booking_id = str(booking.body["id"])
