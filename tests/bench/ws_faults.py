@@ -224,8 +224,12 @@ async def measure(
     slack_s: float = 10.0,
     processes: int = 3,
     cpus: set[int] | None = None,
+    cycles: int = 1,
 ) -> Faults:
-    """The procedure of the module docstring against a hub serving ``port``."""
+    """The procedure of the module docstring against a hub serving ``port``. With
+    ``cycles`` above one, fresh stalled and dropped watchers connect, fail and go again
+    that many times in all, and the RSS is taken after each: memory that came back for
+    reuse stays flat from one cycle to the next, a leak grows by the same step each time."""
     n_stalled = round(watchers * stalled_share)
     n_dropped = round(watchers * dropped_share)
     result = Faults(watchers - n_stalled - n_dropped, n_stalled, n_dropped)
@@ -244,6 +248,7 @@ async def measure(
     sampling = asyncio.get_running_loop().create_task(sample())
     healthy = _Clients(port, path, result.healthy, 0, processes, cpus)
     stalled = dropped = None
+    failed: list[_Clients] = []
     try:
         await healthy.ready()
         await asyncio.sleep(1.0)
@@ -278,6 +283,25 @@ async def measure(
         result.rss["peak with faults"] = peak[0]
         await asyncio.sleep(3.0)
         result.rss["after the dead are gone"] = server.memory_info().rss
+        for cycle in range(2, cycles + 1):
+            failed += [g for g in (stalled, dropped) if g is not None]
+            for done in failed:
+                done.kill()
+            stalled = _Clients(port, path, n_stalled, result.healthy, 1, cpus)
+            dropped = _Clients(port, path, n_dropped, result.healthy + n_stalled, 1, cpus)
+            await stalled.ready()
+            await dropped.ready()
+            await stalled.pause()
+            dropped.signal(signal.SIGSTOP)
+            faulted_at = time.monotonic()
+            await _drive(inventory, event_id, range(0, 500), rate, duration)
+            while time.monotonic() < faulted_at + heartbeat_s + slack_s:
+                if established(server_pid, port) <= result.healthy:
+                    break
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(3.0)
+            left = established(server_pid, port) - result.healthy
+            result.rss[f"after cycle {cycle} ({left} dead left)"] = server.memory_info().rss
 
         records = await healthy.records()
         result.healthy_gaps = sum(r["gaps"] for r in records)
@@ -290,7 +314,7 @@ async def measure(
             setattr(result, f"{name}_frames", int(lat.size))
     finally:
         sampling.cancel()
-        for group in (healthy, stalled, dropped):
+        for group in (healthy, stalled, dropped, *failed):
             if group is not None:
                 group.signal(signal.SIGCONT)
                 group.kill()
@@ -327,6 +351,7 @@ async def run(args: argparse.Namespace) -> int:
             slack_s=args.slack,
             processes=args.clients,
             cpus={1},
+            cycles=args.cycles,
         )
     finally:
         _stop(hub)
@@ -352,6 +377,7 @@ def main() -> int:
     p.add_argument("--tick-ms", type=int, default=100)
     p.add_argument("--clients", type=int, default=4, help="processes of healthy watchers")
     p.add_argument("--slack", type=float, default=10.0, help="seconds past the heartbeat")
+    p.add_argument("--cycles", type=int, default=1, help="fault cycles (memory after each)")
     p.add_argument("--database-url", default=DEFAULT_DB)
     p.add_argument("--redis-url", default=DEFAULT_REDIS)
     with contextlib.suppress(KeyboardInterrupt):
