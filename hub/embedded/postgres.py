@@ -62,12 +62,14 @@ class EmbeddedPostgres:
         """True once a cluster exists in PGDATA (its password is then fixed)."""
         return (self.pgdata / "PG_VERSION").exists()
 
-    def start(self, password: str, guest: bool) -> Server:
+    def start(self, password: str, guest: bool, port: int | None = None) -> Server:
         """Adopt the postmaster of PGDATA if one runs, else initialise (once) and start one.
 
         Args:
             password: the superuser's password (set by ``initdb``, used to connect).
             guest: another live hub owns the servers; an adopted server stays its to stop.
+            port: listen on this port (a restart that clients reconnect to at the same
+                address); a free one by default.
 
         Raises:
             EmbeddedServerError: PostgreSQL did not start.
@@ -85,8 +87,9 @@ class EmbeddedPostgres:
             self._initdb()
         _give_to_pg_user(self.pgdata)
         logfile = self.pgdata / "postgres.log"
-        for attempt in range(PORT_ATTEMPTS):
-            port = free_port()
+        wanted = port
+        for attempt in range(PORT_ATTEMPTS if wanted is None else 1):
+            port = free_port() if wanted is None else wanted
             log_offset = logfile.stat().st_size if logfile.exists() else 0
             options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200"
             started = time.monotonic()
@@ -107,7 +110,8 @@ class EmbeddedPostgres:
                 self.server = server
                 return server
             tail = read_from(logfile, log_offset)
-            if "Address already in use" in tail and attempt + 1 < PORT_ATTEMPTS:
+            retry = wanted is None and attempt + 1 < PORT_ATTEMPTS
+            if "Address already in use" in tail and retry:
                 log.warning("embedded_postgres_port_taken", port=port)
                 continue
             raise EmbeddedServerError(
