@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,12 +30,25 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
     asyncpg.TooManyConnectionsError,
+    # "terminating connection due to administrator command": the server is shutting down
+    # (or restarting after a crash) under a statement in flight.
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    # A pooled connection the server closed while it sat idle: asyncpg has read the FATAL
+    # message but not yet the end of the stream, and refuses the next statement with
+    # "cannot switch to state ...; another operation (2) is in progress".
+    asyncpg.exceptions.InternalClientError,
 )
 
 Connection = asyncpg.Connection
 Record = asyncpg.Record
 UniqueViolation = asyncpg.UniqueViolationError
 SerializationFailure = asyncpg.SerializationError
+
+
+class CommitUnknown(ServiceUnavailable):
+    """The connection was lost while the transaction's COMMIT was on its way: it may have
+    been committed or not, and only PostgreSQL, once it answers again, can tell."""
 
 
 async def _init_connection(con: asyncpg.Connection) -> None:
@@ -85,19 +99,61 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection; an unreachable server becomes ``ServiceUnavailable``."""
+        """A pooled connection; an unreachable server becomes ``ServiceUnavailable``.
+
+        A connection that met the server going away is closed, not pooled again (asyncpg
+        may still be waiting on it for the end of the failed statement, and would hand it
+        to the next user in that state). Once the block has finished, a failure to give
+        the connection back is logged, not raised: the block's work (a transaction it
+        committed) is done, and asyncpg has dropped the connection."""
+        finished = False
         try:
             async with self.pool.acquire(timeout=10) as con:
-                yield con
+                try:
+                    yield con
+                except UNAVAILABLE:
+                    # (Closed by asyncpg already, it has gone back to the pool by itself.)
+                    with contextlib.suppress(asyncpg.InterfaceError):
+                        con.terminate()
+                    raise
+                finished = True
         except UNAVAILABLE as exc:
+            if finished:
+                log.warning("database_release_failed", error=repr(exc))
+                return
             raise ServiceUnavailable(f"PostgreSQL is unavailable: {type(exc).__name__}") from exc
         except TimeoutError as exc:
             raise ServiceUnavailable("PostgreSQL connection pool exhausted") from exc
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.connection() as con, con.transaction():
-            yield con
+    async def transaction(
+        self, *, on_commit: Callable[[], None] | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a transaction, committed when the block ends without error.
+
+        Args:
+            on_commit: called once the commit succeeded, before the connection goes back to
+                the pool — so a caller cancelled after its commit (while the connection is
+                released) still knows its work was committed.
+
+        Raises:
+            CommitUnknown: the server went away while committing (see the class).
+            ServiceUnavailable: it went away before; nothing was committed.
+        """
+        async with self.connection() as con:
+            committing = False
+            try:
+                async with con.transaction():
+                    yield con
+                    committing = True
+            except UNAVAILABLE as exc:
+                if committing:
+                    raise CommitUnknown(
+                        f"PostgreSQL went away during a commit: {type(exc).__name__}"
+                    ) from exc
+                raise
+            if on_commit is not None:
+                on_commit()
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         async with self.connection() as con:

@@ -25,7 +25,7 @@ from engines.discounts import PriceBreakdown, price_group
 from engines.seats import SeatCode
 from hub import payments
 from hub.context import Hub
-from hub.db import UniqueViolation
+from hub.db import CommitUnknown, UniqueViolation, lifecycle
 from hub.db import bookings as bookings_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import (
@@ -241,6 +241,7 @@ async def confirm(
     )
     provider = hub.payments
     charge_ref: str | None = None
+    committed: list[bool] = []  # set by _write once its transaction has committed
     try:
         try:
             # Behind the payment breaker: an open one (or a provider error or timeout)
@@ -256,9 +257,14 @@ async def confirm(
         except PaymentDeclined as exc:
             BOOKINGS.labels(outcome="payment_failed").inc()
             raise PaymentFailed("The payment was declined; your seats are still held") from exc
-        view = await _write(hub, job, provider.name, charge_ref)
+        view = await _write(hub, job, provider.name, charge_ref, committed)
     except BaseException as exc:
-        await asyncio.shield(_undo(hub, job, charge_ref, exc))
+        if committed:
+            # Cancelled (the request's deadline, a client gone) after the commit, while the
+            # connection went back to the pool: the booking stands, so its seats are sold.
+            await asyncio.shield(_finish(hub, event.id, hold_id, begun.seats))
+        else:
+            await asyncio.shield(_undo(hub, job, charge_ref, exc))
         raise
     # The user's cached event recommendations are retired beside the seats' round trip, on
     # its own connection, so the booking waits for one round trip, not two; their next
@@ -279,13 +285,16 @@ async def confirm(
     return view
 
 
-async def _write(hub: Hub, job: _Confirmation, provider: str, charge_ref: str) -> dict[str, Any]:
-    """The one transaction of a confirmation; returns the booking view it recorded."""
+async def _write(
+    hub: Hub, job: _Confirmation, provider: str, charge_ref: str, committed: list[bool]
+) -> dict[str, Any]:
+    """The one transaction of a confirmation; returns the booking view it recorded and
+    appends to ``committed`` as soon as it has committed."""
     seat_ids = [job.layout.seats[i].id for i in job.begun.seats]
     reference = job.reference
     for _ in range(3):
         try:
-            async with hub.db.transaction() as con:
+            async with hub.db.transaction(on_commit=lambda: committed.append(True)) as con:
                 refusal = await bookings_db.lock_for_confirmation(con, job.hold_id, job.event.id)
                 if refusal is not None:
                     raise Conflict(f"The event has {refusal}")
@@ -348,7 +357,31 @@ async def _guard_fired(
 
 
 async def _undo(hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseException) -> None:
-    """Nothing was committed: refund any charge, put the hold back (or correct Redis)."""
+    """Nothing was committed: refund any charge, put the hold back (or correct Redis).
+
+    Unless the connection was lost during the commit (``CommitUnknown``): the booking may
+    stand. PostgreSQL is asked at once; if it wrote the booking, the seats become sold and
+    the charge is kept. If it cannot be asked (it is down), the charge is kept and the hold
+    stays confirming — the leader settles it by PostgreSQL's record once it answers
+    (tickets there → sold; none → released). Putting it back blindly would show seats
+    free that PostgreSQL sold, and refund a booking that stands."""
+    if isinstance(exc, CommitUnknown):
+        try:
+            written = await _was_written(hub, job.hold_id)
+        except Exception as unknown:
+            BOOKINGS.labels(outcome="failed").inc()
+            log.error(
+                "booking_commit_unknown",
+                hold_id=str(job.hold_id),
+                reference=job.reference,
+                charge_ref=charge_ref,
+                error=repr(unknown),
+            )
+            return
+        if written:
+            log.warning("booking_commit_found", hold_id=str(job.hold_id))
+            await _finish(hub, job.event.id, job.hold_id, job.begun.seats)
+            return
     try:
         if charge_ref is not None:
             await hub.payments.refund(job.price.total_cents, job.user_id, job.reference, charge_ref)
@@ -364,6 +397,14 @@ async def _undo(hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseE
         log.error("booking_undo_failed", hold_id=str(job.hold_id), error=repr(cleanup))
     if not isinstance(exc, PaymentFailed | SeatUnavailable):
         BOOKINGS.labels(outcome="failed").inc()
+
+
+async def _was_written(hub: Hub, hold_id: uuid.UUID) -> bool:
+    """Whether a confirmation whose commit was cut off wrote its booking: asked under the
+    hold's advisory lock, which its transaction held, so the answer is final."""
+    async with hub.db.transaction() as con:
+        await lifecycle.lock_hold(con, hold_id)
+        return await lifecycle.booked_seat_indexes(con, hold_id) is not None
 
 
 async def _finish(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int]) -> None:
