@@ -5,7 +5,10 @@ connections it counts, each scored with the time its claim lapses. Taking a plac
 script (``lua/ws_claim.lua``): drop the lapsed members, count, add if under the cap — atomic,
 so two processes can never both take the last place. The process that holds a connection
 renews the claims of all its connections every ``renew_seconds`` (a heartbeat, one
-pipelined ``ZADD`` per set), and forgets a connection with ``ZREM`` when it closes.
+pipelined ``ZADD`` per set), and forgets connections with ``ZREM`` as they close: the
+releases of one moment go out together, one pipeline, so ten thousand sockets closing at once
+(a network blip, a restart of a proxy) cost a few round trips, not ten thousand calls
+contending for the Redis pool that holds and the leader's lease need too.
 
 Invariants:
 - a connection is counted, in every process's view, from the moment ``claim`` returns it
@@ -78,7 +81,10 @@ class ConnectionCaps:
         # the members this process holds, by cap key (what the heartbeat renews)
         self._held: dict[str, set[str]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
-        self._forgetting: set[asyncio.Task[None]] = set()
+        # released members Redis has not been told of yet, by cap key, and the task that
+        # tells it (at most one at a time)
+        self._released: dict[str, set[str]] = {}
+        self._forgetting: asyncio.Task[None] | None = None
 
     def held(self, kind: CapKind, who: str) -> int:
         """How many connections this process counts under one cap."""
@@ -95,17 +101,10 @@ class ConnectionCaps:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
-        if self._forgetting:
-            await asyncio.gather(*self._forgetting, return_exceptions=True)
+        if self._forgetting is not None:
+            await asyncio.gather(self._forgetting, return_exceptions=True)
         held, self._held = self._held, {}
-        if held:
-            try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for key, members in held.items():
-                        pipe.zrem(key, *members)
-                    await pipe.execute()
-            except UNAVAILABLE as exc:  # they lapse on their own within a lease
-                log.warning("ws_caps_release_failed", error=repr(exc))
+        await self._zrem(held)
 
     async def claim(self, kind: CapKind, who: str, cap: int) -> Claim | None:
         """Count one more connection of ``who`` if fewer than ``cap`` are counted in all
@@ -133,18 +132,38 @@ class ConnectionCaps:
         members.discard(claim.member)
         if not members:
             del self._held[claim.key]
-        task = asyncio.get_running_loop().create_task(self._forget(claim))
-        self._forgetting.add(task)
-        task.add_done_callback(self._forgetting.discard)
+        self._released.setdefault(claim.key, set()).add(claim.member)
+        if self._forgetting is None:
+            self._forgetting = asyncio.get_running_loop().create_task(self._forget())
 
     def _key(self, kind: CapKind, who: str) -> str:
         return self.keys.global_(f"ws:cap:{kind.value}:{who}")
 
-    async def _forget(self, claim: Claim) -> None:
+    async def _forget(self) -> None:
+        """Tell Redis of every release so far, in one pipeline, until none is left (the
+        releases made during a round go in the next one)."""
         try:
-            await self.client.zrem(claim.key, claim.member)
-        except UNAVAILABLE as exc:  # it lapses on its own within a lease
-            log.warning("ws_caps_release_failed", error=repr(exc))
+            await asyncio.sleep(0)  # the closes of this moment join the first round
+            while self._released:
+                released, self._released = self._released, {}
+                await self._zrem(released)
+        finally:
+            self._forgetting = None
+
+    async def _zrem(self, members_by_key: dict[str, set[str]]) -> None:
+        if not members_by_key:
+            return
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, members in members_by_key.items():
+                    pipe.zrem(key, *members)
+                await pipe.execute()
+        except UNAVAILABLE as exc:  # they lapse on their own within a lease
+            log.warning(
+                "ws_caps_release_failed",
+                members=sum(map(len, members_by_key.values())),
+                error=repr(exc),
+            )
 
     async def _renew_forever(self) -> None:
         while True:
