@@ -40,6 +40,9 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,
 )
 
+# What drops a connection rather than pooling it again or rolling back on it.
+UNAVAILABLE_OR_CANCELLED: tuple[type[BaseException], ...] = (asyncio.CancelledError, *UNAVAILABLE)
+
 Connection = asyncpg.Connection
 Record = asyncpg.Record
 UniqueViolation = asyncpg.UniqueViolationError
@@ -111,7 +114,10 @@ class Database:
             async with self.pool.acquire(timeout=10) as con:
                 try:
                     yield con
-                except UNAVAILABLE:
+                except UNAVAILABLE_OR_CANCELLED:
+                    # Cancelled too (the request's deadline): the server may not be
+                    # answering, and giving the connection back would wait on it to cancel
+                    # the statement and roll back, up to command_timeout (30 s).
                     # (Closed by asyncpg already, it has gone back to the pool by itself.)
                     with contextlib.suppress(asyncpg.InterfaceError):
                         con.terminate()
@@ -141,17 +147,24 @@ class Database:
             ServiceUnavailable: it went away before; nothing was committed.
         """
         async with self.connection() as con:
-            committing = False
+            tx = con.transaction()
+            await tx.start()
             try:
-                async with con.transaction():
-                    yield con
-                    committing = True
-            except UNAVAILABLE as exc:
-                if committing:
-                    raise CommitUnknown(
-                        f"PostgreSQL went away during a commit: {type(exc).__name__}"
-                    ) from exc
+                yield con
+            except UNAVAILABLE_OR_CANCELLED:
+                # No ROLLBACK to wait for: connection() drops the connection, and the
+                # server rolls back a transaction whose connection is gone. (A ROLLBACK
+                # after a cancellation would wait on a silent server for command_timeout.)
                 raise
+            except BaseException:
+                await tx.rollback()
+                raise
+            try:
+                await tx.commit()
+            except UNAVAILABLE as exc:
+                raise CommitUnknown(
+                    f"PostgreSQL went away during a commit: {type(exc).__name__}"
+                ) from exc
             if on_commit is not None:
                 on_commit()
 

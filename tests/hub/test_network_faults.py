@@ -186,16 +186,16 @@ async def _audit(database_url: str, event_id: str, out: Outcomes) -> None:
         await con.close()
 
 
-# Not yet here: a one-way black hole in front of PostgreSQL. A request cancelled at its
-# timeout gives its connection back to asyncpg's pool, whose reset then waits on the silent
-# server for the command timeout (30 s): the request outlasts its own timeout. Known, open
-# (issue 18).
+# The PostgreSQL black hole: a request cancelled at its timeout drops its connection
+# (hub.db: no ROLLBACK, no reset on the silent server, which would wait for the command
+# timeout of 30 s); the server rolls back a transaction whose connection is gone.
 CASES = [
     ("redis", "latency", SLOW_LINK_TIMEOUT),
     ("redis", "cut", TIMEOUT),
     ("redis", "black_hole", TIMEOUT),
     ("postgres", "latency", SLOW_LINK_TIMEOUT),
     ("postgres", "cut", TIMEOUT),
+    ("postgres", "black_hole", TIMEOUT),
 ]
 
 
