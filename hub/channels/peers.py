@@ -263,6 +263,10 @@ class DirectPeer(Peer):
         p.queue.on_put = None
         if p.close_timer is None:
             self._transport.close()
+        # The scope pointed back at the protocol: with that cycle a closed connection
+        # waited for the cyclic collector, which never sees what a crowd over
+        # `fanout.FREEZE_ABOVE_WATCHERS` froze (~7 KB a connection kept, issue 18 item 7).
+        p.scope["extensions"].pop(EXTENSION, None)
 
     def close(self, code: int, reason: str = "") -> None:
         """Send a close frame now, end the app's receive loop, and abort the socket if
