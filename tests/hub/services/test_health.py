@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from hub import metrics
@@ -28,6 +29,14 @@ async def private(settings: Settings) -> AsyncIterator[Hub]:
         keys = [key async for key in hub.store.client.scan_iter(match=f"{own.redis_prefix}*")]
         if keys:
             await hub.store.client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def fresh_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A logger not used yet for the health service: the hub's loggers cache their
+    processors on first use (``cache_logger_on_first_use``), and one that an earlier test
+    used (any alert fired while another test ran) no longer reaches ``capture_logs``."""
+    monkeypatch.setattr(health, "log", structlog.get_logger(health.__name__))
 
 
 def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
