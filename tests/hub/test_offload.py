@@ -14,6 +14,7 @@ from hub.context import Hub, open_hub
 from hub.errors import NotFound, ServiceUnavailable
 from hub.offload import Offload
 from hub.settings import Settings
+from tests.waiting import eventually
 
 
 async def _whoami(hub: Hub, tag: str) -> tuple[int, int, str, int]:
@@ -86,3 +87,31 @@ async def test_stop_kills_a_child_whose_run_outlasts_the_grace(settings: Setting
         os.kill(pid, 0)
     with pytest.raises((ServiceUnavailable, BrokenProcessPool, asyncio.CancelledError)):
         await running
+
+
+async def test_an_idle_child_is_stopped_and_started_again_by_the_next_run(
+    settings: Settings,
+) -> None:
+    """A worker that ran one job (or a leader that lost its lease) does not keep a child."""
+    offload = Offload(settings, open_hub, idle_seconds=0.4)
+    try:
+        pid = (await offload.run(_linger_then_whoami, 0.8))[0]  # a run longer than idle
+        assert offload.child_running
+        assert await eventually(lambda: _gone(pid), within=15)
+        assert not offload.child_running
+        assert (await offload.run(_whoami, "again"))[0] != pid
+    finally:
+        await offload.stop()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def _linger_then_whoami(hub: Hub, seconds: float) -> tuple[int, int, str, int]:
+    await asyncio.sleep(seconds)
+    return await _whoami(hub, "lingered")
