@@ -1,5 +1,5 @@
 """Network faults between the hub and Redis or PostgreSQL (issue 18, item 6), injected by a
-TCP proxy (``tests.tcp_proxy``) while buyers hold and book: 200 ms added to every round
+TCP proxy (``loadtest.tcp_proxy``) while buyers hold and book: 200 ms added to every round
 trip, every connection cut, and a one-way black hole.
 
 For each fault, buyers run through a hub whose Redis or PostgreSQL traffic goes through the
