@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -229,7 +230,7 @@ def start_embedded_servers(root: Path, cleanup: list[Callable[[], None]]) -> tup
         stderr=errors,
         text=True,
     )
-    cleanup.append(lambda: _stop_embedded(proc))
+    cleanup.append(lambda: stop_embedded(proc))
     assert proc.stdout is not None
     # A start that fails ends the process: readline() then returns "".
     line = proc.stdout.readline()
@@ -241,10 +242,11 @@ def start_embedded_servers(root: Path, cleanup: list[Callable[[], None]]) -> tup
     return str(urls["database_url"]), str(urls["redis_url"])
 
 
-def _stop_embedded(proc: subprocess.Popen[str]) -> None:
+def stop_embedded(proc: subprocess.Popen[str]) -> None:
     """Close the servers' standard input (their signal to stop) and wait until they have."""
     if proc.stdin is not None:
-        proc.stdin.close()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
     try:
         proc.wait(SERVERS_TIMEOUT)
     except subprocess.TimeoutExpired:

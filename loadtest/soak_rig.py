@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from loadtest.launch import free_port, hub_environment, stop_process
+from loadtest.launch import free_port, hub_environment, stop_embedded, stop_process
 from loadtest.tcp_proxy import TcpProxy
 
 FAULTS = ("redis", "postgres", "worker", "network")
@@ -137,15 +137,7 @@ class Servers:
     def stop(self) -> None:
         """Newest instance first: each stops the servers it started, by PID."""
         for proc in reversed(self.instances):
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-            try:
-                proc.wait(SERVERS_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                stop_process(proc)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop_embedded(proc)
 
 
 def _pid_in(path: Path) -> int | None:
