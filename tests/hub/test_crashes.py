@@ -34,6 +34,7 @@ from hub.settings import Settings
 from hub.store import Keys
 from loadtest.client import WatchClient
 from loadtest.tcp_proxy import TcpProxy
+from tests.audits import seats_sold_twice, ticketed_seats
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.live import HubProcess, free_port, hub_process
@@ -107,11 +108,7 @@ async def _audit_tickets(database_url: str, event_id: str, booked: list[str]) ->
     in PostgreSQL; returns the seats with an active ticket."""
     con = await asyncpg.connect(database_url)
     try:
-        doubles = await con.fetch(
-            """SELECT seat_id FROM tickets WHERE active AND event_id = $1::uuid
-                GROUP BY seat_id HAVING count(*) > 1""",
-            event_id,
-        )
+        doubles = await seats_sold_twice(con, event_id)
         assert doubles == [], f"seats sold twice: {doubles}"
         rows = await con.fetch(
             "SELECT id::text, status FROM bookings WHERE id = ANY($1::uuid[])", booked
@@ -119,10 +116,7 @@ async def _audit_tickets(database_url: str, event_id: str, booked: list[str]) ->
         found = {row["id"]: row["status"] for row in rows}
         lost = [b for b in booked if found.get(b) != "confirmed"]
         assert lost == [], f"bookings answered 201 but not confirmed in PostgreSQL: {lost}"
-        tickets = await con.fetch(
-            "SELECT seat_id::text FROM tickets WHERE active AND event_id = $1::uuid", event_id
-        )
-        return {row[0] for row in tickets}
+        return await ticketed_seats(con, event_id)
     finally:
         await con.close()
 

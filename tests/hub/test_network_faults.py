@@ -27,6 +27,7 @@ import pytest
 from hub.app import create_app
 from hub.settings import Settings
 from loadtest.tcp_proxy import TcpProxy
+from tests.audits import seats_sold_twice, ticketed_seats
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.waiting import eventually
@@ -166,11 +167,7 @@ async def _run_with_fault(
 async def _audit(database_url: str, event_id: str, out: Outcomes) -> None:
     con = await asyncpg.connect(database_url)
     try:
-        doubles = await con.fetch(
-            """SELECT seat_id FROM tickets WHERE active AND event_id = $1::uuid
-                GROUP BY seat_id HAVING count(*) > 1""",
-            event_id,
-        )
+        doubles = await seats_sold_twice(con, event_id)
         assert doubles == [], f"seats sold twice: {doubles}"
         ids = list(out.booked)
         rows = await con.fetch(
@@ -238,12 +235,9 @@ async def _agrees(client: httpx.AsyncClient, database_url: str | None, event_id:
     shown = {seat["id"] for seat in seats if seat["status"] == "sold"}
     con = await asyncpg.connect(database_url)
     try:
-        rows = await con.fetch(
-            "SELECT seat_id::text FROM tickets WHERE active AND event_id = $1::uuid", event_id
-        )
+        ticketed = await ticketed_seats(con, event_id)
     finally:
         await con.close()
-    ticketed = {row[0] for row in rows}
     if shown != ticketed:
         print(f"seat map sold {len(shown)} vs tickets {len(ticketed)}: {shown ^ ticketed}")
     return shown == ticketed

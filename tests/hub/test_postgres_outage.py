@@ -41,6 +41,7 @@ from hub.db.migrate import migrate
 from hub.embedded.postgres import EmbeddedPostgres
 from hub.services import accounts
 from hub.settings import Settings
+from tests.audits import seats_sold_twice, ticketed_seats
 from tests.conftest import Account, register
 from tests.factories import make_event
 from tests.waiting import eventually
@@ -188,11 +189,7 @@ async def _audit(url: str, event_id: str, out: Outcomes, ledger: LedgerPayments)
                 GROUP BY b.id""",
             event_id,
         )
-        doubles = await con.fetch(
-            """SELECT seat_id FROM tickets WHERE active AND event_id = $1::uuid
-                GROUP BY seat_id HAVING count(*) > 1""",
-            event_id,
-        )
+        doubles = await seats_sold_twice(con, event_id)
     finally:
         await con.close()
     assert doubles == [], f"seats sold twice: {doubles}"
@@ -226,12 +223,10 @@ async def _agrees(client: httpx.AsyncClient, url: str, event_id: str) -> bool:
     held = [seat["id"] for seat in seats if seat["status"] == "held"]
     con = await asyncpg.connect(url)
     try:
-        rows = await con.fetch(
-            "SELECT seat_id::text FROM tickets WHERE active AND event_id = $1::uuid", event_id
-        )
+        ticketed = await ticketed_seats(con, event_id)
     finally:
         await con.close()
-    return shown == {row[0] for row in rows} and not held
+    return shown == ticketed and not held
 
 
 async def test_postgres_stopped_mid_burst_loses_no_booking_and_heals(private: Private) -> None:
