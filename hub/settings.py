@@ -111,6 +111,13 @@ class Settings:
     # Lets the race test's control run switch off the PostgreSQL guard; never set in production.
 
     @property
+    def abandoned_after_seconds(self) -> float:
+        """How long after a request began its work is surely over (three request timeouts):
+        the leader then finishes what a crashed or cut-off request left behind (a hold left
+        confirming, a cancellation's seats still shown sold) without racing the request."""
+        return 3 * self.request_timeout_seconds
+
+    @property
     def embedded(self) -> bool:
         """True when the hub should start its own PostgreSQL and Redis."""
         return self.database_url is None and self.redis_url is None

@@ -199,18 +199,20 @@ class Inventory:
         index = self._index_key(hold_id)
         if forget:
             self._refs.pop(hold_id, None)
-        for attempt in (1, 2):
-            try:
-                if not forget:
-                    return int(await self._scripts.finish_confirm(keys=keys, args=args))
-                seq = await self._scripts.pipelined(
+
+        async def finish() -> int:
+            if not forget:
+                return int(await self._scripts.finish_confirm(keys=keys, args=args))
+            return int(
+                await self._scripts.pipelined(
                     self._scripts.finish_confirm, keys, args, lambda pipe: pipe.delete(index)
                 )
-                return int(seq)
-            except RedisConnectionError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+            )
+
+        try:
+            return await finish()
+        except RedisConnectionError:
+            return await finish()
 
     async def set_seats(
         self,

@@ -78,7 +78,7 @@ async def cancel_booking(
 def _pending_due(hub: Hub) -> dt.timedelta:
     """When the leader may finish a cancellation's Redis step: well after this request
     could still be running it (its timeout), so the two never free seats at once."""
-    return dt.timedelta(seconds=3 * hub.settings.request_timeout_seconds)
+    return dt.timedelta(seconds=hub.settings.abandoned_after_seconds)
 
 
 async def _forget_pending(hub: Hub, pending: int) -> None:

@@ -69,7 +69,7 @@ async def sweep_expired(hub: Hub, event_ids: list[uuid.UUID]) -> int:
 
 def confirming_limit_ms(settings: Settings) -> int:
     """How long a hold may be confirming before the leader takes it for a crashed one's."""
-    return int(3 * settings.request_timeout_seconds * 1000)
+    return int(settings.abandoned_after_seconds * 1000)
 
 
 async def reconcile_stuck(
