@@ -153,7 +153,7 @@ def history_rows(
     hold_log = _holds(rng, plan, ev, bk, bk_user, cust, hold_ids)
     payments = _payments(rng, bookings, cancelled, user_ids, total, bk.created, paid_at)
     users = _users(rng, cust, bk_user, bk.created)
-    events, event_prices = _event_rows(rng, ev)
+    events, event_prices = _event_rows(rng, ev, plan.now)
     known = ~ev.new
     on_sale: Table = {"id": ev.ids[known], "created_at": _datetimes(ev.on_sale[known] - 7 * DAY)}
     return History(users, events, event_prices, bookings, tickets, hold_log, payments, on_sale)
@@ -258,7 +258,7 @@ def _users(
     }
 
 
-def _event_rows(rng: np.random.Generator, ev: Events) -> tuple[Table, Table]:
+def _event_rows(rng: np.random.Generator, ev: Events, now: int) -> tuple[Table, Table]:
     """The generated events and their section prices."""
     new = np.flatnonzero(ev.new)
     names, descriptions, keywords = [], [], []
@@ -271,7 +271,10 @@ def _event_rows(rng: np.random.Generator, ev: Events) -> tuple[Table, Table]:
         picked = rng.choice(len(shared), size=2, replace=False)
         keywords.append(list(stem_keywords[ev.stem[e]]) + [shared[i] for i in sorted(picked)])
         descriptions.append(f"{stem}: a {category} night{' (sold out)' if ev.hit[e] else ''}.")
-    created = ev.on_sale[new] - 7 * DAY
+    # A week before its sales open, or now for a sale that opens later: a creation time in
+    # the future reads as "an event created since" to every later check (the
+    # event-recommendation model was rebuilt every few seconds on a demo hub).
+    created = np.minimum(ev.on_sale[new] - 7 * DAY, now)
     events: Table = {
         "id": ev.ids[new],
         "venue_id": np.array(

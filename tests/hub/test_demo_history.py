@@ -161,6 +161,8 @@ async def test_no_seat_is_sold_twice_and_every_row_adds_up(seeded: Seeded) -> No
            SELECT 'booked before it was announced' FROM bookings b
              JOIN events e ON e.id = b.event_id WHERE b.created_at < e.created_at
            UNION ALL
+           SELECT 'event created in the future' FROM events e WHERE e.created_at > $1
+           UNION ALL
            SELECT 'event without prices' FROM events e
             WHERE (SELECT count(*) FROM event_prices p WHERE p.event_id = e.id)
                <> (SELECT count(*) FROM venue_sections s WHERE s.venue_id = e.venue_id)""",
