@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -52,6 +52,22 @@ SerializationFailure = asyncpg.SerializationError
 class CommitUnknown(ServiceUnavailable):
     """The connection was lost while the transaction's COMMIT was on its way: it may have
     been committed or not, and only PostgreSQL, once it answers again, can tell."""
+
+
+class CommitWatch:
+    """What became of a transaction's COMMIT, for a caller that may be cancelled around it.
+
+    ``committed``: the commit succeeded (set before the connection goes back to the pool,
+    so a caller cancelled while it is released still knows). ``unknown``: the COMMIT was
+    sent but its answer never came — the connection was lost or the caller was cancelled
+    (the request's deadline) while waiting. The server may have committed; only asking it
+    again, under a lock the transaction held, tells."""
+
+    __slots__ = ("committed", "unknown")
+
+    def __init__(self) -> None:
+        self.committed = False
+        self.unknown = False
 
 
 async def _init_connection(con: asyncpg.Connection) -> None:
@@ -133,14 +149,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(
-        self, *, on_commit: Callable[[], None] | None = None
+        self, *, watch: CommitWatch | None = None
     ) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction, committed when the block ends without error.
 
         Args:
-            on_commit: called once the commit succeeded, before the connection goes back to
-                the pool — so a caller cancelled after its commit (while the connection is
-                released) still knows its work was committed.
+            watch: told whether the commit succeeded or its outcome is unknown (see the
+                class); for a caller whose work must not be undone once it may stand.
 
         Raises:
             CommitUnknown: the server went away while committing (see the class).
@@ -161,12 +176,16 @@ class Database:
                 raise
             try:
                 await tx.commit()
-            except UNAVAILABLE as exc:
+            except UNAVAILABLE_OR_CANCELLED as exc:
+                if watch is not None:
+                    watch.unknown = True
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 raise CommitUnknown(
                     f"PostgreSQL went away during a commit: {type(exc).__name__}"
                 ) from exc
-            if on_commit is not None:
-                on_commit()
+            if watch is not None:
+                watch.committed = True
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         async with self.connection() as con:

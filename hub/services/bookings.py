@@ -25,7 +25,7 @@ from engines.discounts import PriceBreakdown, price_group
 from engines.seats import SeatCode
 from hub import payments
 from hub.context import Hub
-from hub.db import CommitUnknown, UniqueViolation, lifecycle
+from hub.db import CommitWatch, UniqueViolation, lifecycle
 from hub.db import bookings as bookings_db
 from hub.db import waitlist as waitlist_db
 from hub.errors import (
@@ -241,7 +241,7 @@ async def confirm(
     )
     provider = hub.payments
     charge_ref: str | None = None
-    committed: list[bool] = []  # set by _write once its transaction has committed
+    commit = CommitWatch()  # what became of _write's COMMIT
     try:
         try:
             # Behind the payment breaker: an open one (or a provider error or timeout)
@@ -257,14 +257,14 @@ async def confirm(
         except PaymentDeclined as exc:
             BOOKINGS.labels(outcome="payment_failed").inc()
             raise PaymentFailed("The payment was declined; your seats are still held") from exc
-        view = await _write(hub, job, provider.name, charge_ref, committed)
+        view = await _write(hub, job, provider.name, charge_ref, commit)
     except BaseException as exc:
-        if committed:
+        if commit.committed:
             # Cancelled (the request's deadline, a client gone) after the commit, while the
             # connection went back to the pool: the booking stands, so its seats are sold.
             await asyncio.shield(_finish(hub, event.id, hold_id, begun.seats))
         else:
-            await asyncio.shield(_undo(hub, job, charge_ref, exc))
+            await asyncio.shield(_undo(hub, job, charge_ref, exc, unknown=commit.unknown))
         raise
     # The user's cached event recommendations are retired beside the seats' round trip, on
     # its own connection, so the booking waits for one round trip, not two; their next
@@ -286,15 +286,15 @@ async def confirm(
 
 
 async def _write(
-    hub: Hub, job: _Confirmation, provider: str, charge_ref: str, committed: list[bool]
+    hub: Hub, job: _Confirmation, provider: str, charge_ref: str, commit: CommitWatch
 ) -> dict[str, Any]:
     """The one transaction of a confirmation; returns the booking view it recorded and
-    appends to ``committed`` as soon as it has committed."""
+    tells ``commit`` what became of its COMMIT."""
     seat_ids = [job.layout.seats[i].id for i in job.begun.seats]
     reference = job.reference
     for _ in range(3):
         try:
-            async with hub.db.transaction(on_commit=lambda: committed.append(True)) as con:
+            async with hub.db.transaction(watch=commit) as con:
                 refusal = await bookings_db.lock_for_confirmation(con, job.hold_id, job.event.id)
                 if refusal is not None:
                     raise Conflict(f"The event has {refusal}")
@@ -356,16 +356,19 @@ async def _guard_fired(
     )
 
 
-async def _undo(hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseException) -> None:
+async def _undo(
+    hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseException, *, unknown: bool
+) -> None:
     """Nothing was committed: refund any charge, put the hold back (or correct Redis).
 
-    Unless the connection was lost during the commit (``CommitUnknown``): the booking may
-    stand. PostgreSQL is asked at once; if it wrote the booking, the seats become sold and
-    the charge is kept. If it cannot be asked (it is down), the charge is kept and the hold
+    Unless the COMMIT's outcome is ``unknown`` (the connection lost, or the request's
+    deadline cancelling it, while the COMMIT was on its way): the booking may stand.
+    PostgreSQL is asked at once; if it wrote the booking, the seats become sold and the
+    charge is kept. If it cannot be asked (it is down), the charge is kept and the hold
     stays confirming — the leader settles it by PostgreSQL's record once it answers
     (tickets there → sold; none → released). Putting it back blindly would show seats
     free that PostgreSQL sold, and refund a booking that stands."""
-    if isinstance(exc, CommitUnknown):
+    if unknown:
         try:
             written = await _was_written(hub, job.hold_id)
         except Exception as unknown:
