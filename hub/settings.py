@@ -191,9 +191,7 @@ class Settings:
             redis_pool_max=r.get("REDIS_POOL_MAX", _positive_int, 512),
             max_inflight_requests=r.get("MAX_INFLIGHT_REQUESTS", _positive_int, 64),
             leader_lease_seconds=r.get("LEADER_LEASE_SECONDS", _positive_float, 5.0),
-            waiting_room_session_seconds=r.get(
-                "WAITING_ROOM_SESSION_SECONDS", _positive_int, 600
-            ),
+            waiting_room_session_seconds=r.get("WAITING_ROOM_SESSION_SECONDS", _positive_int, 600),
             waiting_room_target_p99_ms=r.get("WAITING_ROOM_TARGET_P99_MS", _positive_int, 100),
             waiting_room_start_rate=r.get("WAITING_ROOM_START_RATE", _positive_float, 20.0),
             metrics_dir=r.get("METRICS_DIR", str, None),
