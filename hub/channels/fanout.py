@@ -403,7 +403,7 @@ class Channels:
         now = time.monotonic()
         sent = 0
         for peer in list(channel.peers):
-            if peer.behind_since is not None:
+            if peer.behind_since is not None or peer.queued:
                 continue
             if peer.buffered() > limit:
                 self._fall_behind(peer, now)

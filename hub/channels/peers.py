@@ -192,7 +192,7 @@ class DirectProtocol(WebSocketsSansIOProtocol):
 class Peer(abc.ABC):
     """What the broadcaster needs from a connection. Never awaits."""
 
-    __slots__ = ("behind_since", "event_id", "ip", "proto", "reco", "user_id")
+    __slots__ = ("behind_since", "event_id", "ip", "proto", "queued", "reco", "user_id")
 
     def __init__(self, proto: Subprotocol, ip: str) -> None:
         self.proto = proto
@@ -203,6 +203,9 @@ class Peer(abc.ABC):
         self.event_id: uuid.UUID | None = None
         # loop time at which it fell behind; None while it keeps up
         self.behind_since: float | None = None
+        # its user waits in the event's waiting room: no seat stream until it leaves the
+        # queue, then a fresh snapshot (``hub.services.queue_feed``)
+        self.queued = False
 
     @property
     @abc.abstractmethod

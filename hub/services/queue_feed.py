@@ -12,6 +12,12 @@ Then each watcher gets, written straight to its connection (never awaited):
 - ``sold_out`` ``{t}`` once, when the event sold out while it waited;
 - ``queue`` with ``status`` ``expired`` once, when its session ran out unused.
 
+A waiting user's connections get no seat stream (``Peer.queued``): the queue view shows no
+seat map, and 5,000 waiters each sent every seat change of an on-sale cost the hub ~40 % of
+its time in socket writes — time the admitted buyers' holds need. When the user leaves the
+queue (admitted, sold out, expired, left, the room turned off) the connection gets a fresh
+``snapshot`` first, then the message, and the seat stream again.
+
 What was last sent to each connection is remembered here, by connection, and forgotten
 when the connection goes.
 """
@@ -95,6 +101,8 @@ class QueueFeed:
                 continue
             room = await waiting_room.read_room(self.hub, event_id)
             if room is None:
+                for peer in peers:
+                    self._unqueue(peer)
                 continue
             live.update(peers)
             sent += await self._push_event(room, peers)
@@ -111,12 +119,19 @@ class QueueFeed:
         places = await waiting_room.places_of(self.hub, room, list(by_user))
         now = time.monotonic()
         sent = 0
-        for user, place in places.items():
-            message = _message(place)
+        for user, user_peers in by_user.items():
+            place = places.get(user)
+            waiting = place is not None and place["status"] == "waiting"
+            for peer in user_peers:
+                if waiting:
+                    peer.queued = True
+                else:
+                    self._unqueue(peer)
+            message = _message(place) if place is not None else None
             if message is None:
                 continue
             key = tuple(message.values())
-            for peer in by_user[user]:
+            for peer in user_peers:
                 last = self._last.get(peer)
                 if last is not None and last[0] == key:
                     if message["t"] != "queue" or now - last[1] < REPEAT_SECONDS:
@@ -128,6 +143,12 @@ class QueueFeed:
                 sent += 1
         self.hub.channels.deliveries += sent
         return sent
+
+    def _unqueue(self, peer: Peer) -> None:
+        """The seat stream again, from a fresh snapshot, for a connection that had none."""
+        if peer.queued:
+            peer.queued = False
+            self.hub.channels.resync(peer)
 
 
 def _message(place: dict[str, Any]) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ everyone still waiting."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from typing import Any
@@ -127,3 +128,64 @@ async def test_everyone_waiting_hears_sold_out(
     finally:
         for client in clients:
             await client.close()
+
+
+async def _drain(client: WatchClient, seconds: float) -> list[dict[str, Any]]:
+    """Every message that arrives within ``seconds``."""
+    got: list[dict[str, Any]] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                got.append(await client.recv())
+    return got
+
+
+async def test_a_waiter_gets_no_seat_stream_until_admitted_then_a_snapshot_first(
+    ws: WsServer, http: httpx.AsyncClient, boss: Account
+) -> None:
+    """The queue view shows no seat map: a waiting user's connection is sent no seat
+    changes (an anonymous watcher's is); once admitted it gets a fresh snapshot before
+    ``admitted``, then the seat stream again."""
+    event = await make_event(http, boss, rows=1, seats_per_row=5)
+    event_id = uuid.UUID(event["id"])
+    room = f"/api/v1/events/{event['id']}/waiting-room"
+    await http.put(room, json={"opens_at": _at(600)}, headers=boss.headers)
+    waiter = await register(http)
+    queue = f"/api/v1/events/{event['id']}/queue"
+    assert (await http.post(queue, headers=waiter.headers)).status_code == 201
+    # The admin shops meanwhile, admitted by hand.
+    await waiting_room.join(ws.hub, uuid.UUID(boss.id), event_id)
+    stored = await waiting_room.read_room(ws.hub, event_id)
+    assert stored is not None and await waiting_room.admit(ws.hub, stored, [uuid.UUID(boss.id)])
+    token = (await waiting_room.place(ws.hub, uuid.UUID(boss.id), event_id))["token"]
+    shopper = {**boss.headers, "X-Admission-Token": token}
+    holds = f"/api/v1/events/{event['id']}/holds"
+
+    waiting = await WatchClient.open(ws.event_url(event_id))
+    watcher = await WatchClient.open(ws.event_url(event_id))
+    try:
+        await waiting.send({"t": "hello", "token": waiter.token})
+        await _next(waiting, "queue")
+        await _next(watcher, "snapshot")
+        held = await http.post(holds, json={"quantity": 2}, headers=shopper)
+        assert held.status_code == 201, held.text
+        assert (await _next(watcher, "seats"))["changes"]
+        heard = await _drain(waiting, 1.5)
+        assert {m["t"] for m in heard} == {"queue"}, heard
+
+        await http.put(
+            room, json={"opens_at": _at(-0.001), "admit_per_second": 100}, headers=boss.headers
+        )
+        before: list[dict[str, Any]] = []
+        while not before or before[-1]["t"] != "admitted":
+            before.append(await asyncio.wait_for(waiting.recv(), 10))
+        snapshots = [m for m in before if m["t"] == "snapshot"]
+        assert len(snapshots) == 1, before
+        assert list(snapshots[0]["seats"]).count(1) == 2  # the admin's two held seats
+
+        again = await http.post(holds, json={"quantity": 1}, headers=shopper)
+        assert again.status_code == 201, again.text
+        assert (await _next(waiting, "seats"))["seq"] > snapshots[0]["seq"]
+    finally:
+        await waiting.close()
+        await watcher.close()
