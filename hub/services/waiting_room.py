@@ -47,6 +47,7 @@ _JOIN = (_LUA / "queue_join.lua").read_text()
 ADMIT = (_LUA / "queue_admit.lua").read_text()
 SOLD_OUT = (_LUA / "queue_sold_out.lua").read_text()
 SESSION_END = (_LUA / "queue_session_end.lua").read_text()
+_PLACES = (_LUA / "queue_places.lua").read_text()
 
 # How long a turned-off room's records stay, so its watchers still get their ``admitted``.
 CLOSED_KEEP_SECONDS = 120
@@ -329,18 +330,15 @@ async def places_of(
     users: list[uuid.UUID],
     records: dict[uuid.UUID, str] | None = None,
 ) -> dict[uuid.UUID, dict[str, Any]]:
-    """The places of ``users`` who are queued (others are left out), read in one round
-    trip: their records (unless given) and the ranks of those waiting."""
+    """The places of ``users`` who are queued (others are left out), read in one script
+    call: their records (unless given) and the ranks of those waiting."""
+    if not users:
+        return {}
     keys = RoomKeys.of(hub, room.event_id)
-    names = [str(u) for u in users]
-    async with hub.store.client.pipeline(transaction=False) as pipe:
-        if records is None:
-            pipe.hmget(keys.users, names)
-        for name in names:
-            pipe.zrank(keys.queue, name)
-        answers = await pipe.execute()
+    raw, answers = await hub.store.client.eval(
+        _PLACES, 2, keys.queue, keys.users, *[str(u) for u in users]
+    )
     if records is None:
-        raw = answers.pop(0)
         records = {u: _s(r) for u, r in zip(users, raw, strict=True) if r is not None}
     now = now_ms()
     opened = now >= room.opens_ms
