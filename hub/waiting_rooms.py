@@ -113,7 +113,8 @@ class RoomFeed:
         )
         self._reload: asyncio.Task[None] | None = None
         # Called with an event id when the leader asks for queue messages now ("tick").
-        self.on_tick: Callable[[uuid.UUID], None] | None = None
+        # (event, the users admitted — None: anyone's place may have changed)
+        self.on_tick: Callable[[uuid.UUID, list[uuid.UUID] | None], None] | None = None
 
     async def start(self) -> None:
         await self._subscriber.start()
@@ -127,14 +128,15 @@ class RoomFeed:
 
     def _on_message(self, name: bytes, data: bytes) -> None:
         try:
-            state, event = data.decode().split()
+            state, event, *users = data.decode().split()
             event_id = uuid.UUID(event)
+            admitted = [uuid.UUID(u) for u in users] if users else None
         except ValueError:
             log.warning("waiting_room_message_malformed", data=data[:80])
             return
         if state == "tick":
             if self.on_tick is not None:
-                self.on_tick(event_id)
+                self.on_tick(event_id, admitted)
         elif state in ("on", "off"):
             self.registry.mark(event_id, state == "on")
         else:

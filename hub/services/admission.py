@@ -192,6 +192,7 @@ async def step(
         control.state = next_state(control.state, Observation(p99_s, idle), dt, config)
         rate = control.state.rate
     admitted = 0
+    users: list[uuid.UUID] = []
     if not room.sold_out:
         waiting = int(await client.zcard(keys.queue))
         count, control.budget = admit_count(control.budget, rate, dt, waiting, returned=returned)
@@ -200,8 +201,11 @@ async def step(
             admitted = await waiting_room.admit(hub, room, users, fence)
     kept: dict[Any, Any] = {"current_rate": repr(rate), **control.fields()}
     await client.hset(keys.room, mapping=kept)
+    if admitted:
+        # Those admitted hear it at once; everyone's new position and the sessions given
+        # back (``returned``) go out with the feed's next round, within a second.
+        await waiting_room.nudge(hub, event_id, users)
     if admitted or returned:
-        await waiting_room.nudge(hub, event_id)
         log.info(
             "waiting_room_admitted",
             event_id=str(event_id),

@@ -1,9 +1,13 @@
 """Personal waiting-room messages to the queued users watching an event in this process.
 
-Every ``PUSH_SECONDS`` (and at once when the leader nudges: admissions, a sell-out, a room
-turned off), for each watched event with a room, the places of every signed-in watcher are
-read in one pipelined round trip (their records and their ranks: ``places_of``), so the
-cost per tick is one pipeline per event however many waiters, not a query per connection.
+Every ``PUSH_SECONDS`` a round: for each watched event with a room, the places of every
+signed-in watcher are read in one script call (their records and their ranks:
+``places_of``), so the cost per round is one round trip per event however many waiters,
+not a query per connection. The leader's nudges start work early: one that names the users
+it admitted makes a small round over just their connections (so they hear ``admitted`` at
+once, while everyone's new position waits for the next round: with admissions several
+times a second, a whole round per nudge cost the hub more than the admitted buyers'
+requests); one that names nobody (a sell-out, a room turned off) starts a whole round.
 Then each watcher gets, written straight to its connection (never awaited):
 
 - ``queue`` ``{t, status, position, ahead, eta_seconds}`` while waiting: on every change,
@@ -53,6 +57,8 @@ class QueueFeed:
         self.hub = hub
         self._last: dict[Peer, tuple[tuple[Any, ...], float]] = {}
         self._wake = asyncio.Event()
+        self._whole = False  # a nudge asked for a whole round
+        self._named: dict[uuid.UUID, set[uuid.UUID]] = {}  # users admitted, by event
         self._task: asyncio.Task[None] | None = None
         self.pushed = 0  # messages written (tests and the bench read it)
 
@@ -67,29 +73,54 @@ class QueueFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def nudge(self, event_id: uuid.UUID) -> None:
+    def nudge(self, event_id: uuid.UUID, admitted: list[uuid.UUID] | None = None) -> None:
+        if admitted is None:
+            self._whole = True
+        else:
+            self._named.setdefault(event_id, set()).update(admitted)
         self._wake.set()
 
     async def _run(self) -> None:
-        # A fixed cadence: a round starts PUSH_SECONDS after the previous one started (not
-        # after it ended), so a round that takes long with many waiters does not stretch
-        # the gaps between messages; a nudge starts one early.
+        # A fixed cadence: a whole round starts PUSH_SECONDS after the previous one started
+        # (not after it ended), so a round that takes long with many waiters does not
+        # stretch the gaps between messages; a nudge naming nobody starts one early.
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        due = loop.time()
         while True:
-            wait = max(started + PUSH_SECONDS - loop.time(), 0.0)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(max(due - loop.time(), 0.0)):
                     await self._wake.wait()
             self._wake.clear()
-            started = loop.time()
             try:
-                await self.push()
+                if self._whole or loop.time() >= due:
+                    self._whole = False
+                    self._named.clear()  # the whole round reads their places too
+                    due = loop.time() + PUSH_SECONDS
+                    await self.push()
+                else:
+                    named, self._named = self._named, {}
+                    await self.push_to(named)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("queue_push_failed")
             await asyncio.sleep(MIN_GAP_SECONDS)
+
+    async def push_to(self, named: dict[uuid.UUID, set[uuid.UUID]]) -> int:
+        """A small round: only the connections of the users named, by event."""
+        sent = 0
+        for event_id, users in named.items():
+            channel = self.hub.channels.events.get(event_id)
+            if channel is None:
+                continue
+            peers = [p for p in channel.peers if p.user_id in users]
+            if not peers:
+                continue
+            room = await waiting_room.read_room(self.hub, event_id)
+            if room is not None:
+                sent += await self._push_event(room, peers)
+        self.pushed += sent
+        return sent
 
     async def push(self) -> int:
         """One round over every watched event; returns how many messages went out."""

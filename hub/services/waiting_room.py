@@ -263,10 +263,18 @@ async def admit(
     return admitted
 
 
-async def nudge(hub: Hub, event_id: uuid.UUID) -> None:
-    """Ask every process to push queue messages for the event now, not at its next tick."""
+# A nudge names the users admitted up to this many; beyond, it asks for a whole round.
+NUDGE_MAX_USERS = 500
+
+
+async def nudge(hub: Hub, event_id: uuid.UUID, admitted: list[uuid.UUID] | None = None) -> None:
+    """Ask every process to push queue messages for the event now, not at its next round:
+    to the ``admitted`` users only when given (everyone else's new position waits for the
+    round), else to everyone."""
+    named = admitted is not None and 0 < len(admitted) <= NUDGE_MAX_USERS
+    users = "".join(f" {u}" for u in admitted) if named and admitted else ""
     await hub.store.client.publish(
-        hub.store.keys.global_(waiting_rooms.CHANNEL), f"tick {event_id}".encode()
+        hub.store.keys.global_(waiting_rooms.CHANNEL), f"tick {event_id}{users}".encode()
     )
 
 

@@ -170,3 +170,21 @@ async def test_sold_out_tells_everyone_waiting(
     assert (await waiting_room.get_room(hub, event_id))["waiting"] == 0
     late, _ = await waiting_room.join(hub, uuid.uuid4(), event_id)
     assert late["status"] == "sold_out"
+
+
+async def test_a_nudge_names_the_admitted_or_asks_for_a_whole_round(hub: Hub) -> None:
+    """Every process hears the leader's nudge: with the users it admitted (their connections
+    get ``admitted`` at once), or with nobody named (a sell-out: everyone's place changed)."""
+    heard: list[tuple[uuid.UUID, list[uuid.UUID] | None]] = []
+    kept = hub.room_feed.on_tick
+    hub.room_feed.on_tick = lambda event_id, users: heard.append((event_id, users))
+    try:
+        event_id, users = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4()]
+        await waiting_room.nudge(hub, event_id, users)
+        await waiting_room.nudge(hub, event_id)
+        many = [uuid.uuid4() for _ in range(waiting_room.NUDGE_MAX_USERS + 1)]
+        await waiting_room.nudge(hub, event_id, many)  # too many to name: a whole round
+        assert await eventually(lambda: len(heard) == 3)
+        assert heard == [(event_id, users), (event_id, None), (event_id, None)]
+    finally:
+        hub.room_feed.on_tick = kept
