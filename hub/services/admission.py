@@ -17,7 +17,12 @@ Every ``TICK_SECONDS``, for each event with a waiting room on that has opened:
    this process's: the hold path already pays for it, so measuring costs it nothing. Its
    resolution is the histogram's buckets (a p99 between 50 and 100 ms reads as 100 ms).
 4. Admissions: whole units of the budget (``admit_count``) admit the first waiters in queue
-   order, each with a signed token (``waiting_room.admit``).
+   order, each with a signed token (``waiting_room.admit``) — but never more than there are
+   free seats beyond one for each idle session. The seat state is here, beside the queue: a
+   buyer let in when every seat is held would only meet conflicts (in an on-sale's last
+   seconds, thousands of 409s a second that slowed everyone else's requests), so while no
+   seat is free and some are held the queue waits, positions kept, for held seats to come
+   back.
 
 After any change the processes are nudged to push queue messages at once.
 
@@ -178,7 +183,8 @@ async def step(
     if room is None or not room.on or waiting_room.now_ms() < room.opens_ms:
         return 0
     control.load(raw)
-    if not room.sold_out and await _sold_out(hub, event_id):
+    seats = await _seat_counts(hub, event_id)
+    if not room.sold_out and seats == (0, 0):
         waiting = int(
             await client.eval(waiting_room.SOLD_OUT, 3, keys.room, keys.queue, keys.users)
         )
@@ -195,6 +201,8 @@ async def step(
     users: list[uuid.UUID] = []
     if not room.sold_out:
         waiting = int(await client.zcard(keys.queue))
+        if seats is not None:
+            waiting = min(waiting, max(seats[0] - idle, 0))
         count, control.budget = admit_count(control.budget, rate, dt, waiting, returned=returned)
         if count:
             users = [uuid.UUID(_s(u)) for u in await client.zrange(keys.queue, 0, count - 1)]
@@ -218,13 +226,13 @@ async def step(
     return admitted
 
 
-async def _sold_out(hub: Hub, event_id: uuid.UUID) -> bool:
-    """No seat free and none held (an event not loaded into Redis is not judged)."""
+async def _seat_counts(hub: Hub, event_id: uuid.UUID) -> tuple[int, int] | None:
+    """(free, held) seats of the event; None when it is not loaded into Redis (not judged)."""
     snapshot = await hub.inventory.snapshot(event_id)
-    if snapshot is None:
-        return False
-    _, states = snapshot
-    return bool(states) and states.count(0) == 0 and states.count(1) == 0
+    if snapshot is None or not snapshot[1]:
+        return None
+    states = snapshot[1]
+    return states.count(0), states.count(1)
 
 
 async def _sessions(hub: Hub, room: Room) -> tuple[int, int]:

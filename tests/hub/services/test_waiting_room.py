@@ -4,16 +4,18 @@ that run out unused, and the sell-out."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
+from typing import Any
 
 import httpx
 import numpy as np
 
 from hub.app import create_app
 from hub.context import Hub
-from hub.services import admission, bookings, waiting_room
+from hub.services import admission, bookings, holds, waiting_room
 from hub.services.bookings import BookingRequest
 from hub.settings import Settings
 from tests.conftest import Account, register
@@ -188,3 +190,42 @@ async def test_a_nudge_names_the_admitted_or_asks_for_a_whole_round(hub: Hub) ->
         assert heard == [(event_id, users), (event_id, None), (event_id, None)]
     finally:
         hub.room_feed.on_tick = kept
+
+
+async def test_no_one_is_admitted_beyond_the_free_seats(
+    hub: Hub, client: httpx.AsyncClient, admin: Account
+) -> None:
+    """Letting buyers in while every seat is held would only meet conflicts: admissions
+    stop at the free seats (less one for each admitted buyer who holds nothing yet), the
+    others keep their places, and go in when held seats come back."""
+    event = await make_event(client, admin, rows=1, seats_per_row=2)  # 4 seats
+    event_id = uuid.UUID(event["id"])
+    buyer = uuid.UUID((await register(client)).id)
+    await waiting_room.configure(hub, event_id, _in(600), TRICKLE, None)
+    await waiting_room.join(hub, buyer, event_id)
+    room = await waiting_room.read_room(hub, event_id)
+    assert room is not None and await waiting_room.admit(hub, room, [buyer]) == 1
+    token = (await waiting_room.place(hub, buyer, event_id))["token"]
+    held = await holds.place_hold(hub, buyer, event_id, quantity=2, admission_token=token)
+    waiters = [uuid.uuid4() for _ in range(6)]
+    for user in waiters:
+        await waiting_room.join(hub, user, event_id)
+    await waiting_room.configure(hub, event_id, _in(-0.001), 100.0, None)  # opens, 100/s
+
+    async def statuses() -> list[str]:
+        return [(await waiting_room.place(hub, u, event_id))["status"] for u in waiters]
+
+    assert await eventually(lambda: _admitted(statuses, 2), within=10)
+    await asyncio.sleep(3 * admission.TICK_SECONDS)  # nothing more: the free seats are spoken for
+    now = await statuses()
+    assert sorted(now) == ["admitted"] * 2 + ["waiting"] * 4, now  # (the places were drawn)
+
+    # 4 seats free, 3 admitted buyers holding nothing (the first one let go): one more.
+    await holds.release_hold(hub, buyer, uuid.UUID(str(held["hold_id"])))
+    assert await eventually(lambda: _admitted(statuses, 3), within=10)
+    await asyncio.sleep(3 * admission.TICK_SECONDS)
+    assert (await statuses()).count("admitted") == 3
+
+
+async def _admitted(statuses: Any, count: int) -> bool:
+    return (await statuses()).count("admitted") == count
