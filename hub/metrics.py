@@ -9,6 +9,7 @@ aggregates the files of every worker.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -138,10 +139,11 @@ def total(metric: Counter | Gauge, **labels: str) -> float:
 
 
 def histogram_buckets(
-    metric: Histogram, multiprocess_dir: str | None
+    metric: Histogram, multiprocess_dir: str | None, labels: Mapping[str, str] | None = None
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """An unlabelled histogram's bucket bounds (ascending, ``inf`` last) and cumulative
-    counts: over every worker's files when ``multiprocess_dir`` is set, else this process's.
+    """A histogram's bucket bounds (ascending, ``inf`` last) and cumulative counts: over
+    every worker's files when ``multiprocess_dir`` is set, else this process's; of the
+    series with these ``labels`` only when given, else of all summed.
     """
     name = next(iter(metric.describe())).name
     if multiprocess_dir:
@@ -155,7 +157,9 @@ def histogram_buckets(
         if family.name != name:
             continue
         for sample in family.samples:
-            if sample.name == f"{name}_bucket":
+            if sample.name == f"{name}_bucket" and (
+                labels is None or all(sample.labels.get(k) == v for k, v in labels.items())
+            ):
                 bound = float(sample.labels["le"])
                 counts[bound] = counts.get(bound, 0.0) + sample.value
     bounds = tuple(sorted(counts))

@@ -12,10 +12,13 @@ Every ``TICK_SECONDS``, for each event with a waiting room on that has opened:
    has not seen, which the controller counts against raising the rate.
 3. The rate: the room's fixed ``admit_per_second``, or the adaptive controller
    (``engines.admission``) fed with the hold p99 of the last ``P99_WINDOW_SECONDS`` and the
-   idle count. The p99 comes from the hub's own Prometheus hold-latency histogram, read
-   across every worker's files when the hub runs several (``EVENTLY_METRICS_DIR``), else
-   this process's: the hold path already pays for it, so measuring costs it nothing. Its
-   resolution is the histogram's buckets (a p99 between 50 and 100 ms reads as 100 ms).
+   idle count. The p99 is of whole hold requests as the hub answers them (the request
+   histogram of the hold route: authentication, the wait for an in-flight slot, the
+   service, the answer) — what a buyer waits for, where the service's own hold timer
+   leaves out the queueing that grows first under load. It is read across every worker's
+   files when the hub runs several (``EVENTLY_METRICS_DIR``), else this process's: the
+   request path already pays for it, so measuring costs it nothing. Its resolution is the
+   histogram's buckets (a p99 between 50 and 100 ms reads as 100 ms).
 4. Admissions: whole units of the budget (``admit_count``) admit the first waiters in queue
    order, each with a signed token (``waiting_room.admit``) — but never more than there are
    free seats beyond one for each idle session. The seat state is here, beside the queue: a
@@ -67,6 +70,8 @@ log = structlog.get_logger(__name__)
 
 TICK_SECONDS = 0.5
 P99_WINDOW_SECONDS = 2.0
+# The request histogram's series of a hold (hub.api.holds).
+HOLD_REQUESTS = {"method": "POST", "route": "/api/v1/events/{event_id}/holds"}
 
 Reading = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -118,7 +123,11 @@ class HoldP99:
 
     def read(self) -> float | None:
         now = time.monotonic()
-        reading = metrics.histogram_buckets(metrics.HOLD_LATENCY, self.hub.settings.metrics_dir)
+        reading = metrics.histogram_buckets(
+            metrics.HTTP_LATENCY, self.hub.settings.metrics_dir, HOLD_REQUESTS
+        )
+        if not reading[0]:  # no hold answered yet since the start: no series
+            return None
         self.readings.append((now, reading))
         while len(self.readings) > 1 and now - self.readings[1][0] >= self.window_s:
             self.readings.popleft()

@@ -229,3 +229,23 @@ async def test_no_one_is_admitted_beyond_the_free_seats(
 
 async def _admitted(statuses: Any, count: int) -> bool:
     return (await statuses()).count("admitted") == count
+
+
+async def test_the_controller_reads_whole_hold_requests(
+    hub: Hub, client: httpx.AsyncClient, admin: Account
+) -> None:
+    """The p99 the controller steers by is of hold requests as answered (the hold route's
+    request histogram), so a hold over HTTP is in its next reading and nothing else is."""
+    event = await make_event(client, admin, rows=1, seats_per_row=2)
+    buyer = await register(client)
+    holds_path = f"/api/v1/events/{event['id']}/holds"
+    first = await client.post(holds_path, json={"quantity": 1}, headers=buyer.headers)
+    assert first.status_code == 201, first.text
+    p99 = admission.HoldP99(hub, window_s=3600)
+    assert p99.read() is None  # one reading: nothing to compare yet
+    await client.get(f"/api/v1/events/{event['id']}", headers=buyer.headers)
+    assert p99.read() is None  # no hold in between
+    held = await client.post(holds_path, json={"quantity": 1}, headers=buyer.headers)
+    assert held.status_code == 201, held.text
+    seen = p99.read()
+    assert seen is not None and 0 < seen <= 10.0
