@@ -152,20 +152,26 @@ class QueueFeed:
             assert peer.user_id is not None
             by_user.setdefault(peer.user_id, []).append(peer)
         users = list(by_user)
+        # Repeats are timed by the round's start, not by when a slice got to the user: a
+        # slice that came a little earlier than in the round before must not skip a repeat.
+        now = time.monotonic()
         sent = 0
         for start in range(0, len(users), SLICE_USERS):
             if start:
                 await asyncio.sleep(0)  # (the read below awaits too, but may not yield)
             some = {u: by_user[u] for u in users[start : start + SLICE_USERS]}
-            sent += self._write(some, await waiting_room.places_of(self.hub, room, list(some)))
+            places = await waiting_room.places_of(self.hub, room, list(some))
+            sent += self._write(some, places, now)
         self.hub.channels.deliveries += sent
         return sent
 
     def _write(
-        self, by_user: dict[uuid.UUID, list[Peer]], places: dict[uuid.UUID, dict[str, Any]]
+        self,
+        by_user: dict[uuid.UUID, list[Peer]],
+        places: dict[uuid.UUID, dict[str, Any]],
+        now: float,
     ) -> int:
         """Each connection's message for its user's place; returns how many were written."""
-        now = time.monotonic()
         sent = 0
         for user, user_peers in by_user.items():
             place = places.get(user)
