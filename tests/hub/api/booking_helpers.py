@@ -1,17 +1,46 @@
 """Helpers shared by the hold, booking and waitlist tests: seat maps, holds, bookings and
-waitlist places over HTTP, and the clock that hold and offer expiry is judged by."""
+waitlist places over HTTP, the clock that hold and offer expiry is judged by, and a
+payment provider that counts its calls."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import uuid
 from typing import Any
 
 import httpx
 
 from hub.context import Hub
+from hub.payments import PaymentDeclined
 from tests.conftest import Account
 
 API = "/api/v1"
+
+
+class ScriptedPayments:
+    """A provider that declines while ``decline`` is set and can be slowed down."""
+
+    name = "scripted"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.decline = False
+        self.delay = delay
+        self.charges = 0
+        self.refunds = 0
+
+    async def charge(self, amount_cents: int, user_id: uuid.UUID, reference: str) -> str:
+        await asyncio.sleep(self.delay)
+        if self.decline:
+            raise PaymentDeclined("scripted")
+        self.charges += 1
+        return f"ch_{reference}"
+
+    async def refund(
+        self, amount_cents: int, user_id: uuid.UUID, reference: str, charge_ref: str
+    ) -> str:
+        self.refunds += 1
+        return f"re_{reference}"
 
 
 async def seat_map(client: httpx.AsyncClient, event_id: str) -> list[dict[str, Any]]:

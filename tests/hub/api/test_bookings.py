@@ -13,10 +13,17 @@ import httpx
 import pytest
 
 from hub.context import Hub
-from hub.payments import PaymentDeclined
 from tests.conftest import Account
 from tests.factories import make_event
-from tests.hub.api.booking_helpers import API, book, hold_ok, ids_in, seat_map, statuses
+from tests.hub.api.booking_helpers import (
+    API,
+    ScriptedPayments,
+    book,
+    hold_ok,
+    ids_in,
+    seat_map,
+    statuses,
+)
 from tests.waiting import eventually
 
 BOOKING_KEYS = {
@@ -35,31 +42,6 @@ BOOKING_KEYS = {
     "created_at",
     "refund",
 }
-
-
-class ScriptedPayments:
-    """A provider that declines while ``decline`` is set and can be slowed down."""
-
-    name = "scripted"
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.decline = False
-        self.delay = delay
-        self.charges = 0
-        self.refunds = 0
-
-    async def charge(self, amount_cents: int, user_id: uuid.UUID, reference: str) -> str:
-        await asyncio.sleep(self.delay)
-        if self.decline:
-            raise PaymentDeclined("scripted")
-        self.charges += 1
-        return f"ch_{reference}"
-
-    async def refund(
-        self, amount_cents: int, user_id: uuid.UUID, reference: str, charge_ref: str
-    ) -> str:
-        self.refunds += 1
-        return f"re_{reference}"
 
 
 @pytest.fixture

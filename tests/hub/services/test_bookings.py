@@ -16,6 +16,7 @@ from tests.conftest import Account
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import (
     API,
+    ScriptedPayments,
     book,
     hold_ok,
     iso_ms,
@@ -46,37 +47,19 @@ async def test_expired_hold_cannot_be_confirmed_even_unopposed(
 COMMIT_SLEEP_S = 1.5
 
 
-class CountingPayments:
-    name = "counting"
-
-    def __init__(self) -> None:
-        self.charges = 0
-        self.refunds = 0
-
-    async def charge(self, amount_cents: int, user_id: uuid.UUID, reference: str) -> str:
-        self.charges += 1
-        return f"ch_{reference}"
-
-    async def refund(
-        self, amount_cents: int, user_id: uuid.UUID, reference: str, charge_ref: str
-    ) -> str:
-        self.refunds += 1
-        return f"re_{reference}"
-
-
 @pytest.fixture
-async def hasty(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, CountingPayments]]:
+async def hasty(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, ScriptedPayments]]:
     """A second hub on the same servers whose requests give up after half a second."""
     app = create_app(settings.replace(request_timeout_seconds=0.5), leader_loops=())
     async with app.router.lifespan_context(app):
-        payments = app.state.hub.payments = CountingPayments()
+        payments = app.state.hub.payments = ScriptedPayments()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hasty") as client:
             yield client, payments
 
 
 async def test_a_deadline_during_the_commit_does_not_undo_a_booking_that_stands(
-    hasty: tuple[httpx.AsyncClient, CountingPayments],
+    hasty: tuple[httpx.AsyncClient, ScriptedPayments],
     client: httpx.AsyncClient,
     hub: Hub,
     admin: Account,
