@@ -190,7 +190,7 @@ class QueueFeed:
                 if last is not None and last[0] == key:
                     if message["t"] != "queue" or now - last[1] < REPEAT_SECONDS:
                         continue
-                if last is None and message["t"] == "queue" and place["status"] == "expired":
+                if last is None and message["t"] == "queue" and message["status"] == "expired":
                     continue  # expired before this connection came: nothing to announce
                 peer.write(codec.encode(message, peer.proto))
                 self._last[peer] = (key, now)
