@@ -178,10 +178,15 @@ async def test_a_nudge_names_the_admitted_or_asks_for_a_whole_round(hub: Hub) ->
     """Every process hears the leader's nudge: with the users it admitted (their connections
     get ``admitted`` at once), or with nobody named (a sell-out: everyone's place changed)."""
     heard: list[tuple[uuid.UUID, list[uuid.UUID] | None]] = []
+    event_id, users = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4()]
+
+    def on_tick(ticked: uuid.UUID, named: list[uuid.UUID] | None) -> None:
+        if ticked == event_id:  # the leader may be nudging for other tests' rooms meanwhile
+            heard.append((ticked, named))
+
     kept = hub.room_feed.on_tick
-    hub.room_feed.on_tick = lambda event_id, users: heard.append((event_id, users))
+    hub.room_feed.on_tick = on_tick
     try:
-        event_id, users = uuid.uuid4(), [uuid.uuid4(), uuid.uuid4()]
         await waiting_room.nudge(hub, event_id, users)
         await waiting_room.nudge(hub, event_id)
         many = [uuid.uuid4() for _ in range(waiting_room.NUDGE_MAX_USERS + 1)]
