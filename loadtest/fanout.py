@@ -117,8 +117,15 @@ async def _ensure_database(url: str) -> None:
     await migrate(url)
 
 
-def _start_hub(args: argparse.Namespace, prefix: str, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
+def _start_hub(
+    args: argparse.Namespace,
+    prefix: str,
+    port: int,
+    module: str = "hub.cli",
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``module`` runs the hub's CLI (a benchmark may wrap it: ``tests.bench.heap_probe``)."""
+    env = dict(os.environ, **(extra_env or {}))
     env.update(
         EVENTLY_DATABASE_URL=args.database_url,
         EVENTLY_REDIS_URL=args.redis_url,
@@ -134,7 +141,7 @@ def _start_hub(args: argparse.Namespace, prefix: str, port: int) -> subprocess.P
     # ``evently serve`` with the URLs given: one worker, run in the process itself (so its
     # pid is the one sampled). Pinned to CPU 0 at once, while the interpreter is still
     # starting and has no other thread: threads it starts later inherit the pinning.
-    cmd = [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1"]
+    cmd = [sys.executable, "-m", module, "serve", "--port", str(port), "--workers", "1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     os.sched_setaffinity(proc.pid, {0})
     return proc

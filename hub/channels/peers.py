@@ -178,6 +178,15 @@ class DirectProtocol(WebSocketsSansIOProtocol):
         if self.transport.get_write_buffer_size():
             self.transport.abort()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's, then the sans-I/O connection's parser closed: after the hub failed
+        the connection (a missed pong) it waits for an end of stream that a lost socket
+        never delivers, and its suspended generator points back at the connection — a
+        cycle only the collector frees, and never once a crowd's objects are frozen
+        (``fanout._tune_gc``; issue 18 item 7)."""
+        super().connection_lost(exc)
+        self.conn.parser.close()
+
     async def send(self, message: Any) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept":

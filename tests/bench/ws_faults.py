@@ -25,13 +25,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing as mp
 import os
 import signal
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,6 +80,9 @@ class Faults:
     connections_left: int = 0
     gone_after_s: float | None = None
     rss: dict[str, int] = field(default_factory=dict)
+    # the hub's heap at some of the same moments (``--heap-probe``): tracked objects, and
+    # bytes in use / free in glibc's heap
+    heap: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -96,6 +103,11 @@ class Faults:
             f"{self.connections_left} left at the end (healthy {self.healthy}); "
             f"dead ones gone after {gone}",
             "hub RSS: " + ", ".join(f"{name} {value:.0f} MB" for name, value in mb.items()),
+            *(
+                f"hub heap at {name}: {h['objects']} objects, in use {h['in_use'] / 2**20:.1f} MB, "
+                f"free kept by the allocator {h['free'] / 2**20:.1f} MB"
+                for name, h in self.heap.items()
+            ),
         ]
 
 
@@ -225,11 +237,15 @@ async def measure(
     processes: int = 3,
     cpus: set[int] | None = None,
     cycles: int = 1,
+    heap: Callable[[], Awaitable[dict[str, int]]] | None = None,
 ) -> Faults:
     """The procedure of the module docstring against a hub serving ``port``. With
     ``cycles`` above one, fresh stalled and dropped watchers connect, fail and go again
     that many times in all, and the RSS is taken after each: memory that came back for
-    reuse stays flat from one cycle to the next, a leak grows by the same step each time."""
+    reuse stays flat from one cycle to the next, a leak grows by the same step each time.
+    ``heap`` reads the hub's heap (``tests.bench.heap_probe``) beside the baseline's and the
+    later RSS readings: memory the dead gave back but the allocator keeps shows as ``free``,
+    memory still held as ``in_use``."""
     n_stalled = round(watchers * stalled_share)
     n_dropped = round(watchers * dropped_share)
     result = Faults(watchers - n_stalled - n_dropped, n_stalled, n_dropped)
@@ -252,7 +268,15 @@ async def measure(
     try:
         await healthy.ready()
         await asyncio.sleep(1.0)
-        result.rss["baseline (healthy connected)"] = server.memory_info().rss
+        result.rss["healthy connected"] = server.memory_info().rss
+        # The baseline: the healthy crowd after the same traffic as the runs below, with no
+        # one failing -- what the hub holds for them once it has served changes (buffers
+        # grown, the collector's freeze), which the dead should give back to.
+        await _drive(inventory, event_id, range(0, 1000), rate, duration + min(duration, 3.0))
+        await asyncio.sleep(1.0)
+        result.rss["baseline (healthy after traffic)"] = server.memory_info().rss
+        if heap is not None:
+            result.heap["the baseline"] = await heap()
         stalled = _Clients(port, path, n_stalled, result.healthy, 1, cpus)
         dropped = _Clients(port, path, n_dropped, result.healthy + n_stalled, 1, cpus)
         await stalled.ready()
@@ -283,6 +307,8 @@ async def measure(
         result.rss["peak with faults"] = peak[0]
         await asyncio.sleep(3.0)
         result.rss["after the dead are gone"] = server.memory_info().rss
+        if heap is not None:
+            result.heap["the dead gone"] = await heap()
         for cycle in range(2, cycles + 1):
             failed += [g for g in (stalled, dropped) if g is not None]
             for done in failed:
@@ -302,6 +328,8 @@ async def measure(
             await asyncio.sleep(3.0)
             left = established(server_pid, port) - result.healthy
             result.rss[f"after cycle {cycle} ({left} dead left)"] = server.memory_info().rss
+            if heap is not None:
+                result.heap[f"cycle {cycle}"] = await heap()
 
         records = await healthy.records()
         result.healthy_gaps = sum(r["gaps"] for r in records)
@@ -334,7 +362,27 @@ async def run(args: argparse.Namespace) -> int:
     hub_args = argparse.Namespace(
         database_url=args.database_url, redis_url=args.redis_url, tick_ms=args.tick_ms
     )
-    hub = _start_hub(hub_args, prefix, port)
+    probe_file = Path(tempfile.mkdtemp()) / "heap.jsonl"
+    if args.heap_probe:  # every object from glibc, so that its heap figures are the whole
+        hub = _start_hub(
+            hub_args,
+            prefix,
+            port,
+            module="tests.bench.heap_probe",
+            extra_env={"PYTHONMALLOC": "malloc", "HEAP_PROBE_FILE": str(probe_file)},
+        )
+    else:
+        hub = _start_hub(hub_args, prefix, port)
+
+    async def read_heap() -> dict[str, int]:
+        lines = probe_file.read_text().splitlines() if probe_file.exists() else []
+        hub.send_signal(signal.SIGUSR2)
+        while True:
+            await asyncio.sleep(0.2)
+            now = probe_file.read_text().splitlines() if probe_file.exists() else []
+            if len(now) > len(lines):
+                return dict(json.loads(now[-1]))
+
     try:
         await _wait_port(port, hub)
         result = await measure(
@@ -352,6 +400,7 @@ async def run(args: argparse.Namespace) -> int:
             processes=args.clients,
             cpus={1},
             cycles=args.cycles,
+            heap=read_heap if args.heap_probe else None,
         )
     finally:
         _stop(hub)
@@ -378,6 +427,12 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=4, help="processes of healthy watchers")
     p.add_argument("--slack", type=float, default=10.0, help="seconds past the heartbeat")
     p.add_argument("--cycles", type=int, default=1, help="fault cycles (memory after each)")
+    p.add_argument(
+        "--heap-probe",
+        action="store_true",
+        help="run the hub with PYTHONMALLOC=malloc and read its heap beside the RSS "
+        "(objects, bytes in use, bytes its allocator keeps free)",
+    )
     p.add_argument("--database-url", default=DEFAULT_DB)
     p.add_argument("--redis-url", default=DEFAULT_REDIS)
     with contextlib.suppress(KeyboardInterrupt):
