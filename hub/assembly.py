@@ -28,9 +28,11 @@ from hub.services.snapshots import read_snapshot
 from hub.services.vitals import vitals_loop
 from hub.settings import Settings
 from hub.store import Store
-from hub.tasks import background
+from hub.tasks import background, drain_settling
 
 log = structlog.get_logger(__name__)
+
+SHUTDOWN_DRAIN_SECONDS = 3.0
 
 # A loop only the leader runs, over the hub, until cancelled; it catches its own errors
 # per iteration.
@@ -55,6 +57,8 @@ async def serving_hub(
     async with AsyncExitStack() as stack:
         stack.push_async_callback(db.close)
         stack.push_async_callback(store.close)
+        # Clean-ups of failed requests still running finish before the pools close.
+        stack.push_async_callback(drain_settling, SHUTDOWN_DRAIN_SECONDS)
         hub = AppHub(settings=settings, db=db, store=store)
         stack.push_async_callback(hub.offload.stop)
         await accounts.ensure_bootstrap_admin(hub)

@@ -1,11 +1,32 @@
-"""Background tasks owned by the lifespan: started on entry, cancelled and awaited on exit."""
+"""Background tasks: those the lifespan owns (started on entry, cancelled and awaited on
+exit), and the clean-up of a failed request, which must run to its end but must not keep
+the request's answer waiting on a server that stopped answering."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# How long a failed request waits for its clean-up before it answers. Clean-up is a few
+# milliseconds when the servers answer; when one does not, a pool acquire there waits 10 s,
+# and the request, often already past its deadline, must not wait with it.
+SETTLE_WAIT_SECONDS = 0.4
+
+# Clean-ups still running after their request answered (asyncio keeps only weak references
+# to tasks, so they are kept here until they end).
+_settling: set[asyncio.Task[Any]] = set()
+# Each request's latest clean-up: the next one it asks for runs after it (a booking's undo
+# puts the hold back before the hold-and-book call releases it).
+_latest: weakref.WeakKeyDictionary[asyncio.Task[Any], asyncio.Task[Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @contextlib.asynccontextmanager
@@ -20,3 +41,42 @@ async def background(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def settle(coro: Coroutine[Any, Any, Any], name: str) -> None:
+    """Run the clean-up ``coro`` to its end, whatever becomes of the caller, and wait for it
+    at most ``SETTLE_WAIT_SECONDS``; past that it finishes in the background.
+
+    Never raises the clean-up's own error (logged as ``cleanup_failed``): the caller is
+    already on its way out with the error that matters. A caller cancelled while waiting
+    gets its ``CancelledError``; the clean-up goes on. One caller's clean-ups run in the
+    order it asked for them."""
+    owner = asyncio.current_task()
+    before = _latest.get(owner) if owner is not None else None
+    task = asyncio.create_task(_after(before, coro), name=name)
+    if owner is not None:
+        _latest[owner] = task
+    _settling.add(task)
+    task.add_done_callback(_settled)
+    await asyncio.wait((task,), timeout=SETTLE_WAIT_SECONDS)
+    if not task.done():
+        log.warning("cleanup_in_background", task=name)
+
+
+async def _after(before: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, Any]) -> Any:
+    if before is not None:
+        await asyncio.wait((before,))
+    return await coro
+
+
+def _settled(task: asyncio.Task[Any]) -> None:
+    _settling.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("cleanup_failed", task=task.get_name(), error=repr(exc))
+
+
+async def drain_settling(within: float) -> None:
+    """Wait (at most ``within`` seconds) for clean-ups still running: called on shutdown,
+    before the pools they use close."""
+    if _settling:
+        await asyncio.wait(tuple(_settling), timeout=within)

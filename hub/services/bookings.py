@@ -54,6 +54,7 @@ from hub.services import (
 )
 from hub.services.idempotency import Claim, Replay
 from hub.services.live_seats import Layout
+from hub.tasks import settle
 
 log = structlog.get_logger(__name__)
 
@@ -168,8 +169,9 @@ async def book_now(
         )
     except BaseException:
         # The seats go back on sale (and down the waitlist) unless PostgreSQL sold them.
-        await asyncio.shield(
-            releases.release_hold(hub, placed.event.id, placed.hold_id, user_id=user_id)
+        await settle(
+            releases.release_hold(hub, placed.event.id, placed.hold_id, user_id=user_id),
+            "release_failed_booking",
         )
         raise
 
@@ -262,9 +264,9 @@ async def confirm(
         if commit.committed:
             # Cancelled (the request's deadline, a client gone) after the commit, while the
             # connection went back to the pool: the booking stands, so its seats are sold.
-            await asyncio.shield(_finish(hub, event.id, hold_id, begun.seats))
+            await settle(_finish(hub, event.id, hold_id, begun.seats), "finish_booking")
         else:
-            await asyncio.shield(_undo(hub, job, charge_ref, exc, unknown=commit.unknown))
+            await settle(_undo(hub, job, charge_ref, exc, unknown=commit.unknown), "undo_booking")
         raise
     # The user's cached event recommendations are retired beside the seats' round trip, on
     # its own connection, so the booking waits for one round trip, not two; their next

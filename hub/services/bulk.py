@@ -12,7 +12,6 @@ come first: the size (2 to ``EVENTLY_MAX_GROUP_SIZE``), the sections and the cod
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from hub.services import (
     waiting_room,
 )
 from hub.services.idempotency import Claim, Replay
+from hub.tasks import settle
 
 log = structlog.get_logger(__name__)
 
@@ -137,8 +137,9 @@ async def _book(
         )
     except BaseException:
         # Every seat goes back on sale (and down the waitlist) unless PostgreSQL sold them.
-        await asyncio.shield(
-            releases.release_hold(hub, placed.event.id, placed.hold_id, user_id=user_id)
+        await settle(
+            releases.release_hold(hub, placed.event.id, placed.hold_id, user_id=user_id),
+            "release_failed_group_booking",
         )
         raise
     log.info("group_booked", event_id=str(event.id), seats=request.quantity)

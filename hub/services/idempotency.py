@@ -9,7 +9,6 @@ so a retry after a 409 seat or a declined card can proceed.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from hub.context import Hub
 from hub.db import Connection
 from hub.db import idempotency as idempotency_db
 from hub.errors import Conflict, IdempotencyConflict, ValidationError
+from hub.tasks import settle
 
 log = structlog.get_logger(__name__)
 
@@ -100,16 +100,14 @@ async def claim(hub: Hub, user_id: uuid.UUID, key: str, digest: str) -> Claim | 
 
 
 async def give_back(hub: Hub, claim: Claim) -> None:
-    """Release the claim of a failed attempt (shielded: it must happen even if cancelled)."""
+    """Release the claim of a failed attempt (settled: it happens even if cancelled; a
+    failure is logged, and the claim then goes stale and is taken over)."""
 
     async def release() -> None:
         async with hub.db.connection() as con:
             await idempotency_db.release(con, claim.user_id, claim.key, claim.request_hash)
 
-    try:
-        await asyncio.shield(release())
-    except Exception as exc:  # the claim then goes stale and is taken over
-        log.warning("idempotency_release_failed", error=repr(exc))
+    await settle(release(), "idempotency_release")
 
 
 async def once(
