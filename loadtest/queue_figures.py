@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from loadtest.records import SOLD
+from loadtest.records import HELD, SOLD
 
 RATE_MIN_WAIT_S = 2.0
 GAP_TARGET_S = 2.0
@@ -165,16 +165,40 @@ def sold_out_after(changes: list[Any], seats: int, since: float) -> float | None
     all ``seats`` (a cancelled booking gives its seats back); None if they never did.
 
     ``changes``: each client process's ``(idx, code, sent, answered)`` arrays."""
+    return tally_sales(changes, seats, since)[0]
+
+
+def tally_sales(
+    changes: list[Any], seats: int, since: float
+) -> tuple[float | None, dict[str, int]]:
+    """``sold_out_after``'s figure, and what the buyers were last told of the seats it did
+    not count sold by the end (``{"held": n, "free": n, "never": n}``; empty when sold out).
+
+    Changes are replayed in the order they were answered. An answer can come late, after
+    a later change to its seat was answered to someone else (a release answered after the
+    seat it freed was held and sold again, its client process busy meanwhile), so a change
+    to a seat told sold counts only if its request was sent after the sale was answered:
+    nothing but the buyer's own cancel, sent once the sale was answered, can undo a sale."""
     idx = np.concatenate([np.frombuffer(c[0], dtype=np.int32) for c in changes])
     code = np.concatenate([np.frombuffer(c[1], dtype=np.int8) for c in changes])
+    t0 = np.concatenate([np.frombuffer(c[2], dtype=np.float64) for c in changes])
     t1 = np.concatenate([np.frombuffer(c[3], dtype=np.float64) for c in changes])
     state: dict[int, int] = {}
+    sold_at: dict[int, float] = {}
     sold = 0
     for i in np.argsort(t1, kind="stable"):
         seat, now = int(idx[i]), int(code[i])
         was = state.get(seat)
+        if was == SOLD and t0[i] < sold_at[seat]:
+            continue  # sent before the sale was answered: an earlier change, answered late
         sold += (now == SOLD) - (was == SOLD)
         state[seat] = now
+        if now == SOLD:
+            sold_at[seat] = float(t1[i])
         if sold >= seats:
-            return round(float(t1[i]) - since, 3)
-    return None
+            return round(float(t1[i]) - since, 3), {}
+    last = {"held": 0, "free": 0, "never": seats - len(state)}
+    for now in state.values():
+        if now != SOLD:
+            last["held" if now == HELD else "free"] += 1
+    return None, last

@@ -340,15 +340,21 @@ def _room(
     waits = [w for r in results.values() for w in r.get("waits", [])]
     room = queue_figures.room(waits, opening, ended)
     changes = [r["changes"] for r in results.values()]
-    room["sold_out_after_s"] = queue_figures.sold_out_after(changes, meta["seats"], opening)
+    room["sold_out_after_s"], room["unsold_last_told"] = queue_figures.tally_sales(
+        changes, meta["seats"], opening
+    )
     room["without_room"] = None
     room["sellout_ratio"] = None
     if without_room is not None:
         w_results, w_rows, w_seats = without_room
         w_start = min(r["start_at"] for r in w_results.values())
         w_changes = [r["changes"] for r in w_results.values()]
-        w_sold = queue_figures.sold_out_after(w_changes, w_seats, w_start)
-        room["without_room"] = {"sold_out_after_s": w_sold, "surge": _surge(w_results, w_rows)}
+        w_sold, w_unsold = queue_figures.tally_sales(w_changes, w_seats, w_start)
+        room["without_room"] = {
+            "sold_out_after_s": w_sold,
+            "unsold_last_told": w_unsold,
+            "surge": _surge(w_results, w_rows),
+        }
         if w_sold and room["sold_out_after_s"] is not None:
             room["sellout_ratio"] = round(room["sold_out_after_s"] / w_sold, 3)
     s["series"]["queue_waiting"] = [row.get("waiting", 0) for row in rows]
@@ -462,7 +468,8 @@ def room_lines(w: dict[str, Any]) -> list[str]:
         f"round ({fair['admission_rounds']} rounds)",
         "  sold out "
         + (f"{sold:.2f} s after the opening" if sold is not None else "never")
-        + " (by the bookings buyers were told about)",
+        + " (by the bookings buyers were told about)"
+        + _unsold(w["unsold_last_told"]),
     ]
     without = w.get("without_room")
     if without is not None:
@@ -471,11 +478,20 @@ def room_lines(w: dict[str, Any]) -> list[str]:
         lines.append(
             "  without the room: sold out "
             + (f"{w_sold:.2f} s after the start" if w_sold is not None else "never")
+            + _unsold(without["unsold_last_told"])
             + (f"; with / without {ratio:.2f}x" if ratio is not None else "")
             + f" (hold p99 {without['surge']['latency_ms']['hold'].get('p99', 'n/a')} ms, "
             f"confirm p99 {without['surge']['latency_ms']['confirm'].get('p99', 'n/a')} ms)"
         )
     return lines
+
+
+def _unsold(last: dict[str, int]) -> str:
+    """What the buyers were last told of the seats the tally did not count sold."""
+    if not last:
+        return ""
+    told = ", ".join(f"{what} {n}" for what, n in last.items() if n)
+    return f"; seats not told sold, last told: {told}"
 
 
 def _silences_began(gap: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from array import array
 
 import pytest
 
-from loadtest.queue_figures import gaps, room, rounds, sold_out_after, spearman
+from loadtest.queue_figures import gaps, room, rounds, sold_out_after, spearman, tally_sales
 from loadtest.records import FREE, HELD, SOLD
 
 
@@ -100,12 +100,13 @@ def test_room_figures_of_known_waits() -> None:
 
 
 def _changes(
-    *rows: tuple[int, int, float],
+    *rows: tuple[int, int, float] | tuple[int, int, float, float],
 ) -> tuple[array[int], array[int], array[float], array[float]]:
+    """Rows of (seat, code, answered) sent 10 ms before, or (seat, code, answered, sent)."""
     return (
         array("i", [r[0] for r in rows]),
         array("b", [r[1] for r in rows]),
-        array("d", [r[2] - 0.01 for r in rows]),
+        array("d", [r[3] if len(r) == 4 else r[2] - 0.01 for r in rows]),
         array("d", [r[2] for r in rows]),
     )
 
@@ -115,3 +116,24 @@ def test_sold_out_when_the_bookings_cover_every_seat() -> None:
     two = _changes((1, HELD, 1.5), (1, SOLD, 3.0), (0, HELD, 3.5), (0, SOLD, 4.0))
     assert sold_out_after([one, two], seats=2, since=0.5) == 3.5
     assert sold_out_after([one], seats=2, since=0.0) is None
+
+
+def test_a_release_answered_after_its_seat_was_sold_again_does_not_unsell_it() -> None:
+    """Buyer one releases seat 0 (sent at 1.0, its answer held up in a busy client process
+    until 3.0); buyer two meanwhile held it at 1.2 and bought it at 2.0. The release
+    happened before the sale, so the seat stays sold; the cancel of a sale, sent after it
+    was answered, still gives it back."""
+    one = _changes((0, HELD, 0.5), (0, FREE, 3.0, 1.0))
+    two = _changes((0, HELD, 1.2), (0, SOLD, 2.0), (1, HELD, 2.1), (1, SOLD, 2.5))
+    assert tally_sales([one, two], seats=2, since=0.0) == (2.5, {})
+    cancelled = _changes((0, HELD, 1.2), (0, SOLD, 2.0), (0, FREE, 2.6, 2.05))
+    assert tally_sales([cancelled], seats=1, since=0.0) == (2.0, {})
+    assert tally_sales([cancelled], seats=2, since=0.0) == (
+        None,
+        {"held": 0, "free": 1, "never": 1},
+    )
+
+
+def test_the_seats_left_untold_are_counted_by_what_buyers_heard_last() -> None:
+    one = _changes((0, HELD, 1.0), (1, HELD, 1.0), (1, SOLD, 2.0), (2, HELD, 1.0), (2, FREE, 1.5))
+    assert tally_sales([one], seats=4, since=0.0) == (None, {"held": 1, "free": 1, "never": 1})
