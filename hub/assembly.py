@@ -28,7 +28,7 @@ from hub.services.snapshots import read_snapshot
 from hub.services.vitals import vitals_loop
 from hub.settings import Settings
 from hub.store import Store
-from hub.tasks import background, drain_settling
+from hub.tasks import background
 
 log = structlog.get_logger(__name__)
 
@@ -57,9 +57,9 @@ async def serving_hub(
     async with AsyncExitStack() as stack:
         stack.push_async_callback(db.close)
         stack.push_async_callback(store.close)
-        # Clean-ups of failed requests still running finish before the pools close.
-        stack.push_async_callback(drain_settling, SHUTDOWN_DRAIN_SECONDS)
         hub = AppHub(settings=settings, db=db, store=store)
+        # Clean-ups of failed requests still running finish before the pools close.
+        stack.push_async_callback(hub.cleanups.drain, SHUTDOWN_DRAIN_SECONDS)
         stack.push_async_callback(hub.offload.stop)
         await accounts.ensure_bootstrap_admin(hub)
         await hub.revocations.start()

@@ -42,6 +42,7 @@ from hub.revocations import RevocationFeed
 from hub.senders import Sender, make_sender
 from hub.settings import Settings
 from hub.store import Store
+from hub.tasks import CleanUps
 from hub.tokens import Accounts, RevokedTokens, VerifiedTokens
 from hub.waiting_rooms import AdmissionTokens, RoomFeed, RoomRegistry
 
@@ -103,6 +104,8 @@ class Hub:
     # Event-recommendation models by version, each loaded from Redis once however many
     # requests wait (hub.services.event_recommendations).
     event_models: SharedLoads[str, Model] = field(init=False)
+    # Failed requests' clean-ups, run to their end behind the answer (hub.tasks).
+    cleanups: CleanUps = field(init=False)
 
     def __post_init__(self) -> None:
         self.inventory = Inventory(self.store.client, self.store.keys)
@@ -121,6 +124,7 @@ class Hub:
         self.sender = make_sender(self.settings)
         self.offload = Offload(self.settings, open_hub)
         self.event_models = SharedLoads(EVENT_MODEL_CACHE_SIZE)
+        self.cleanups = CleanUps()
 
 
 @dataclass(kw_only=True, eq=False)

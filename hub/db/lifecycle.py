@@ -19,12 +19,19 @@ async def live_event_ids(con: Connection) -> list[uuid.UUID]:
 # The advisory lock of one hold ($1 = its id as text): the confirmation takes it in its
 # transaction (bookings.lock_for_confirmation), the reconciler before judging the hold.
 HOLD_LOCK = "pg_advisory_xact_lock(hashtextextended($1::text, 0))"
+HOLD_LOCK_TRY = "pg_try_advisory_xact_lock(hashtextextended($1::text, 0))"
 
 
 async def lock_hold(con: Connection, hold_id: uuid.UUID) -> None:
     """Serialise with the confirmation of this hold (it takes the same lock in its
     transaction), so a slow confirmation is never mistaken for a crashed one."""
     await con.execute(f"SELECT {HOLD_LOCK}", str(hold_id))
+
+
+async def try_lock_hold(con: Connection, hold_id: uuid.UUID) -> bool:
+    """``lock_hold`` without waiting: False while this hold's confirmation is still on
+    its way (its transaction holds the lock)."""
+    return bool(await con.fetchval(f"SELECT {HOLD_LOCK_TRY}", str(hold_id)))
 
 
 async def booked_seat_indexes(con: Connection, hold_id: uuid.UUID) -> list[int] | None:

@@ -34,6 +34,7 @@ from hub.errors import (
     NotFound,
     PaymentFailed,
     SeatUnavailable,
+    ServiceUnavailable,
 )
 from hub.inventory import ConfirmStarted, HoldKind, Refusal, ReleaseMode
 from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
@@ -54,9 +55,13 @@ from hub.services import (
 )
 from hub.services.idempotency import Claim, Replay
 from hub.services.live_seats import Layout
-from hub.tasks import settle
 
 log = structlog.get_logger(__name__)
+
+# How long a confirmation cut off during its COMMIT keeps asking an unreachable PostgreSQL
+# whether the booking was written (behind the request's answer); past it the charge is
+# kept and logged (``booking_commit_unknown``).
+ASK_WRITTEN_FOR_SECONDS = 300.0
 
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out loud
 
@@ -169,7 +174,7 @@ async def book_now(
         )
     except BaseException:
         # The seats go back on sale (and down the waitlist) unless PostgreSQL sold them.
-        await settle(
+        await hub.cleanups.settle(
             releases.release_hold(hub, placed.event.id, placed.hold_id, user_id=user_id),
             "release_failed_booking",
         )
@@ -264,9 +269,13 @@ async def confirm(
         if commit.committed:
             # Cancelled (the request's deadline, a client gone) after the commit, while the
             # connection went back to the pool: the booking stands, so its seats are sold.
-            await settle(_finish(hub, event.id, hold_id, begun.seats), "finish_booking")
+            await hub.cleanups.settle(
+                _finish(hub, event.id, hold_id, begun.seats), "finish_booking"
+            )
         else:
-            await settle(_undo(hub, job, charge_ref, exc, unknown=commit.unknown), "undo_booking")
+            await hub.cleanups.settle(
+                _undo(hub, job, charge_ref, exc, unknown=commit.unknown), "undo_booking"
+            )
         raise
     # The user's cached event recommendations are retired beside the seats' round trip, on
     # its own connection, so the booking waits for one round trip, not two; their next
@@ -365,14 +374,16 @@ async def _undo(
 
     Unless the COMMIT's outcome is ``unknown`` (the connection lost, or the request's
     deadline cancelling it, while the COMMIT was on its way): the booking may stand.
-    PostgreSQL is asked at once; if it wrote the booking, the seats become sold and the
-    charge is kept. If it cannot be asked (it is down), the charge is kept and the hold
+    PostgreSQL is asked, again and again while it cannot say (this runs behind the
+    request's answer, ``hub.cleanups``); if it wrote the booking, the seats become sold
+    and the charge is kept; if not, the charge is refunded and the hold put back. If it
+    cannot be asked within ``ASK_WRITTEN_FOR_SECONDS``, the charge is kept and the hold
     stays confirming — the leader settles it by PostgreSQL's record once it answers
-    (tickets there → sold; none → released). Putting it back blindly would show seats
-    free that PostgreSQL sold, and refund a booking that stands."""
+    (tickets there → sold; none → released). Putting it back blindly would show
+    seats free that PostgreSQL sold, and refund a booking that stands."""
     if unknown:
         try:
-            written = await _was_written(hub, job.hold_id)
+            written = await _ask_written(hub, job.hold_id)
         except Exception as unknown:
             BOOKINGS.labels(outcome="failed").inc()
             log.error(
@@ -404,11 +415,39 @@ async def _undo(
         BOOKINGS.labels(outcome="failed").inc()
 
 
-async def _was_written(hub: Hub, hold_id: uuid.UUID) -> bool:
-    """Whether a confirmation whose commit was cut off wrote its booking: asked under the
-    hold's advisory lock, which its transaction held, so the answer is final."""
+async def _ask_written(hub: Hub, hold_id: uuid.UUID) -> bool:
+    """Whether a confirmation whose commit was cut off wrote its booking, asked until
+    PostgreSQL can say.
+
+    While the confirmation's transaction still holds the hold's lock (its COMMIT on its
+    way), PostgreSQL answers "not yet" and is asked again. A try it does not answer within
+    the request timeout (a silent server, an outage) is tried again too, for up to
+    ``ASK_WRITTEN_FOR_SECONDS``; then the last failure is raised. (Meanwhile the leader may
+    settle the hold's seats from PostgreSQL's record: the answer here agrees with it, and
+    only this check can refund a charge whose booking was not written.)"""
+    settings = hub.settings
+    give_up = time.monotonic() + ASK_WRITTEN_FOR_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            async with asyncio.timeout(settings.request_timeout_seconds):
+                written = await _was_written(hub, hold_id)
+            if written is not None:
+                return written
+        except (ServiceUnavailable, TimeoutError):
+            if time.monotonic() + delay >= give_up:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, 2.0)
+
+
+async def _was_written(hub: Hub, hold_id: uuid.UUID) -> bool | None:
+    """Whether a confirmation whose commit was cut off wrote its booking, or None while its
+    transaction is still on its way: asked under the hold's advisory lock, which that
+    transaction holds until it ends, so the answer is final."""
     async with hub.db.transaction() as con:
-        await lifecycle.lock_hold(con, hold_id)
+        if not await lifecycle.try_lock_hold(con, hold_id):
+            return None
         return await lifecycle.booked_seat_indexes(con, hold_id) is not None
 
 

@@ -35,7 +35,6 @@ from hub.services import (
     waiting_room,
 )
 from hub.services.idempotency import Claim, Replay
-from hub.tasks import settle
 
 log = structlog.get_logger(__name__)
 
@@ -137,7 +136,7 @@ async def _book(
         )
     except BaseException:
         # Every seat goes back on sale (and down the waitlist) unless PostgreSQL sold them.
-        await settle(
+        await hub.cleanups.settle(
             releases.release_hold(hub, placed.event.id, placed.hold_id, user_id=user_id),
             "release_failed_group_booking",
         )

@@ -22,7 +22,6 @@ from hub.context import Hub
 from hub.db import Connection
 from hub.db import idempotency as idempotency_db
 from hub.errors import Conflict, IdempotencyConflict, ValidationError
-from hub.tasks import settle
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +106,7 @@ async def give_back(hub: Hub, claim: Claim) -> None:
         async with hub.db.connection() as con:
             await idempotency_db.release(con, claim.user_id, claim.key, claim.request_hash)
 
-    await settle(release(), "idempotency_release")
+    await hub.cleanups.settle(release(), "idempotency_release")
 
 
 async def once(

@@ -4,7 +4,9 @@ and its buyer is answered without waiting for PostgreSQL to say whether it stood
 
 from __future__ import annotations
 
+import asyncio
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,11 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from hub.app import create_app
 from hub.context import Hub
+from hub.services import bookings
 from hub.settings import Settings
 from hub.tasks import SETTLE_WAIT_SECONDS
+from loadtest.tcp_proxy import TcpProxy
 from tests.conftest import Account
 from tests.factories import make_event
 from tests.hub.api.booking_helpers import (
@@ -108,6 +114,62 @@ async def test_a_buyer_cut_off_mid_commit_is_answered_without_waiting_for_the_ch
         assert response.status_code == 503, response.text
         assert answered < 0.5 + SETTLE_WAIT_SECONDS + 1.0, f"answered after {answered:.2f} s"
         assert await eventually(lambda: _all_sold(client, event["id"], held), within=10)
+    assert (payments.charges, payments.refunds) == (1, 0)
+
+
+@pytest.fixture
+async def hasty_by_proxy(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, ScriptedPayments, TcpProxy]]:
+    """``hasty``, with its PostgreSQL traffic through a proxy that can black-hole it."""
+    assert settings.database_url
+    parts = urllib.parse.urlsplit(settings.database_url)
+    assert parts.hostname is not None and parts.port is not None
+    proxy = await TcpProxy(parts.hostname, parts.port).start()
+    app = create_app(
+        settings.replace(
+            request_timeout_seconds=0.5, database_url=proxy.url_for(settings.database_url)
+        ),
+        leader_loops=(),
+    )
+    try:
+        async with app.router.lifespan_context(app):
+            payments = app.state.hub.payments = ScriptedPayments()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hasty") as client:
+                yield client, payments, proxy
+    finally:
+        await proxy.stop()
+
+
+async def test_a_cut_off_commit_is_asked_about_until_postgresql_answers(
+    hasty_by_proxy: tuple[httpx.AsyncClient, ScriptedPayments, TcpProxy],
+    client: httpx.AsyncClient,
+    hub: Hub,
+    admin: Account,
+    user: Account,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The COMMIT (held 1.5 s by the trigger) is on its way when PostgreSQL's answers start
+    to be lost, for 2.5 s: the deadline cuts the request, and whether the booking stood
+    cannot be asked until the link heals. The check keeps asking behind the 503, then finds
+    the booking: its seats end sold, nothing refunded, no commit left unknown."""
+    slow_client, payments, proxy = hasty_by_proxy
+    monkeypatch.setattr(bookings, "log", structlog.get_logger(bookings.__name__))
+    event = await make_event(client, admin, rows=1, seats_per_row=4)
+    held = await hold_ok(slow_client, user, event["id"], quantity=2)
+    with capture_logs() as logs:
+        async with _slow_commit(hub, event["id"], 1.5):
+            booking = asyncio.create_task(book(slow_client, user, hold_id=held["hold_id"]))
+            await asyncio.sleep(0.3)  # the COMMIT is on its way by now
+            proxy.black_hole = True
+            response = await booking
+            await asyncio.sleep(2.2)
+            proxy.black_hole = False
+            assert response.status_code == 503, response.text
+            assert await eventually(lambda: _all_sold(client, event["id"], held), within=10)
+    seen = [entry["event"] for entry in logs]
+    assert "booking_commit_found" in seen and "booking_commit_unknown" not in seen, seen
     assert (payments.charges, payments.refunds) == (1, 0)
 
 
