@@ -100,10 +100,10 @@ async def test_a_buyer_cut_off_mid_commit_is_answered_without_waiting_for_the_ch
     admin: Account,
     user: Account,
 ) -> None:
-    """Whether the cut-off COMMIT stood is asked under the hold's lock, which the COMMIT
-    holds until it ends (4 s here; a silent server, for ever): the buyer's 503 comes at the
-    deadline plus a short grace, and the check finishes behind it — the booking stands,
-    so its seats end sold and nothing is refunded."""
+    """Whether the cut-off COMMIT stood can be known only once it has ended (4 s here; on a
+    silent server, never): the buyer's 503 comes at the deadline plus a short grace, and
+    the check finishes behind it — the booking stands, so its seats end sold and nothing
+    is refunded."""
     slow_client, payments = hasty
     event = await make_event(client, admin, rows=1, seats_per_row=4)
     held = await hold_ok(slow_client, user, event["id"], quantity=2)
