@@ -6,8 +6,11 @@ item 7: ~7 KB kept for each of 1,000 dead watchers, a step each time a batch die
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import uuid
 import weakref
+from collections.abc import AsyncIterator
 
 import pytest
 from websockets.server import ServerProtocol
@@ -34,32 +37,39 @@ def _plus(counts: tuple[int, int], n: int) -> tuple[int, int]:
     return counts[0] + n, counts[1] + n
 
 
-async def test_closed_connections_do_not_wait_for_the_cyclic_collector(
-    settings: Settings,
-) -> None:
+@contextlib.asynccontextmanager
+async def _collector_off(settings: Settings) -> AsyncIterator[tuple[int, uuid.UUID]]:
+    """A hub serving an event of 100 seats (its port and the event), with the cyclic
+    collector off for the block: whatever is freed, reference counting freed."""
     async with _serve(settings.replace(ws_max_per_ip=10_000)) as (hub, port):
         event_id = await loaded_event(hub, 100)
         gc.collect()
         gc.disable()
         try:
-            before = _alive()
-            clients = [
-                await WatchClient.open(f"ws://127.0.0.1:{port}/ws/events/{event_id}")
-                for _ in range(6)
-            ]
-            for client in clients:
-                await client.next_seat_message()
-            assert _alive() == _plus(before, 6)
-            for client in clients[:3]:
-                await client.close()  # a close handshake
-            clients[3].ws.transport.abort()  # gone without one
-            # Only the two still open are left, with no collection run.
-            assert await eventually(lambda: _alive() == _plus(before, 2), within=10), _alive()
-            for client in clients[4:]:
-                await client.close()
-            assert await eventually(lambda: _alive() == before, within=10), _alive()
+            yield port, event_id
         finally:
             gc.enable()
+
+
+async def test_closed_connections_do_not_wait_for_the_cyclic_collector(
+    settings: Settings,
+) -> None:
+    async with _collector_off(settings) as (port, event_id):
+        before = _alive()
+        clients = [
+            await WatchClient.open(f"ws://127.0.0.1:{port}/ws/events/{event_id}") for _ in range(6)
+        ]
+        for client in clients:
+            await client.next_seat_message()
+        assert _alive() == _plus(before, 6)
+        for client in clients[:3]:
+            await client.close()  # a close handshake
+        clients[3].ws.transport.abort()  # gone without one
+        # Only the two still open are left, with no collection run.
+        assert await eventually(lambda: _alive() == _plus(before, 2), within=10), _alive()
+        for client in clients[4:]:
+            await client.close()
+        assert await eventually(lambda: _alive() == before, within=10), _alive()
         await asyncio.sleep(0)
 
 
@@ -69,23 +79,19 @@ async def test_a_connection_closed_for_a_missed_pong_does_not_wait_for_the_colle
     """The hub fails a client that stops answering pings (stalled or vanished): the
     sans-I/O protocol's parser then waits, for good, for an end of stream that never comes,
     and its suspended generator points back at the protocol."""
-    async with _serve(settings.replace(ws_max_per_ip=10_000)) as (hub, port):
-        event_id = await loaded_event(hub, 100)
-        gc.collect()
-        gc.disable()
+    async with _collector_off(settings) as (port, event_id):
+        before = _alive()
+        client = await WatchClient.open(
+            f"ws://127.0.0.1:{port}/ws/events/{event_id}", ping_interval=None
+        )
         try:
-            before = _alive()
-            client = await WatchClient.open(
-                f"ws://127.0.0.1:{port}/ws/events/{event_id}", ping_interval=None
-            )
             await client.next_seat_message()
             assert _alive() == _plus(before, 1)
             client.ws.transport.pause_reading()  # no pong from now on
             assert await eventually(lambda: _alive() == before, within=10), _alive()
         finally:
-            gc.enable()
             client.ws.transport.abort()
-        await asyncio.sleep(0)
+            await asyncio.sleep(0)
 
 
 class _Node:
