@@ -18,8 +18,9 @@ async def live_event_ids(con: Connection) -> list[uuid.UUID]:
 
 # The advisory lock of one hold ($1 = its id as text): the confirmation takes it in its
 # transaction (bookings.lock_for_confirmation), the reconciler before judging the hold.
-HOLD_LOCK = "pg_advisory_xact_lock(hashtextextended($1::text, 0))"
-HOLD_LOCK_TRY = "pg_try_advisory_xact_lock(hashtextextended($1::text, 0))"
+_HOLD_KEY = "hashtextextended($1::text, 0)"
+HOLD_LOCK = f"pg_advisory_xact_lock({_HOLD_KEY})"
+HOLD_LOCK_TRY = f"pg_try_advisory_xact_lock({_HOLD_KEY})"
 
 
 async def lock_hold(con: Connection, hold_id: uuid.UUID) -> None:
