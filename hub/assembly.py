@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 
+from hub import loop_lag
 from hub.context import AppHub, Hub
 from hub.db import UNAVAILABLE as DB_UNAVAILABLE
 from hub.db import Database
@@ -69,6 +70,7 @@ async def serving_hub(
         stack.push_async_callback(hub.channels.stop)
         # Every process publishes its own vitals for the health report (hub.services.vitals).
         await stack.enter_async_context(background(vitals_loop(hub), "health_vitals"))
+        await stack.enter_async_context(background(loop_lag.probe_loop(), "loop_lag"))
         # Waiting rooms: which events have one (the hold path's check), and the personal
         # queue messages to this process's watchers.
         await hub.room_feed.start()

@@ -9,7 +9,7 @@ aggregates the files of every worker.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -103,6 +103,13 @@ ROLLUP_LAG = Gauge(
     "How far the analytics rollups trailed the clock when the last step ended",
     multiprocess_mode="livemax",
 )
+# How late each process's event loop wakes a timer (hub.loop_lag): every request in that
+# process waits at least this long, whatever its route.
+LOOP_LAG = Histogram(
+    "evently_event_loop_lag_seconds",
+    "How late the event loop ran a timer, sampled every 50 ms in each process",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 # Circuit breakers (hub.breakers), by breaker name (payments, email).
 BREAKER_STATE = Gauge(
     "evently_breaker_state",
@@ -138,32 +145,45 @@ def total(metric: Counter | Gauge, **labels: str) -> float:
     return value
 
 
+Buckets = tuple[tuple[float, ...], tuple[float, ...]]
+
+
 def histogram_buckets(
     metric: Histogram, multiprocess_dir: str | None, labels: Mapping[str, str] | None = None
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
+) -> Buckets:
     """A histogram's bucket bounds (ascending, ``inf`` last) and cumulative counts: over
     every worker's files when ``multiprocess_dir`` is set, else this process's; of the
     series with these ``labels`` only when given, else of all summed.
     """
-    name = next(iter(metric.describe())).name
+    return histograms_buckets([(metric, labels)], multiprocess_dir)[0]
+
+
+def histograms_buckets(
+    wanted: Sequence[tuple[Histogram, Mapping[str, str] | None]], multiprocess_dir: str | None
+) -> list[Buckets]:
+    """``histogram_buckets`` of several histograms from one reading of the workers' files."""
     if multiprocess_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
         families = list(registry.collect())
     else:
-        families = list(metric.collect())
-    counts: dict[float, float] = {}
-    for family in families:
-        if family.name != name:
-            continue
-        for sample in family.samples:
-            if sample.name == f"{name}_bucket" and (
-                labels is None or all(sample.labels.get(k) == v for k, v in labels.items())
-            ):
-                bound = float(sample.labels["le"])
-                counts[bound] = counts.get(bound, 0.0) + sample.value
-    bounds = tuple(sorted(counts))
-    return bounds, tuple(counts[b] for b in bounds)
+        families = [family for metric, _ in wanted for family in metric.collect()]
+    readings: list[Buckets] = []
+    for metric, labels in wanted:
+        name = next(iter(metric.describe())).name
+        counts: dict[float, float] = {}
+        for family in families:
+            if family.name != name:
+                continue
+            for sample in family.samples:
+                if sample.name == f"{name}_bucket" and (
+                    labels is None or all(sample.labels.get(k) == v for k, v in labels.items())
+                ):
+                    bound = float(sample.labels["le"])
+                    counts[bound] = counts.get(bound, 0.0) + sample.value
+        bounds = tuple(sorted(counts))
+        readings.append((bounds, tuple(counts[b] for b in bounds)))
+    return readings
 
 
 def render(multiprocess_dir: str | None) -> tuple[bytes, str]:
