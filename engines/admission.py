@@ -1,39 +1,26 @@
 """Admission control for a waiting room: how many waiters to let in, tick by tick.
 
 The leader admits at a fixed rate when the room has one; otherwise at a rate this
-controller keeps, a feedback loop on three signals the hub measures:
+controller keeps, a feedback loop on two signals the hub measures:
 
 - ``p99_s``, the hold path's p99 over the last window (None when no hold was placed in it:
-  no evidence either way), and ``holds``, how many it is of: the p99 of fewer than
-  ``min_holds`` is their slowest one or two, the machine's noise more than a measure of
-  load, and is not judged (at a low rate a single slow hold would otherwise keep the rate
-  low for good);
-- ``lag_s``, how late the hub's event loops ran over the same window (their worst; None
-  when not measured): a hub busy with something else — an opening's crowd of arriving
-  waiters — delays every hold before any hold has been slow;
+  no evidence either way);
 - ``idle``, admitted sessions not yet turned into a booking and not yet expired: buyers let
   in who may send holds any moment. They are load in flight that the p99 has not seen yet.
 
 The rule is TCP's congestion control (slow start, then AIMD), with the p99 target as the
-congestion signal, and a band below it where the rate holds:
+congestion signal:
 
-- p99 over target, or lag over ``lag_limit_s`` → multiplicative decrease:
-  ``rate * decrease``, and the slow-start threshold drops to the new rate (no more
-  exponential growth until evidence says otherwise);
-- otherwise, if the p99 is above ``headroom`` times its target, hold steady: admitted
-  buyers keep shopping for seconds after they are let in, so the p99 shows a rise seconds
-  after the admissions that caused it, and a rate raised until the p99 reaches the target
-  has already overshot it (the lag has no such band: stalls of tens of milliseconds come
-  and go on a loaded machine whatever the rate, and holding for them would starve the
-  queue);
+- p99 over target → multiplicative decrease: ``rate * decrease``, and the slow-start
+  threshold drops to the new rate (no more doubling until evidence says otherwise);
 - otherwise, if ``idle`` exceeds what ``idle_horizon_s`` seconds of admissions would bring
   in (``rate * idle_horizon_s``), or there is no p99 while people are idle, hold steady:
   raising the rate would only pile up buyers the hub has not served yet;
-- otherwise increase: below the threshold exponentially (``rate * (1 + slow_start * dt)``
-  per step), above it additively (``increase * dt``).
+- otherwise increase: below the threshold exponentially (``rate * (1 + dt)`` per step,
+  doubling about every second and a half), above it additively (``increase * dt``).
 
-Invariants: ``min_rate ≤ rate ≤ max_rate`` always; a signal over its limit never raises
-the rate; signals within their limits never lower it; a p99 over the band never raises it.
+Invariants: ``min_rate ≤ rate ≤ max_rate`` always; a p99 over target never raises the rate;
+a p99 at or under target with nobody idle never lowers it.
 
 Admissions from a rate (``admit_count``): a credit accumulates ``rate * dt`` per step plus
 one for every session given back (admitted, expired unused); whole units of credit admit
@@ -57,19 +44,10 @@ class ControllerConfig:
     min_rate: float = 1.0
     max_rate: float = 5_000.0
     start_rate: float = 20.0
-    # Growth per second of slow start, as a share of the rate (0.5 in half-second steps:
-    # times 1.56 a second, doubling in about a second and a half).
-    slow_start: float = 0.5
     # Added per second of stepping above the slow-start threshold.
-    increase: float = 5.0
-    # Multiplied into the rate when a signal is over its limit.
+    increase: float = 20.0
+    # Multiplied into the rate when the p99 is over target.
     decrease: float = 0.7
-    # The loop lag over which the hub counts as overloaded.
-    lag_limit_s: float = 0.1
-    # The rate grows only while the p99 is at most this share of its target.
-    headroom: float = 0.5
-    # A p99 of fewer holds than this is not judged.
-    min_holds: int = 40
     # How many seconds of admissions may stand idle (admitted, not yet booked) before the
     # rate stops growing.
     idle_horizon_s: float = 15.0
@@ -88,9 +66,6 @@ class Observation:
 
     p99_s: float | None
     idle: int
-    lag_s: float | None = None
-    # How many holds the p99 is of (None: not counted, judged whatever the count).
-    holds: int | None = None
 
 
 def initial_state(config: ControllerConfig) -> ControllerState:
@@ -107,18 +82,14 @@ def next_state(
     """
     if dt <= 0:
         return state
-    p99 = seen.p99_s if seen.holds is None or seen.holds >= config.min_holds else None
-    limits = ((p99, config.target_p99_s), (seen.lag_s, config.lag_limit_s))
-    if any(value is not None and value > limit for value, limit in limits):
+    if seen.p99_s is not None and seen.p99_s > config.target_p99_s:
         rate = _clamp(state.rate * config.decrease, config)
         return ControllerState(rate=rate, threshold=rate)
-    if p99 is not None and p99 > config.target_p99_s * config.headroom:
-        return state
     idle_cap = state.rate * config.idle_horizon_s
     if seen.idle > idle_cap or (seen.p99_s is None and seen.idle > 0):
         return state
     if state.rate < state.threshold:
-        grown = min(state.rate * (1.0 + config.slow_start * min(dt, 1.0)), state.threshold)
+        grown = min(state.rate * (1.0 + min(dt, 1.0)), state.threshold)
         grown = max(grown, state.rate + config.increase * dt)
     else:
         grown = state.rate + config.increase * dt

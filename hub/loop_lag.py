@@ -3,9 +3,9 @@ much later than asked it woke (``evently_event_loop_lag_seconds``).
 
 A request that arrives while the loop is busy — a long synchronous stretch, a garbage
 collection, the operating system giving the core to another process — waits at least that
-long, whatever its route. The waiting room's controller reads it beside the hold p99: it
-sees a hub that is overloaded even before any hold has been slow (an on-sale's opening,
-when thousands of waiters arrive at once and no buyer has been let in yet).
+long, whatever its route: a lag histogram shows stalls that no route's latency can be blamed
+for. (Tried as a second signal for the waiting room's controller and not kept: its p99 went
+over 100 ms only in real stalls, not while the hub was merely saturated; see BENCHMARKS.md.)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ aggregates the files of every worker.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -145,45 +145,32 @@ def total(metric: Counter | Gauge, **labels: str) -> float:
     return value
 
 
-Buckets = tuple[tuple[float, ...], tuple[float, ...]]
-
-
 def histogram_buckets(
     metric: Histogram, multiprocess_dir: str | None, labels: Mapping[str, str] | None = None
-) -> Buckets:
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """A histogram's bucket bounds (ascending, ``inf`` last) and cumulative counts: over
     every worker's files when ``multiprocess_dir`` is set, else this process's; of the
     series with these ``labels`` only when given, else of all summed.
     """
-    return histograms_buckets([(metric, labels)], multiprocess_dir)[0]
-
-
-def histograms_buckets(
-    wanted: Sequence[tuple[Histogram, Mapping[str, str] | None]], multiprocess_dir: str | None
-) -> list[Buckets]:
-    """``histogram_buckets`` of several histograms from one reading of the workers' files."""
+    name = next(iter(metric.describe())).name
     if multiprocess_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
         families = list(registry.collect())
     else:
-        families = [family for metric, _ in wanted for family in metric.collect()]
-    readings: list[Buckets] = []
-    for metric, labels in wanted:
-        name = next(iter(metric.describe())).name
-        counts: dict[float, float] = {}
-        for family in families:
-            if family.name != name:
-                continue
-            for sample in family.samples:
-                if sample.name == f"{name}_bucket" and (
-                    labels is None or all(sample.labels.get(k) == v for k, v in labels.items())
-                ):
-                    bound = float(sample.labels["le"])
-                    counts[bound] = counts.get(bound, 0.0) + sample.value
-        bounds = tuple(sorted(counts))
-        readings.append((bounds, tuple(counts[b] for b in bounds)))
-    return readings
+        families = list(metric.collect())
+    counts: dict[float, float] = {}
+    for family in families:
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket" and (
+                labels is None or all(sample.labels.get(k) == v for k, v in labels.items())
+            ):
+                bound = float(sample.labels["le"])
+                counts[bound] = counts.get(bound, 0.0) + sample.value
+    bounds = tuple(sorted(counts))
+    return bounds, tuple(counts[b] for b in bounds)
 
 
 def render(multiprocess_dir: str | None) -> tuple[bytes, str]:

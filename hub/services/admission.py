@@ -11,15 +11,14 @@ Every ``TICK_SECONDS``, for each event with a waiting room on that has opened:
    running whose user holds and owns nothing yet are *idle*: load on its way that the p99
    has not seen, which the controller counts against raising the rate.
 3. The rate: the room's fixed ``admit_per_second``, or the adaptive controller
-   (``engines.admission``) fed with the hold p99 and the event loops' lag (``hub.loop_lag``)
-   of the last ``P99_WINDOW_SECONDS``, and the idle count. The p99 is of whole hold
-   requests as the hub answers them (the request histogram of the hold route:
-   authentication, the wait for an in-flight slot, the service, the answer) — what a buyer
-   waits for, where the service's own hold timer leaves out the queueing that grows first
-   under load. Both are read across every worker's files when the hub runs several
-   (``EVENTLY_METRICS_DIR``), else this process's, in one reading: the request path and the
-   probe already pay for them. Their resolution is the histograms' buckets (a p99 between
-   50 and 100 ms reads as 100 ms).
+   (``engines.admission``) fed with the hold p99 of the last ``P99_WINDOW_SECONDS`` and the
+   idle count. The p99 is of whole hold requests as the hub answers them (the request
+   histogram of the hold route: authentication, the wait for an in-flight slot, the
+   service, the answer) — what a buyer waits for, where the service's own hold timer
+   leaves out the queueing that grows first under load. It is read across every worker's
+   files when the hub runs several (``EVENTLY_METRICS_DIR``), else this process's: the
+   request path already pays for it, so measuring costs it nothing. Its resolution is the
+   histogram's buckets (a p99 between 50 and 100 ms reads as 100 ms).
 4. Admissions: whole units of the budget (``admit_count``) admit the first waiters in queue
    order, each with a signed token (``waiting_room.admit``) — but never more than there are
    free seats beyond one for each idle session. The seat state is here, beside the queue: a
@@ -114,65 +113,45 @@ def controller_config(hub: Hub) -> ControllerConfig:
     )
 
 
-class Signals:
-    """The hold p99 and the loop lag over a sliding window, from successive readings of
-    their histograms (one reading of the workers' files for both)."""
+class HoldP99:
+    """The hold p99 over a sliding window, from successive readings of the histogram."""
 
     def __init__(self, hub: Hub, window_s: float = P99_WINDOW_SECONDS) -> None:
         self.hub = hub
-        self.readings: collections.deque[tuple[float, list[Reading]]] = collections.deque()
+        self.readings: collections.deque[tuple[float, Reading]] = collections.deque()
         self.window_s = window_s
 
-    def read(self) -> Observed:
-        """The hold p99 (and how many holds it is of) and the loop lag's p99 over the window;
-        None for one with nothing observed."""
+    def read(self) -> float | None:
         now = time.monotonic()
-        readings = metrics.histograms_buckets(
-            [(metrics.HTTP_LATENCY, HOLD_REQUESTS), (metrics.LOOP_LAG, None)],
-            self.hub.settings.metrics_dir,
+        reading = metrics.histogram_buckets(
+            metrics.HTTP_LATENCY, self.hub.settings.metrics_dir, HOLD_REQUESTS
         )
-        self.readings.append((now, readings))
+        if not reading[0]:  # no hold answered yet since the start: no series
+            return None
+        self.readings.append((now, reading))
         while len(self.readings) > 1 and now - self.readings[1][0] >= self.window_s:
             self.readings.popleft()
         _, oldest = self.readings[0]
-        (hold, holds), (lag, _) = (
-            _p99_between(before, after) for before, after in zip(oldest, readings, strict=True)
-        )
-        return Observed(hold, holds, lag)
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """The signals of one window: the hold p99, how many holds it is of (None: not
-    counted), the loop lag's p99."""
-
-    p99_s: float | None
-    holds: int | None = None
-    lag_s: float | None = None
-
-
-def _p99_between(before: Reading, after: Reading) -> tuple[float | None, int]:
-    """The p99 of what was observed between two readings, and how many that was."""
-    bounds, counts = after
-    if not bounds or before[0] != bounds:  # no series yet, or none in the older reading
-        return None, 0
-    return p99_from_buckets(bounds, before[1], counts), int(counts[-1] - before[1][-1])
+        bounds, after = reading
+        if oldest[0] != bounds or len(self.readings) < 2:
+            return None
+        return p99_from_buckets(bounds, oldest[1], after)
 
 
 async def admission_loop(hub: Hub) -> None:
     """Leader loop: one admission step for every open room each tick, until cancelled."""
     config = controller_config(hub)
     controls: dict[uuid.UUID, _Control] = {}
-    signals = Signals(hub)
+    p99 = HoldP99(hub)
     fence = current_fence()  # the token of the lease this loop was started under
     while True:
         await asyncio.sleep(TICK_SECONDS)
         try:
             rooms = await waiting_rooms.rooms_on(hub.store)
             if not rooms:  # nothing to admit: no histogram to read (its files, every tick)
-                signals.readings.clear()
+                p99.readings.clear()
                 continue
-            seen = signals.read()
+            seen = p99.read()
             for gone in set(controls) - rooms:
                 del controls[gone]
             for event_id in rooms:
@@ -192,7 +171,7 @@ async def step(
     hub: Hub,
     event_id: uuid.UUID,
     control: _Control,
-    seen: Observed,
+    p99_s: float | None,
     config: ControllerConfig,
     *,
     fence: Fence | None = None,
@@ -225,8 +204,7 @@ async def step(
     if room.rate is not None:
         rate = room.rate
     else:
-        observation = Observation(seen.p99_s, idle, lag_s=seen.lag_s, holds=seen.holds)
-        control.state = next_state(control.state, observation, dt, config)
+        control.state = next_state(control.state, Observation(p99_s, idle), dt, config)
         rate = control.state.rate
     admitted = 0
     users: list[uuid.UUID] = []
@@ -252,8 +230,7 @@ async def step(
             returned=returned,
             idle=idle,
             rate=round(rate, 2),
-            p99_ms=None if seen.p99_s is None else round(seen.p99_s * 1000),
-            lag_ms=None if seen.lag_s is None else round(seen.lag_s * 1000),
+            p99_ms=None if p99_s is None else round(p99_s * 1000),
         )
     return admitted
 

@@ -25,7 +25,7 @@ CONFIG = ControllerConfig(target_p99_s=0.1, min_rate=1, max_rate=1000, start_rat
 
 def test_low_p99_raises_the_rate_fast_in_slow_start_then_additively() -> None:
     fast = next_state(ControllerState(rate=100.0), Observation(p99_s=0.02, idle=0), 1.0, CONFIG)
-    assert fast.rate == pytest.approx(100.0 * (1 + CONFIG.slow_start))  # one second of it
+    assert fast.rate == pytest.approx(200.0)  # doubled in one second of slow start
     start = next_state(initial_state(CONFIG), Observation(p99_s=0.02, idle=0), 1.0, CONFIG)
     assert start.rate == pytest.approx(10.0 + CONFIG.increase)  # never less than additive
     after_cut = ControllerState(rate=50.0, threshold=50.0)
@@ -42,40 +42,6 @@ def test_high_p99_cuts_the_rate_multiplicatively_and_ends_slow_start() -> None:
     assert grown.rate == pytest.approx(cut.rate + CONFIG.increase * 0.5)
 
 
-def test_a_p99_in_the_band_under_the_target_holds_the_rate() -> None:
-    """Between ``headroom * target`` and the target the rate neither grows nor falls: the
-    buyers let in last are still on their way into the p99."""
-    for state in (ControllerState(rate=100.0), ControllerState(rate=100.0, threshold=100.0)):
-        for p99 in (0.051, 0.1):
-            assert next_state(state, Observation(p99_s=p99, idle=0), 1.0, CONFIG) == state
-        assert next_state(state, Observation(p99_s=0.05, idle=0), 1.0, CONFIG).rate > 100.0
-
-
-def test_the_p99_of_a_handful_of_holds_is_not_judged() -> None:
-    """At a low rate the p99 of a window is its slowest hold: one slow hold must not keep the
-    rate down (the lag still guards the hub); with enough holds the same p99 cuts it."""
-    state = ControllerState(rate=2.0, threshold=2.0)
-    few = Observation(p99_s=0.25, idle=0, holds=CONFIG.min_holds - 1)
-    assert next_state(state, few, 1.0, CONFIG).rate > 2.0
-    enough = Observation(p99_s=0.25, idle=0, holds=CONFIG.min_holds)
-    assert next_state(state, enough, 1.0, CONFIG).rate < 2.0
-    assert next_state(state, Observation(p99_s=0.25, idle=0), 1.0, CONFIG).rate < 2.0
-
-
-def test_a_lagging_event_loop_cuts_the_rate_before_any_hold_is_slow() -> None:
-    """An opening's crowd keeps the loops busy before anyone holds: no p99 yet, but the lag
-    over its limit cuts the rate; a lag within it does not hold growth back."""
-    state = ControllerState(rate=20.0)
-    storm = Observation(p99_s=None, idle=0, lag_s=0.25)
-    cut = next_state(state, storm, 0.5, CONFIG)
-    assert cut.rate == pytest.approx(20.0 * CONFIG.decrease)
-    assert cut.threshold == pytest.approx(cut.rate)
-    fast_holds = Observation(p99_s=0.01, idle=0, lag_s=0.25)
-    assert next_state(state, fast_holds, 0.5, CONFIG).rate < 20.0
-    calm = Observation(p99_s=0.01, idle=0, lag_s=CONFIG.lag_limit_s)
-    assert next_state(state, calm, 0.5, CONFIG).rate > 20.0
-
-
 def test_idle_sessions_beyond_the_horizon_hold_the_rate() -> None:
     state = ControllerState(rate=10.0)
     many_idle = Observation(p99_s=0.01, idle=int(10.0 * CONFIG.idle_horizon_s) + 1)
@@ -88,8 +54,7 @@ def test_idle_sessions_beyond_the_horizon_hold_the_rate() -> None:
 
 def test_the_rate_converges_under_a_service_that_slows_down_with_load() -> None:
     """A toy hub whose hold p99 grows with the admission rate (p99 = rate / 4000 s): the
-    controller settles in the band under the target, between the rates where the p99 is
-    half the target (200/s) and where it meets it (400/s)."""
+    controller settles around the rate where the p99 meets the target (400/s)."""
     state = initial_state(CONFIG)
     rates = []
     for _ in range(300):
@@ -97,7 +62,7 @@ def test_the_rate_converges_under_a_service_that_slows_down_with_load() -> None:
         state = next_state(state, Observation(p99_s=p99, idle=0), 1.0, CONFIG)
         rates.append(state.rate)
     tail = rates[-100:]
-    assert 200 <= sum(tail) / len(tail) <= 400
+    assert 250 <= sum(tail) / len(tail) <= 400
     assert max(tail) <= 400 + CONFIG.increase
 
 
@@ -105,26 +70,19 @@ def test_the_rate_converges_under_a_service_that_slows_down_with_load() -> None:
     rate=st.floats(1, 1000),
     threshold=st.floats(1, 2000) | st.just(math.inf),
     p99=st.none() | st.floats(0, 5),
-    lag=st.none() | st.floats(0, 5),
     idle=st.integers(0, 100_000),
     dt=st.floats(0.01, 5),
 )
 def test_controller_invariants(
-    rate: float, threshold: float, p99: float | None, lag: float | None, idle: int, dt: float
+    rate: float, threshold: float, p99: float | None, idle: int, dt: float
 ) -> None:
-    """(With the holds not counted, every p99 is judged.)"""
     state = ControllerState(rate=rate, threshold=threshold)
-    after = next_state(state, Observation(p99_s=p99, idle=idle, lag_s=lag), dt, CONFIG)
+    after = next_state(state, Observation(p99_s=p99, idle=idle), dt, CONFIG)
     assert CONFIG.min_rate <= after.rate <= CONFIG.max_rate
-    over = (p99 is not None and p99 > CONFIG.target_p99_s) or (
-        lag is not None and lag > CONFIG.lag_limit_s
-    )
-    if over:
+    if p99 is not None and p99 > CONFIG.target_p99_s:
         assert after.rate <= rate
-    else:
+    if p99 is not None and p99 <= CONFIG.target_p99_s and idle == 0:
         assert after.rate >= rate
-    if p99 is not None and p99 > CONFIG.target_p99_s * CONFIG.headroom:
-        assert after.rate <= rate
 
 
 def test_admit_count_carries_fractions_and_never_exceeds_the_waiters() -> None:

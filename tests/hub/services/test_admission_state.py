@@ -37,8 +37,7 @@ async def _step(
     hub: Hub, event_id: uuid.UUID, control: admission._Control, p99: float | None
 ) -> None:
     control.last = time.monotonic() - 1.0  # a step of about one second
-    seen = admission.Observed(p99)
-    await admission.step(hub, event_id, control, seen, admission.controller_config(hub))
+    await admission.step(hub, event_id, control, p99, admission.controller_config(hub))
 
 
 async def test_a_new_leader_continues_from_the_last_rate(
