@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
+from hub.channels import caps as caps_module
 from hub.channels.caps import CapKind, ConnectionCaps
 from hub.context import Hub
 from hub.store import Keys, Store
@@ -111,3 +114,53 @@ async def test_connections_closing_at_once_are_released_together(hub: Hub) -> No
     # one ZREM per address and round; other tests sharing the server add a few of theirs
     assert await _zrem_calls(store) - before < 200
     await caps.stop()
+
+
+class _CountingPipelines:
+    """The caps' Redis client, counting the pipelines asked of it; ``on_pipeline`` runs
+    before each."""
+
+    def __init__(self, client: Any, on_pipeline: Callable[[int], None]) -> None:
+        self.client = client
+        self.on_pipeline = on_pipeline
+        self.pipelines = 0
+
+    def pipeline(self, **kwargs: Any) -> Any:
+        self.pipelines += 1
+        self.on_pipeline(self.pipelines)
+        return self.client.pipeline(**kwargs)
+
+
+async def test_a_renewal_goes_in_slices_and_misses_no_cap(hub: Hub, monkeypatch: Any) -> None:
+    """Thousands of caps renewed in one pipeline held a worker's loop for hundreds of
+    milliseconds: the renewal goes ``RENEW_SLICE_CAPS`` caps at a time, renews every cap
+    still held, and skips one whose last connection closed between two slices."""
+    monkeypatch.setattr(caps_module, "RENEW_SLICE_CAPS", 10)
+    store = _store(hub)
+    caps = ConnectionCaps(store, lease_seconds=60.0)
+    claims = [await caps.claim(CapKind.USER, f"user-{n}", 5) for n in range(35)]
+    assert all(claims)
+    last = claims[-1]
+    assert last is not None
+    before = await store.client.zscore(last.key, last.member)
+
+    def closing_midway(pipelines: int) -> None:
+        if pipelines == 2:
+            caps.release(last)  # in the fourth slice, not renewed yet
+
+    counting = _CountingPipelines(store.client, closing_midway)
+    caps.client = counting
+    await asyncio.sleep(0.01)  # a later lapse than the claims'
+    await caps.renew()
+    # 35 caps, 10 at a time (the release's ZREM, told in the background, may make a fifth)
+    assert counting.pipelines >= 4
+    caps.client = store.client
+    for claim in claims[:-1]:
+        assert claim is not None
+        assert await store.client.zscore(claim.key, claim.member) > before
+    assert await eventually(lambda: _gone(store, last.key), within=5)
+    await caps.stop()
+
+
+async def _gone(store: Store, key: str) -> bool:
+    return await store.client.zcard(key) == 0
