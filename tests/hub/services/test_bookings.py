@@ -58,15 +58,24 @@ async def test_expired_hold_cannot_be_confirmed_even_unopposed(
 COMMIT_SLEEP_S = 1.5
 
 
-@pytest.fixture
-async def hasty(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, ScriptedPayments]]:
-    """A second hub on the same servers whose requests give up after half a second."""
+@asynccontextmanager
+async def _hasty_hub(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, ScriptedPayments]]:
+    """A second hub on these servers whose requests give up after half a second."""
     app = create_app(settings.replace(request_timeout_seconds=0.5), leader_loops=())
     async with app.router.lifespan_context(app):
         payments = app.state.hub.payments = ScriptedPayments()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hasty") as client:
             yield client, payments
+
+
+@pytest.fixture
+async def hasty(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, ScriptedPayments]]:
+    """A second hub on the same servers whose requests give up after half a second."""
+    async with _hasty_hub(settings) as hub_client:
+        yield hub_client
 
 
 async def test_a_deadline_during_the_commit_does_not_undo_a_booking_that_stands(
@@ -126,18 +135,10 @@ async def hasty_by_proxy(
     parts = urllib.parse.urlsplit(settings.database_url)
     assert parts.hostname is not None and parts.port is not None
     proxy = await TcpProxy(parts.hostname, parts.port).start()
-    app = create_app(
-        settings.replace(
-            request_timeout_seconds=0.5, database_url=proxy.url_for(settings.database_url)
-        ),
-        leader_loops=(),
-    )
+    proxied = settings.replace(database_url=proxy.url_for(settings.database_url))
     try:
-        async with app.router.lifespan_context(app):
-            payments = app.state.hub.payments = ScriptedPayments()
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://hasty") as client:
-                yield client, payments, proxy
+        async with _hasty_hub(proxied) as (client, payments):
+            yield client, payments, proxy
     finally:
         await proxy.stop()
 
