@@ -30,7 +30,7 @@ from hub.api.routing import Api
 from hub.assembly import LeaderLoop
 from hub.services.admission import admission_loop
 from hub.services.event_recommendations import recommendation_loop
-from hub.services.expiry import expiry_loop
+from hub.services.expiry import expiry_loop, housekeeping_loop
 from hub.services.health import health_loop
 from hub.services.notifications import outbox_loop
 from hub.services.pricing import pricing_loop
@@ -72,6 +72,7 @@ def leader_loops() -> list[LeaderLoop]:
     """The loops only the leader process runs (one of each across all processes)."""
     return [
         expiry_loop,
+        housekeeping_loop,
         outbox_loop,
         refund_loop,
         pricing_loop,

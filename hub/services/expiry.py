@@ -116,20 +116,34 @@ async def offer_waiting(hub: Hub, event_ids: list[uuid.UUID]) -> int:
 
 
 async def expiry_loop(hub: Hub) -> None:
-    """Leader loop: sweep four times a second, reconcile every few seconds."""
+    """Leader loop: sweep four times a second, on a fixed beat.
+
+    Only the sweep runs here: the slower housekeeping (``housekeeping_loop``) has its own
+    loop, so a reconciliation over many events never delays a due hold's release."""
     live = _LiveEvents()
-    last_reconcile = 0.0
     while True:
+        started = time.monotonic()
         try:
-            event_ids = await live.get(hub)
-            await sweep_expired(hub, event_ids)
-            if time.monotonic() - last_reconcile > RECONCILE_INTERVAL_S:
-                last_reconcile = time.monotonic()
-                await reconcile_stuck(hub, event_ids)
-                await releases.finish_pending_frees(hub)
-                await offer_waiting(hub, event_ids)
+            await sweep_expired(hub, await live.get(hub))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("expiry_sweep_failed")
-        await asyncio.sleep(SWEEP_INTERVAL_S)
+        await asyncio.sleep(max(0.0, SWEEP_INTERVAL_S - (time.monotonic() - started)))
+
+
+async def housekeeping_loop(hub: Hub) -> None:
+    """Leader loop: every few seconds, settle confirmations left behind, finish pending
+    frees and offer free seats to anyone waiting."""
+    live = _LiveEvents()
+    while True:
+        try:
+            event_ids = await live.get(hub)
+            await reconcile_stuck(hub, event_ids)
+            await releases.finish_pending_frees(hub)
+            await offer_waiting(hub, event_ids)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("housekeeping_failed")
+        await asyncio.sleep(RECONCILE_INTERVAL_S)
