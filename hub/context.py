@@ -44,7 +44,7 @@ from hub.settings import Settings
 from hub.store import Store
 from hub.tasks import CleanUps
 from hub.tokens import Accounts, RevokedTokens, VerifiedTokens
-from hub.waiting_rooms import AdmissionTokens, RoomFeed, RoomRegistry
+from hub.waiting_rooms import AdmissionTokens, QueueScripts, RoomFeed, RoomRegistry
 
 if TYPE_CHECKING:  # a type only: the engine (numpy, scipy) loads with the service that uses it
     from engines.recommend import Model
@@ -87,6 +87,7 @@ class Hub:
     # one) and the admission tokens their holds need (hub.waiting_rooms).
     rooms: RoomRegistry = field(init=False)
     admission_tokens: AdmissionTokens = field(init=False)
+    queue_scripts: QueueScripts = field(init=False)
     # Per-process caches; each key is loaded once however many ask at the same time.
     events: SharedLoads[uuid.UUID, Event] = field(init=False)
     venue_seats: SharedLoads[uuid.UUID, VenueSeats] = field(init=False)
@@ -115,6 +116,7 @@ class Hub:
         self.limits = RateLimits(self.store, enabled=self.settings.rate_limits)
         self.rooms = RoomRegistry()
         self.admission_tokens = AdmissionTokens(self.settings.secret_key or "")
+        self.queue_scripts = QueueScripts(self.store)
         self.events = SharedLoads(EVENT_CACHE_SIZE, EVENT_CACHE_SECONDS, name="events")
         self.venue_seats = SharedLoads(VENUE_CACHE_SIZE, name="venue_seats")
         self.layouts = SharedLoads(LAYOUT_CACHE_SIZE, name="layouts")

@@ -28,9 +28,11 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import jwt
 import structlog
+from redis.commands.core import AsyncScript
 
 from hub.channels.subscriber import Subscriber
 from hub.store import Store
@@ -41,6 +43,7 @@ CHANNEL = "waiting-rooms"
 KEY = "waiting-rooms"
 _ALGORITHM = "HS256"
 _TYPE = "admission"
+_LUA = Path(__file__).resolve().parent / "lua"
 
 
 class RoomRegistry:
@@ -158,6 +161,22 @@ class RoomFeed:
             except Exception as exc:  # Redis down: stay not live, try again
                 log.warning("waiting_rooms_load_failed", error=repr(exc))
                 await asyncio.sleep(delay)
+
+
+class QueueScripts:
+    """The queue's Lua scripts (``hub/lua/queue_*.lua``, documented there), registered
+    once: each call sends the script's hash, not its text (``EVALSHA``, loading it again
+    if the server has lost it)."""
+
+    def __init__(self, store: Store) -> None:
+        def load(name: str) -> AsyncScript:
+            return store.client.register_script((_LUA / f"queue_{name}.lua").read_text())
+
+        self.join = load("join")
+        self.places = load("places")
+        self.admit = load("admit")
+        self.sold_out = load("sold_out")
+        self.session_end = load("session_end")
 
 
 class AdmissionTokens:

@@ -194,9 +194,7 @@ async def step(
     control.load(raw)
     seats = await _seat_counts(hub, event_id)
     if not room.sold_out and seats == (0, 0):
-        waiting = int(
-            await client.eval(waiting_room.SOLD_OUT, 3, keys.room, keys.queue, keys.users)
-        )
+        waiting = int(await hub.queue_scripts.sold_out([keys.room, keys.queue, keys.users]))
         log.info("waiting_room_sold_out", event_id=str(event_id), waiting=waiting)
         await waiting_room.nudge(hub, event_id)
         return 0
@@ -265,9 +263,7 @@ async def _sessions(hub: Hub, room: Room) -> tuple[int, int]:
             idle += 1
     returned = 0
     if ended:
-        returned = int(
-            await client.eval(waiting_room.SESSION_END, 2, keys.sessions, keys.users, *ended)
-        )
+        returned = int(await hub.queue_scripts.session_end([keys.sessions, keys.users], ended))
     return returned, idle
 
 

@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -42,12 +41,6 @@ from hub.services import events
 
 log = structlog.get_logger(__name__)
 
-_LUA = Path(__file__).resolve().parents[1] / "lua"
-_JOIN = (_LUA / "queue_join.lua").read_text()
-ADMIT = (_LUA / "queue_admit.lua").read_text()
-SOLD_OUT = (_LUA / "queue_sold_out.lua").read_text()
-SESSION_END = (_LUA / "queue_session_end.lua").read_text()
-_PLACES = (_LUA / "queue_places.lua").read_text()
 
 # How long a turned-off room's records stay, so its watchers still get their ``admitted``.
 CLOSED_KEEP_SECONDS = 120
@@ -256,7 +249,7 @@ async def admit(
     admitted = 0
     step = 3 * 500  # bounded script calls: other clients are not held up for long
     for start in range(0, len(args), step):
-        done = int(await hub.store.client.eval(ADMIT, 5, *keys, token, *args[start : start + step]))
+        done = int(await hub.queue_scripts.admit(keys, [token, *args[start : start + step]]))
         if done < 0:
             raise leader.StaleLeader(fence.token if fence else 0, None)
         admitted += done
@@ -290,16 +283,18 @@ async def join(hub: Hub, user_id: uuid.UUID, event_id: uuid.UUID) -> tuple[dict[
     """
     keys = RoomKeys.of(hub, event_id)
     draw = secrets.randbits(52) / float(1 << 52)  # uniform in [0, 1)
-    outcome = await hub.store.client.eval(
-        _JOIN, 3, keys.room, keys.queue, keys.users, str(user_id), str(now_ms()),
-        repr(draw), str(uuid.uuid4()),
-    )  # fmt: skip
+    joined_ms = now_ms()
+    outcome = await hub.queue_scripts.join(
+        [keys.room, keys.queue, keys.users],
+        [str(user_id), str(joined_ms), repr(draw), str(uuid.uuid4())],
+    )
     kind = _s(outcome[0])
-    if kind == "none":
+    room = None if kind == "none" else Room.read(event_id, _pairs(outcome[2]))
+    if room is None or not room.on:
         raise NotFound(f"No waiting room on event {event_id}")
-    room = await _room_on(hub, event_id)
-    places = await places_of(hub, room, [user_id], {user_id: _s(outcome[1])})
-    return places[user_id], kind == "joined"
+    record, rank = json.loads(_s(outcome[1])), outcome[3]
+    place = place_view(record, rank, now_ms() >= room.opens_ms, room.admission_rate)
+    return place, kind == "joined"
 
 
 async def place(hub: Hub, user_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
@@ -343,9 +338,7 @@ async def places_of(
     if not users:
         return {}
     keys = RoomKeys.of(hub, room.event_id)
-    raw, answers = await hub.store.client.eval(
-        _PLACES, 2, keys.queue, keys.users, *[str(u) for u in users]
-    )
+    raw, answers = await hub.queue_scripts.places([keys.queue, keys.users], [str(u) for u in users])
     if records is None:
         records = {u: _s(r) for u, r in zip(users, raw, strict=True) if r is not None}
     now = now_ms()
@@ -456,3 +449,8 @@ def _iso_ms(ms: int) -> str:
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: list[Any]) -> dict[Any, Any]:
+    """A hash as a script returns it (HGETALL: field, value, field, value ...)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
