@@ -186,3 +186,27 @@ async def test_an_open_payment_breaker_degrades_the_report_and_fires_until_it_cl
         keys = [key async for key in hub.store.client.scan_iter(match=f"{own.redis_prefix}*")]
         if keys:
             await hub.store.client.delete(*keys)
+
+
+async def test_the_hold_scan_counts_confirmations_in_every_slice(private: Hub) -> None:
+    """The stuck-confirmation scan reads holds a slice at a time: one confirming in the
+    first slice, the last and between is counted once each."""
+    event_id = uuid.uuid4()
+    keys, client = private.store.keys, private.store.client
+    now_ms = await private.inventory.server_time_ms()
+    n = 2 * health.EXAMINED_PER_TRIP + 50
+    holds = [f"h{i:05d}" for i in range(n)]  # the expiry set's order, by equal scores
+    stuck_at = {0, health.EXAMINED_PER_TRIP + 7, n - 1}
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.event(event_id, "expiry"), {hold: now_ms + 60_000 for hold in holds})
+        for i, hold in enumerate(holds):
+            fields = {"status": "held"}
+            if i in stuck_at:
+                fields = {"status": "confirming", "confirming_since": "1"}
+            elif i == n - 2:
+                fields = {"status": "confirming", "confirming_since": str(now_ms)}
+            pipe.hset(keys.event(event_id, f"hold:{hold}"), mapping=fields)
+        await pipe.execute()
+    found = await health._holds(private, [event_id])
+    assert found["holds_active"] == found["holds_examined"] == n
+    assert found["confirming"] == 4 and found["confirmations_stuck"] == 3
