@@ -169,6 +169,8 @@ class Leadership:
         self.is_leader = False
         metrics.IS_LEADER.set(0)
         tasks, self._tasks = self._tasks, []
+        for task in tasks:  # now, not when the stopping task first runs
+            task.cancel()
         stopping = asyncio.create_task(_stop(tasks), name="leader:stop")
         self._stopping.add(stopping)
         stopping.add_done_callback(self._stopping.discard)
