@@ -17,7 +17,11 @@ congestion signal:
   in (``rate * idle_horizon_s``), or there is no p99 while people are idle, hold steady:
   raising the rate would only pile up buyers the hub has not served yet;
 - otherwise increase: below the threshold exponentially (``rate * (1 + dt)`` per step,
-  doubling about every second and a half), above it additively (``increase * dt``).
+  doubling about every second and a half), above it additively (``increase * dt``). Slow
+  start ends early, at the rate it has reached, once the p99 passes ``slow_start_exit`` of
+  the target (as TCP's HyStart leaves slow start when delay rises, before any loss): the
+  p99 window still lags the buyers just let in, and doubling on until the target is
+  crossed overshot it at every opening where it was tried (BENCHMARKS.md, issue 17).
 
 Invariants: ``min_rate ≤ rate ≤ max_rate`` always; a p99 over target never raises the rate;
 a p99 at or under target with nobody idle never lowers it.
@@ -48,6 +52,8 @@ class ControllerConfig:
     increase: float = 20.0
     # Multiplied into the rate when the p99 is over target.
     decrease: float = 0.7
+    # Slow start ends once the p99 is over this share of the target.
+    slow_start_exit: float = 0.5
     # How many seconds of admissions may stand idle (admitted, not yet booked) before the
     # rate stops growing.
     idle_horizon_s: float = 15.0
@@ -88,6 +94,11 @@ def next_state(
     idle_cap = state.rate * config.idle_horizon_s
     if seen.idle > idle_cap or (seen.p99_s is None and seen.idle > 0):
         return state
+    rising = seen.p99_s is not None and seen.p99_s > config.target_p99_s * config.slow_start_exit
+    if state.rate < state.threshold and rising:
+        return ControllerState(
+            rate=_clamp(state.rate + config.increase * dt, config), threshold=state.rate
+        )
     if state.rate < state.threshold:
         grown = min(state.rate * (1.0 + min(dt, 1.0)), state.threshold)
         grown = max(grown, state.rate + config.increase * dt)

@@ -33,6 +33,19 @@ def test_low_p99_raises_the_rate_fast_in_slow_start_then_additively() -> None:
     assert slow.rate == pytest.approx(50.0 + CONFIG.increase)
 
 
+def test_a_rising_p99_ends_slow_start_before_the_target_is_crossed() -> None:
+    rising = Observation(p99_s=CONFIG.target_p99_s * 0.8, idle=0)  # over half, under target
+    after = next_state(ControllerState(rate=100.0), rising, 1.0, CONFIG)
+    assert after.rate == pytest.approx(100.0 + CONFIG.increase)  # additive, not doubled
+    assert after.threshold == pytest.approx(100.0)
+    # from there on additive, even when the p99 falls back
+    calm = next_state(after, Observation(p99_s=0.01, idle=0), 1.0, CONFIG)
+    assert calm.rate == pytest.approx(100.0 + 2 * CONFIG.increase)
+    # at exactly half the target slow start goes on
+    half = Observation(p99_s=CONFIG.target_p99_s * CONFIG.slow_start_exit, idle=0)
+    assert next_state(ControllerState(rate=100.0), half, 1.0, CONFIG).rate == pytest.approx(200.0)
+
+
 def test_high_p99_cuts_the_rate_multiplicatively_and_ends_slow_start() -> None:
     state = ControllerState(rate=200.0)
     cut = next_state(state, Observation(p99_s=0.4, idle=0), 1.0, CONFIG)
