@@ -26,14 +26,8 @@ from typing import Any
 import httpx
 import psutil
 
-from hub.settings import Settings
 from loadtest.accounts import seed_buyers
-from loadtest.surge import create_event
-from tests.live import hub_process
-from tests.servers import find_servers, scratch_database
-
-ADMIN_EMAIL = "join-bench-admin@example.com"
-ADMIN_PASSWORD = "join bench admin password"
+from tests.bench.queue_sockets import event_with_room, scratch_hub
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
@@ -61,17 +55,8 @@ async def _round(base: str, event_id: str, tokens: list[str], concurrency: int) 
 
 
 async def _measure(args: argparse.Namespace, hub: Any, database_url: str, secret: str) -> int:
-    event_id = await asyncio.to_thread(create_event, hub.base, ADMIN_EMAIL, ADMIN_PASSWORD, 100, 10)
-    async with httpx.AsyncClient(base_url=hub.base, timeout=60) as client:
-        login = await client.post(
-            "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        )
-        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        opens = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
-        room = await client.put(
-            f"/api/v1/events/{event_id}/waiting-room", json={"opens_at": opens}, headers=admin
-        )
-        room.raise_for_status()
+    opens = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    event_id = await event_with_room(hub, {"opens_at": opens})
     emails = [f"joiner-{secrets.token_hex(6)}@example.com" for _ in range(args.joins * args.rounds)]
     tokens = await seed_buyers(database_url, secret, emails, "joiner password")
     process = psutil.Process(hub.proc.pid)
@@ -96,28 +81,8 @@ async def _measure(args: argparse.Namespace, hub: Any, database_url: str, secret
 
 
 async def bench(args: argparse.Namespace) -> int:
-    servers = find_servers()
-    token = secrets.token_hex(4)
-    secret = secrets.token_urlsafe(48)
-    try:
-        async with scratch_database(servers, "evently_jbench") as database_url:
-            settings = Settings(
-                database_url=database_url,
-                redis_url=servers.redis_url,
-                secret_key=secret,
-                redis_prefix=f"evently:jbench{token}:",
-                rate_limits=False,
-                pricing_interval_seconds=86_400.0,
-            )
-            overrides = {
-                "admin_email": ADMIN_EMAIL,
-                "admin_password": ADMIN_PASSWORD,
-                "max_inflight_requests": "256",
-            }
-            async with hub_process(settings, **overrides) as hub:
-                return await _measure(args, hub, database_url, secret)
-    finally:
-        servers.stop()
+    async with scratch_hub("jbench") as found:
+        return await _measure(args, *found)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import secrets
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -86,46 +88,54 @@ async def _open(url: str, token: str) -> Waiter:
     return Waiter(ws)
 
 
-async def bench(args: argparse.Namespace) -> int:
+@contextlib.asynccontextmanager
+async def scratch_hub(name: str, **overrides: str) -> AsyncIterator[tuple[Any, str, str]]:
+    """A hub in a process of its own (one worker, rate limits off) on a fresh database and
+    key prefix named after ``name``, dropped afterwards; yields the hub, its database URL
+    and its signing key (to seed accounts and issue their tokens)."""
     servers = find_servers()
     token = secrets.token_hex(4)
     secret = secrets.token_urlsafe(48)
     try:
-        async with scratch_database(servers, "evently_qbench") as database_url:
+        async with scratch_database(servers, f"evently_{name}") as database_url:
             settings = Settings(
                 database_url=database_url,
                 redis_url=servers.redis_url,
                 secret_key=secret,
-                redis_prefix=f"evently:qbench{token}:",
+                redis_prefix=f"evently:{name}{token}:",
                 rate_limits=False,
                 pricing_interval_seconds=86_400.0,
             )
-            overrides = {
-                "admin_email": ADMIN_EMAIL,
-                "admin_password": ADMIN_PASSWORD,
-                "ws_max_per_ip": str(args.waiters + 100),
-                "max_inflight_requests": "256",
-            }
-            async with hub_process(settings, **overrides) as hub:
-                return await _measure(args, hub, database_url, secret)
+            admin = {"admin_email": ADMIN_EMAIL, "admin_password": ADMIN_PASSWORD}
+            async with hub_process(
+                settings, **admin, max_inflight_requests="256", **overrides
+            ) as hub:
+                yield hub, database_url, secret
     finally:
         servers.stop()
 
 
-async def _measure(args: argparse.Namespace, hub: Any, database_url: str, secret: str) -> int:
+async def event_with_room(hub: Any, room: dict[str, Any]) -> str:
+    """A new event (100 seats) with a waiting room turned on as ``room`` says; its id."""
     event_id = await asyncio.to_thread(create_event, hub.base, ADMIN_EMAIL, ADMIN_PASSWORD, 100, 10)
     async with httpx.AsyncClient(base_url=hub.base, timeout=60) as client:
         login = await client.post(
             "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
         )
         admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        opens = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
-        room = await client.put(
-            f"/api/v1/events/{event_id}/waiting-room",
-            json={"opens_at": opens, "admit_per_second": 0.001},
-            headers=admin,
-        )
-        room.raise_for_status()
+        made = await client.put(f"/api/v1/events/{event_id}/waiting-room", json=room, headers=admin)
+        made.raise_for_status()
+    return event_id
+
+
+async def bench(args: argparse.Namespace) -> int:
+    async with scratch_hub("qbench", ws_max_per_ip=str(args.waiters + 100)) as found:
+        return await _measure(args, *found)
+
+
+async def _measure(args: argparse.Namespace, hub: Any, database_url: str, secret: str) -> int:
+    opens = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+    event_id = await event_with_room(hub, {"opens_at": opens, "admit_per_second": 0.001})
     emails = [f"waiter-{secrets.token_hex(6)}@example.com" for _ in range(args.waiters)]
     tokens = await seed_buyers(database_url, secret, emails, "waiter password")
     started = time.monotonic()
