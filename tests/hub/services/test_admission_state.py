@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -83,3 +84,9 @@ async def test_a_new_leader_continues_from_the_last_rate(
         again = admission._Control(initial_state(config))
         await _step(second, event_id, again, None)
         assert _same(again.state, next_state(start, Observation(None, 0), 1.0, config))
+
+
+def test_the_controller_steers_to_half_the_rooms_target(settings: Settings) -> None:
+    """Its probing above the set-point must stay under the target buyers were promised."""
+    hub = SimpleNamespace(settings=settings.replace(waiting_room_target_p99_ms=100))
+    assert admission.controller_config(hub).target_p99_s == pytest.approx(0.050)  # type: ignore[arg-type]
