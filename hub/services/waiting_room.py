@@ -331,16 +331,14 @@ async def places_of(
     hub: Hub,
     room: Room,
     users: list[uuid.UUID],
-    records: dict[uuid.UUID, str] | None = None,
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """The places of ``users`` who are queued (others are left out), read in one script
-    call: their records (unless given) and the ranks of those waiting."""
+    call: their records and the ranks of those waiting."""
     if not users:
         return {}
     keys = RoomKeys.of(hub, room.event_id)
     raw, answers = await hub.queue_scripts.places([keys.queue, keys.users], [str(u) for u in users])
-    if records is None:
-        records = {u: _s(r) for u, r in zip(users, raw, strict=True) if r is not None}
+    records = {u: _s(r) for u, r in zip(users, raw, strict=True) if r is not None}
     now = now_ms()
     opened = now >= room.opens_ms
     rate = room.admission_rate
