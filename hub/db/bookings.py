@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 from engines.discounts import PriceBreakdown
 from hub.db import Connection, Record
-from hub.db.lifecycle import HOLD_LOCK
+from hub.db.lifecycle import HOLD_LOCK, hold_lock_of
+
+# The hold's lock, its id being the statement's $4 (a uuid).
+HOLD_LOCK_OF_PARAM_4 = hold_lock_of("$4::uuid::text")
 
 BOOKING_COLUMNS = (
     "b.id, b.reference, b.event_id, b.user_id, b.hold_id, b.status, b.subtotal_cents, "
@@ -194,12 +197,14 @@ async def confirmed_of_event(
 async def lock_for_confirmation(
     con: Connection, hold_id: uuid.UUID, event_id: uuid.UUID
 ) -> str | None:
-    """One round trip at the start of a confirmation's transaction: take the hold's advisory
-    lock (the leader's reconciler takes it before judging a confirming hold) and a key-share
-    lock on the event to the end of the transaction: an event cancellation (which locks the
-    row for update) waits for this booking, or this booking sees the event cancelled;
-    key-share locks do not block one another. Returns why the event cannot take a booking
-    ("cancelled", "started"), or None."""
+    """Take the hold's advisory lock (the leader's reconciler takes it before judging a
+    confirming hold) and a key-share lock on the event to the end of the transaction: an
+    event cancellation (which locks the row for update) waits for this booking, or this
+    booking sees the event cancelled; key-share locks do not block one another. Returns
+    why the event cannot take a booking ("cancelled", "started"), or None.
+
+    ``write_confirmation`` takes the same locks in its own statement; this round trip is
+    for a confirmation with more to do before it (a discount code's use)."""
     row = await con.fetchrow(
         f"""WITH locked AS (SELECT {HOLD_LOCK})
            SELECT e.status, e.starts_at <= now() AS started
@@ -231,16 +236,25 @@ class NewBooking:
     group_bp: int = 0  # the group's own rate, before the cap (receipts split by it)
 
 
-async def write_confirmation(con: Connection, new: NewBooking) -> Record:
+async def write_confirmation(con: Connection, new: NewBooking) -> Record | str:
     """The booking, its tickets, its charge, the hold's outcome and the notification, in
-    one statement (one round trip). The partial unique index on active tickets refuses a
-    seat sold already, failing the whole statement."""
+    one statement (one round trip) that first takes the locks of ``lock_for_confirmation``
+    (taking them again in the same transaction is harmless). Returns the booking's row, or
+    why the event cannot take a booking ("cancelled", "started"): nothing is written then.
+    The partial unique index on active tickets refuses a seat sold already, failing the
+    whole statement."""
     row = await con.fetchrow(
-        f"""WITH b AS (
+        f"""WITH locked AS (
+               SELECT {HOLD_LOCK_OF_PARAM_4}
+           ), event AS (
+               SELECT e.status, e.starts_at <= now() AS started
+                 FROM events e, locked WHERE e.id = $2 FOR KEY SHARE OF e
+           ), b AS (
                INSERT INTO bookings AS b (reference, event_id, user_id, hold_id, subtotal_cents,
                       discount_cents, discount_bp, discount_code, total_cents, group_name,
                       group_bp)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $16)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $16
+                 FROM event WHERE event.status = 'scheduled' AND NOT event.started
                RETURNING {BOOKING_COLUMNS}
            ), tickets AS (
                INSERT INTO tickets (booking_id, event_id, seat_id, price_cents)
@@ -261,7 +275,8 @@ async def write_confirmation(con: Connection, new: NewBooking) -> Record:
                       jsonb_build_object('booking_id', b.id, 'reference', b.reference)
                  FROM b
            )
-           SELECT * FROM b""",
+           SELECT event.status AS event_status, event.started AS event_started, b.*
+             FROM event LEFT JOIN b ON true""",
         new.reference,
         new.event_id,
         new.user_id,
@@ -279,5 +294,8 @@ async def write_confirmation(con: Connection, new: NewBooking) -> Record:
         new.notification_kind,
         new.group_bp,
     )
-    assert row is not None
+    if row is None or row["event_status"] != "scheduled":
+        return "cancelled"
+    if row["event_started"]:
+        return "started"
     return row

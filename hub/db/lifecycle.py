@@ -17,10 +17,19 @@ async def live_event_ids(con: Connection) -> list[uuid.UUID]:
 
 
 # The advisory lock of one hold ($1 = its id as text): the confirmation takes it in its
-# transaction (bookings.lock_for_confirmation), the reconciler before judging the hold.
-_HOLD_KEY = "hashtextextended($1::text, 0)"
-HOLD_LOCK = f"pg_advisory_xact_lock({_HOLD_KEY})"
-HOLD_LOCK_TRY = f"pg_try_advisory_xact_lock({_HOLD_KEY})"
+# transaction (bookings.write_confirmation), the reconciler before judging the hold.
+def _hold_key(text_id: str) -> str:
+    return f"hashtextextended({text_id}, 0)"
+
+
+def hold_lock_of(text_id: str) -> str:
+    """The hold's lock in a statement where its id as text is ``text_id`` (one key however
+    it is written: a uuid's text is the form ``str(uuid)`` gives)."""
+    return f"pg_advisory_xact_lock({_hold_key(text_id)})"
+
+
+HOLD_LOCK = hold_lock_of("$1::text")
+HOLD_LOCK_TRY = f"pg_try_advisory_xact_lock({_hold_key('$1::text')})"
 
 
 async def lock_hold(con: Connection, hold_id: uuid.UUID) -> None:

@@ -306,14 +306,16 @@ async def _write(
     for _ in range(3):
         try:
             async with hub.db.transaction(watch=commit) as con:
-                refusal = await bookings_db.lock_for_confirmation(con, job.hold_id, job.event.id)
-                if refusal is not None:
-                    raise Conflict(f"The event has {refusal}")
-                code = (
-                    await discounts.use_code(con, job.discount_code, job.event.id)
-                    if job.discount_code
-                    else None
-                )
+                code = None
+                if job.discount_code:
+                    # The locks first, as without a code (the write takes them): a code's
+                    # row is never locked before the event's.
+                    refusal = await bookings_db.lock_for_confirmation(
+                        con, job.hold_id, job.event.id
+                    )
+                    if refusal is not None:
+                        raise Conflict(f"The event has {refusal}")
+                    code = await discounts.use_code(con, job.discount_code, job.event.id)
                 row = await bookings_db.write_confirmation(
                     con,
                     bookings_db.NewBooking(
@@ -332,6 +334,8 @@ async def _write(
                         notification_kind=notifications.Kind.BOOKING_CONFIRMED.value,
                     ),
                 )
+                if isinstance(row, str):  # nothing written
+                    raise Conflict(f"The event has {row}")
                 if job.begun.kind is HoldKind.OFFER:
                     await waitlist_db.mark_booked(con, job.hold_id)
                 lines = placing.seat_lines(job.layout, job.begun.seats, job.begun.prices)

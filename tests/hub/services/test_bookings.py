@@ -201,3 +201,43 @@ async def _slow_commit(hub: Hub, event_id: str, seconds: float) -> AsyncIterator
             "DROP TRIGGER evently_test_slow_commit ON bookings;"
             "DROP FUNCTION evently_test_slow_commit()"
         )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("status = 'cancelled'", "cancelled"),
+        ("starts_at = now() - interval '1 minute'", "started"),
+    ],
+)
+async def test_an_event_closed_behind_the_cached_copy_takes_no_booking(
+    client: httpx.AsyncClient,
+    hub: Hub,
+    admin: Account,
+    user: Account,
+    change: str,
+    reason: str,
+) -> None:
+    """The booking's own statement reads the event under its lock: an event cancelled (or
+    started) after this process cached it is refused there, nothing is written, the charge
+    is refunded and the hold is the buyer's again."""
+    event = await make_event(client, admin, rows=1, seats_per_row=2)
+    held = await hold_ok(client, user, event["id"], quantity=1)
+    previous, payments = hub.payments, ScriptedPayments()
+    hub.payments = payments
+    try:
+        async with hub.db.connection() as con:  # the hub's cached copy still says scheduled
+            await con.execute(f"UPDATE events SET {change} WHERE id = $1", uuid.UUID(event["id"]))
+        refused = await book(client, user, key=f"k-{uuid.uuid4().hex}", hold_id=held["hold_id"])
+    finally:
+        hub.payments = previous
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == f"The event has {reason}"
+    assert (payments.charges, payments.refunds) == (1, 1)
+    async with hub.db.connection() as con:
+        written = await con.fetchval(
+            "SELECT count(*) FROM bookings WHERE hold_id = $1", uuid.UUID(held["hold_id"])
+        )
+    assert written == 0
+    again = await client.get(f"{API}/holds/{held['hold_id']}", headers=user.headers)
+    assert again.status_code == 200, again.text  # the buyer's hold again

@@ -93,6 +93,7 @@ async def test_confirmations_left_behind_are_settled_from_postgresql(
                 notification_kind="booking_confirmed",
             ),
         )
+    assert not isinstance(row, str)  # written
     # Not stuck yet: left alone.
     assert await expiry.reconcile_stuck(hub, [event_id]) == 0
     assert await expiry.reconcile_stuck(hub, [event_id], stuck_after_ms=0) == 2
