@@ -17,10 +17,20 @@ async def claim(
     ``(False, row found)``; the row is None when its claimant released it meanwhile.
 
     A row past its expiry, or an in-flight claim gone stale, is taken over.
+
+    The claim commits without waiting for its WAL to reach the disk (``synchronous_commit``
+    off for this statement's transaction alone): the work it guards commits synchronously
+    after it, which flushes the WAL up to there, the claim's record included. A claim that
+    PostgreSQL's crash loses before that guarded no work that committed (the request failed
+    with the crash, its retry claims again; a hold is confirmed once whatever the claims
+    say: Redis's begin-confirm and the one booking per hold in PostgreSQL see to that).
+    Other sessions see the claim at once either way.
     """
     taken = await con.fetchval(
         f"""INSERT INTO idempotency_keys (user_id, key, request_hash, state, expires_at)
-            VALUES ($1, $2, $3, 'in_flight', now() + make_interval(secs => $4))
+            SELECT $1::uuid, $2::text, $3::text, 'in_flight',
+                   now() + make_interval(secs => $4::double precision)
+              FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait
             ON CONFLICT (user_id, key) DO UPDATE
                SET request_hash = EXCLUDED.request_hash, state = 'in_flight',
                    response_status = NULL, response_body = NULL,
