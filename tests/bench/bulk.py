@@ -26,11 +26,10 @@ from typing import Any
 
 import httpx
 
-from hub.app import create_app
 from hub.services import accounts
-from hub.settings import Settings
-from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_database, _drop_keys, _fresh_database
+from loadtest.launch import LOCAL_PG, LOCAL_REDIS
 from loadtest.surge import venue_sections
+from tests.bench.in_process import scratch_app
 
 TARGET_P99_MS = 150.0
 SEATS = 20_000
@@ -109,30 +108,14 @@ async def measure(app: Any, events: int, per_event: int, group: int) -> tuple[fl
 
 
 async def run(args: argparse.Namespace) -> int:
-    token = secrets.token_hex(4)
-    prefix = f"evently:bulkbench{token}:"
-    database_url = await _fresh_database(args.pg_url, f"evently_bulk_{token}")
-    settings = Settings(
-        database_url=database_url,
-        redis_url=args.redis_url,
-        secret_key=secrets.token_urlsafe(32),
-        redis_prefix=prefix,
-        rate_limits=False,
-        log_format="json",
-        log_level="warning",
-    )
-    try:
-        app = create_app(settings, leader_loops=())
-        async with app.router.lifespan_context(app):
-            first, timings = await measure(app, args.events, args.per_event, args.group)
-    finally:
-        await _drop_database(args.pg_url, database_url)
-        await _drop_keys(args.redis_url, prefix)
+    async with scratch_app(args.pg_url, args.redis_url, "bulk") as app:
+        first, timings = await measure(app, args.events, args.per_event, args.group)
+        latency_ms = app.state.hub.settings.payment_latency_ms
     p99 = percentile(timings, 99)
     print(
         f"bulk bookings of {args.group} seats on a {SEATS:,}-seat venue, end to end (in process), "
         f"{len(timings)} timed after a first of {first:.1f} ms; payment latency "
-        f"{settings.payment_latency_ms} ms"
+        f"{latency_ms} ms"
     )
     print(
         f"  mean {statistics.fmean(timings):.1f}  p50 {percentile(timings, 50):.1f}  "

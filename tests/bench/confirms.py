@@ -21,11 +21,10 @@ from typing import Any
 
 import httpx
 
-from hub.app import create_app
-from hub.settings import Settings
-from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_database, _drop_keys, _fresh_database
+from loadtest.launch import LOCAL_PG, LOCAL_REDIS
 from loadtest.surge import venue_sections
 from tests.bench.bulk import _admin_headers, percentile
+from tests.bench.in_process import scratch_app
 
 SEATS = 20_000
 WARM_UP = 20  # confirmations before the timed ones of a level
@@ -110,34 +109,15 @@ async def _level(
 
 async def run(args: argparse.Namespace) -> int:
     levels = [int(n) for n in args.concurrency.split(",")]
-    token = secrets.token_hex(4)
-    prefix = f"evently:confirmbench{token}:"
-    database_url = await _fresh_database(args.pg_url, f"evently_confirms_{token}")
-    settings = Settings(
-        database_url=database_url,
-        redis_url=args.redis_url,
-        secret_key=secrets.token_urlsafe(32),
-        redis_prefix=prefix,
-        rate_limits=False,
-        log_format="json",
-        log_level="warning",
-    )
-    try:
-        app = create_app(settings, leader_loops=())
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://bench", timeout=60
-            ) as c:
-                admin = await _admin_headers(c, app)
-                buyers = [await _buyer(c, n) for n in range(max(levels))]
-                results = []
-                for level in levels:
-                    event_id = await _event(c, admin)
-                    results.append(await _level(c, buyers[:level], event_id, args.confirms))
-    finally:
-        await _drop_database(args.pg_url, database_url)
-        await _drop_keys(args.redis_url, prefix)
+    async with scratch_app(args.pg_url, args.redis_url, "confirms") as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60) as c:
+            admin = await _admin_headers(c, app)
+            buyers = [await _buyer(c, n) for n in range(max(levels))]
+            results = []
+            for level in levels:
+                event_id = await _event(c, admin)
+                results.append(await _level(c, buyers[:level], event_id, args.confirms))
     print("confirmations end to end (in process), holds of 2 seats, with an Idempotency-Key")
     for r in results:
         print(

@@ -24,11 +24,10 @@ from typing import Any
 
 import httpx
 
-from hub.app import create_app
 from hub.services import accounts, health, vitals
-from hub.settings import Settings
-from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_database, _drop_keys, _fresh_database
+from loadtest.launch import LOCAL_PG, LOCAL_REDIS
 from tests.bench.bulk import _event, percentile
+from tests.bench.in_process import scratch_app
 from tests.factories import default_sections
 
 TARGET_P99_MS = 50.0
@@ -97,42 +96,24 @@ async def _time(c: httpx.AsyncClient, admin: dict[str, str], n: int, fresh: bool
 
 
 async def run(args: argparse.Namespace) -> int:
-    token = secrets.token_hex(4)
-    prefix = f"evently:healthbench{token}:"
-    database_url = await _fresh_database(args.pg_url, f"evently_health_{token}")
-    settings = Settings(
-        database_url=database_url,
-        redis_url=args.redis_url,
-        secret_key=secrets.token_urlsafe(32),
-        redis_prefix=prefix,
-        rate_limits=False,
-        log_format="json",
-        log_level="warning",
-        pricing_interval_seconds=86_400.0,
-    )
-    try:
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://bench", timeout=60
-            ) as c:
-                admin = await _setup(c, app, args.events, args.holds)
-                await asyncio.sleep(vitals.PUBLISH_SECONDS * 1.5)  # this process published
-                sample = (await c.get(
-                    "/api/v1/advanced/health/comprehensive", params={"fresh": "true"},
-                    headers=admin,
-                )).json()  # fmt: skip
-                fresh = await _time(c, admin, args.reports, fresh=True)
-                cached = await _time(c, admin, args.reports, fresh=False)
-                summary = []
-                for _ in range(args.reports):
-                    started = time.perf_counter()
-                    await health.live_summary(app.state.hub)
-                    summary.append((time.perf_counter() - started) * 1000)
-    finally:
-        await _drop_database(args.pg_url, database_url)
-        await _drop_keys(args.redis_url, prefix)
+    async with scratch_app(
+        args.pg_url, args.redis_url, "health", leader_loops=True, pricing_interval_seconds=86_400.0
+    ) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60) as c:
+            admin = await _setup(c, app, args.events, args.holds)
+            await asyncio.sleep(vitals.PUBLISH_SECONDS * 1.5)  # this process published
+            sample = (await c.get(
+                "/api/v1/advanced/health/comprehensive", params={"fresh": "true"},
+                headers=admin,
+            )).json()  # fmt: skip
+            fresh = await _time(c, admin, args.reports, fresh=True)
+            cached = await _time(c, admin, args.reports, fresh=False)
+            summary = []
+            for _ in range(args.reports):
+                started = time.perf_counter()
+                await health.live_summary(app.state.hub)
+                summary.append((time.perf_counter() - started) * 1000)
     print(
         f"health report, in process through the ASGI stack: {sample['bookings']['holds_active']}"
         f" live holds on {args.events} events (examined {sample['bookings']['holds_examined']}),"

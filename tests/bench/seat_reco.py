@@ -36,13 +36,12 @@ import numpy as np
 
 from engines.money import cents_to_decimal
 from engines.venue_layout import row_label
-from hub.app import create_app
 from hub.context import Hub
 from hub.services import accounts, events, live_seats, seat_recommendations
-from hub.settings import Settings
 from loadtest.bench_engines import ACCESSIBLE_EVERY_ROWS, SEAT_QUANTITIES, seat_requests
-from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_database, _drop_keys, _fresh_database
+from loadtest.launch import LOCAL_PG, LOCAL_REDIS
 from loadtest.surge import venue_sections
+from tests.bench.in_process import scratch_app
 
 TARGET_P99_MS = 20.0
 SEATS = 20_000
@@ -209,25 +208,8 @@ async def measure(app: Any, args: argparse.Namespace) -> tuple[list[float], list
 
 
 async def run(args: argparse.Namespace) -> int:
-    token = secrets.token_hex(4)
-    prefix = f"evently:recobench{token}:"
-    database_url = await _fresh_database(args.pg_url, f"evently_reco_{token}")
-    settings = Settings(
-        database_url=database_url,
-        redis_url=args.redis_url,
-        secret_key=secrets.token_urlsafe(32),
-        redis_prefix=prefix,
-        rate_limits=False,
-        log_format="json",
-        log_level="warning",
-    )
-    try:
-        app = create_app(settings, leader_loops=())
-        async with app.router.lifespan_context(app):
-            timings, found, sold = await measure(app, args)
-    finally:
-        await _drop_database(args.pg_url, database_url)
-        await _drop_keys(args.redis_url, prefix)
+    async with scratch_app(args.pg_url, args.redis_url, "reco") as app:
+        timings, found, sold = await measure(app, args)
     p99 = percentile(timings, 99)
     print(
         f"seat recommendations on a {SEATS:,}-seat venue with {sold:,} seats sold at random, "
