@@ -54,6 +54,11 @@ CONFIRM_LATENCY = Histogram(
 STUCK_BOOKINGS = Counter(
     "evently_stuck_bookings_total", "Confirming holds left behind and reconciled", ["outcome"]
 )
+LEFT_CHARGES = Counter(
+    "evently_left_charges_total",
+    "Charges of confirmations left behind without a booking, refunded by the leader",
+    ["outcome"],
+)
 EXPIRED_HOLDS = Counter("evently_expired_holds_total", "Holds released by expiry")
 REFUNDS = Counter(
     "evently_refunds_total", "Refund attempts after cancellations, by outcome", ["outcome"]

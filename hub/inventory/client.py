@@ -183,6 +183,23 @@ class Inventory:
         keys = [self._hold_key(event_id, hold_id)]
         return bool(await self._scripts.abort_confirm(keys=keys, args=[]))
 
+    async def note_charge(self, event_id: uuid.UUID, hold_id: uuid.UUID, note: bytes) -> bool:
+        """Keep ``note`` (the charge taken for the hold's confirmation) in the hold's record
+        while it is confirming; False when it is not (nothing is written). The booking's
+        finish deletes it with the record; ``take_charge`` removes it otherwise."""
+        keys = [self._hold_key(event_id, hold_id)]
+        return bool(await self._scripts.note_charge(keys=keys, args=[note]))
+
+    async def take_charge(self, event_id: uuid.UUID, hold_id: uuid.UUID) -> bytes | None:
+        """Remove the hold's charge note and return it, if this caller removed it (two
+        callers never both get it); None when there is none."""
+        key = self._hold_key(event_id, hold_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hget(key, "charge")
+            pipe.hdel(key, "charge")
+            note, removed = await pipe.execute()
+        return bytes(note) if removed and note is not None else None
+
     async def finish_confirm(
         self, event_id: uuid.UUID, hold_id: uuid.UUID, seats: Sequence[int], *, forget: bool = False
     ) -> int:

@@ -23,6 +23,7 @@ NAMES = (
     "release",
     "begin_confirm",
     "abort_confirm",
+    "note_charge",
     "finish_confirm",
     "set_seats",
     "free_unsold",
@@ -51,6 +52,7 @@ class Scripts:
         self.release = self._register("release")
         self.begin_confirm = self._register("begin_confirm")
         self.abort_confirm = self._register("abort_confirm")
+        self.note_charge = self._register("note_charge")
         self.finish_confirm = self._register("finish_confirm")
         self.set_seats = self._register("set_seats")
         self.free_unsold = self._register("free_unsold")

@@ -14,6 +14,9 @@ for its WAL flush, ``hub.db.idempotency.claim``), then ``BEGIN``, the booking's 
 nothing for an event cancelled or started meanwhile), the idempotency record, ``COMMIT``.
 A discount code adds the locks and the code's use before the booking's statement. Each
 round trip waits for a turn of the event loop, which under a surge is most of its cost.
+In Redis, beside those: the charge is noted in the confirming hold's record once taken
+(``hub.services.charges``; the booking's finish deletes it with the hold), so a charge
+whose process dies before the confirmation settles is refunded by the leader.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from hub.metrics import BOOKINGS, CONFIRM_LATENCY, TICKETS_SOLD
 from hub.payments import PaymentDeclined
 from hub.services import (
     booking_views,
+    charges,
     discounts,
     event_recommendations,
     events,
@@ -255,6 +259,7 @@ async def confirm(
     )
     provider = hub.payments
     charge_ref: str | None = None
+    noted: asyncio.Future[bool] | None = None  # the charge kept outside this process
     commit = CommitWatch()  # what became of _write's COMMIT
     try:
         try:
@@ -271,6 +276,16 @@ async def confirm(
         except PaymentDeclined as exc:
             BOOKINGS.labels(outcome="payment_failed").inc()
             raise PaymentFailed("The payment was declined; your seats are still held") from exc
+        # Noted beside the transaction (the booking does not wait for it): if this process
+        # dies before the confirmation settles, the leader refunds it (hub.services.charges).
+        noted = asyncio.ensure_future(
+            charges.note(
+                hub,
+                event.id,
+                hold_id,
+                charges.Charge(str(user_id), job.reference, price.total_cents, charge_ref),
+            )
+        )
         view = await _write(hub, job, provider.name, charge_ref, commit)
     except BaseException as exc:
         if commit.committed:
@@ -281,14 +296,14 @@ async def confirm(
             )
         else:
             await hub.cleanups.settle(
-                _undo(hub, job, charge_ref, exc, unknown=commit.unknown), "undo_booking"
+                _undo(hub, job, charge_ref, noted, exc, unknown=commit.unknown), "undo_booking"
             )
         raise
     # The user's cached event recommendations are retired beside the seats' round trip, on
     # its own connection, so the booking waits for one round trip, not two; their next
     # answer then sees this booking (it never raises).
     forgetting = asyncio.ensure_future(event_recommendations.forget_answers(hub, user_id))
-    await _finish(hub, event.id, hold_id, begun.seats)
+    await _finish(hub, event.id, hold_id, begun.seats)  # the charge's note goes with the hold
     await forgetting
     BOOKINGS.labels(outcome="confirmed").inc()
     TICKETS_SOLD.inc(len(begun.seats))
@@ -379,7 +394,13 @@ async def _guard_fired(
 
 
 async def _undo(
-    hub: Hub, job: _Confirmation, charge_ref: str | None, exc: BaseException, *, unknown: bool
+    hub: Hub,
+    job: _Confirmation,
+    charge_ref: str | None,
+    noted: asyncio.Future[bool] | None,
+    exc: BaseException,
+    *,
+    unknown: bool,
 ) -> None:
     """Nothing was committed: refund any charge, put the hold back (or correct Redis).
 
@@ -390,8 +411,9 @@ async def _undo(
     and the charge is kept; if not, the charge is refunded and the hold put back. If it
     cannot be asked within ``ASK_WRITTEN_FOR_SECONDS``, the charge is kept and the hold
     stays confirming — the leader settles it by PostgreSQL's record once it answers
-    (tickets there → sold; none → released). Putting it back blindly would show
-    seats free that PostgreSQL sold, and refund a booking that stands."""
+    (tickets there → sold; none → released, and the charge noted with the hold
+    refunded). Putting it back blindly would show seats free that PostgreSQL
+    sold, and refund a booking that stands."""
     if unknown:
         try:
             written = await _ask_written(hub, job.hold_id)
@@ -411,7 +433,7 @@ async def _undo(
             return
     try:
         if charge_ref is not None:
-            await hub.payments.refund(job.price.total_cents, job.user_id, job.reference, charge_ref)
+            await _refund(hub, job, charge_ref, noted)
         if isinstance(exc, SeatUnavailable):
             # Redis was wrong about these seats: PostgreSQL sold them. Mark them sold first
             # (so they are never shown free), then free the rest of the hold.
@@ -424,6 +446,29 @@ async def _undo(
         log.error("booking_undo_failed", hold_id=str(job.hold_id), error=repr(cleanup))
     if not isinstance(exc, PaymentFailed | SeatUnavailable):
         BOOKINGS.labels(outcome="failed").inc()
+
+
+async def _refund(
+    hub: Hub, job: _Confirmation, charge_ref: str, noted: asyncio.Future[bool] | None
+) -> None:
+    """Refund the charge of an undone confirmation, unless the leader took its note first
+    (and refunded it). A refund that fails is noted again and raised: the hold then stays
+    confirming, and the leader settles it and refunds.
+
+    Raises:
+        Exception: the provider's, or Redis's while taking the note (the note then stays,
+            and the leader refunds it).
+    """
+    kept = await noted if noted is not None else False
+    charge = await charges.take(hub, job.event.id, job.hold_id) if kept else None
+    if kept and charge is None:
+        return
+    try:
+        await hub.payments.refund(job.price.total_cents, job.user_id, job.reference, charge_ref)
+    except Exception:
+        if charge is not None:  # the hold stays confirming: the leader refunds it
+            await charges.note(hub, job.event.id, job.hold_id, charge)
+        raise
 
 
 async def _ask_written(hub: Hub, hold_id: uuid.UUID) -> bool:

@@ -28,7 +28,7 @@ from hub.context import Hub
 from hub.db import lifecycle
 from hub.db import waitlist as waitlist_db
 from hub.inventory import HoldStatus, Released, ReleaseMode
-from hub.services import releases
+from hub.services import charges, releases
 from hub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -94,12 +94,16 @@ async def reconcile_stuck(
 
 
 async def settle(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> str:
-    """Decide a confirming hold by PostgreSQL's record: "sold" or "released"."""
-    outcome = "sold" if await releases.settle_confirming(hub, event_id, hold_id) else "released"
+    """Decide a confirming hold by PostgreSQL's record: "sold" or "released" (and then its
+    charge, noted with it, refunded)."""
+    sold, charge = await releases.settle_confirming(hub, event_id, hold_id)
+    outcome = "sold" if sold else "released"
     metrics.STUCK_BOOKINGS.labels(outcome).inc()
     log.warning(
         "stuck_booking_settled", event_id=str(event_id), hold_id=str(hold_id), outcome=outcome
     )
+    if charge is not None:
+        await charges.refund_left(hub, hold_id, charge)
     return outcome
 
 
@@ -133,8 +137,9 @@ async def expiry_loop(hub: Hub) -> None:
 
 
 async def housekeeping_loop(hub: Hub) -> None:
-    """Leader loop: every few seconds, settle confirmations left behind, finish pending
-    frees and offer free seats to anyone waiting."""
+    """Leader loop: every few seconds, settle confirmations left behind (and refund their
+    charges where no booking was written), finish pending frees and offer free seats to
+    anyone waiting."""
     live = _LiveEvents()
     while True:
         try:

@@ -46,7 +46,7 @@ from hub.db import seat_frees as seat_frees_db
 from hub.db import waitlist as waitlist_db
 from hub.inventory import HoldKind, HoldPlaced, Refusal, Released, ReleaseMode
 from hub.metrics import EXPIRED_HOLDS
-from hub.services import events, live_seats, notifications, placing
+from hub.services import charges, events, live_seats, notifications, placing
 
 log = structlog.get_logger(__name__)
 
@@ -112,9 +112,13 @@ async def expire_due_holders(hub: Hub, event_id: uuid.UUID, seats: Sequence[int]
     return freed
 
 
-async def settle_confirming(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -> bool:
+async def settle_confirming(
+    hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID
+) -> tuple[bool, charges.Charge | None]:
     """Settle a hold left confirming by a crashed process from PostgreSQL's record: its
-    seats become sold if the booking was written (True), else the hold is freed (False).
+    seats become sold if the booking was written (``(True, None)``), else the hold is
+    freed and the charge noted with it taken, for the caller to refund (``(False, the
+    charge or None)``).
 
     The decision and the Redis change happen under the hold's advisory lock, the one its
     confirmation writes under, so a slow confirmation cannot commit between the check and
@@ -125,14 +129,15 @@ async def settle_confirming(hub: Hub, event_id: uuid.UUID, hold_id: uuid.UUID) -
         seats = await lifecycle.booked_seat_indexes(con, hold_id)
         if seats is not None:
             await hub.inventory.finish_confirm(event_id, hold_id, seats, forget=True)
-            return True
+            return True, None
+        charge = await charges.take(hub, event_id, hold_id)
         released = await hub.inventory.release(
             event_id, hold_id, mode=ReleaseMode.FORCE, forget=placing.index_ttl_seconds(hub)
         )
     if isinstance(released, Released):
         await _after_release(hub, event_id, released, Outcome.RELEASED)
         await offer_free_seats(hub, event_id, prefer=released.seats)
-    return False
+    return False, charge
 
 
 async def release_all_holds(hub: Hub, event_id: uuid.UUID) -> int:
