@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 
+from engines.discounts import PriceBreakdown
 from hub.context import Hub
+from hub.db import bookings as bookings_db
 from hub.payments import PaymentDeclined
 from tests.conftest import Account
 
@@ -109,3 +111,32 @@ async def redis_clock_reaches(hub: Hub, moment_ms: float) -> bool:
     """Whether Redis's clock, the one clock hold expiry is judged by, has reached
     ``moment_ms``: wait on this with ``eventually`` rather than sleep past a TTL."""
     return await hub.inventory.server_time_ms() >= moment_ms
+
+
+async def write_booking_behind(
+    hub: Hub, event_id: uuid.UUID, user_id: uuid.UUID, hold_id: uuid.UUID, seat_ids: list[str]
+) -> Any:
+    """Write a hold's booking (two seats at 120.00) straight to PostgreSQL, as a confirming
+    process does before it dies without telling Redis; returns the booking's row."""
+    async with hub.db.transaction() as con:
+        row = await bookings_db.write_confirmation(
+            con,
+            bookings_db.NewBooking(
+                reference=f"EVT-T{uuid.uuid4().hex[:7].upper()}",
+                event_id=event_id,
+                user_id=user_id,
+                hold_id=hold_id,
+                price=PriceBreakdown(
+                    subtotal_cents=24000, rate_bp=0, discount_cents=0, total_cents=24000
+                ),
+                discount_code=None,
+                group_name=None,
+                seat_ids=[uuid.UUID(s) for s in seat_ids],
+                prices=[12000, 12000],
+                provider="test",
+                provider_ref="left-behind",
+                notification_kind="booking_confirmed",
+            ),
+        )
+    assert not isinstance(row, str), row  # written
+    return row

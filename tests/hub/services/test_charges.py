@@ -11,13 +11,19 @@ from typing import Any
 import httpx
 import pytest
 
-from engines.discounts import PriceBreakdown
 from hub.context import Hub
-from hub.db import bookings as bookings_db
 from hub.services import charges, expiry
 from tests.conftest import Account
 from tests.factories import make_event
-from tests.hub.api.booking_helpers import API, ScriptedPayments, book, hold_ok, seat_map, statuses
+from tests.hub.api.booking_helpers import (
+    API,
+    ScriptedPayments,
+    book,
+    hold_ok,
+    seat_map,
+    statuses,
+    write_booking_behind,
+)
 
 
 @pytest.fixture
@@ -68,27 +74,10 @@ async def test_the_charge_of_a_booking_that_was_written_is_kept(
 ) -> None:
     event = await make_event(client, admin, rows=1, seats_per_row=4)
     hold_id, held = await _confirming(client, hub, user, event)
-    async with hub.db.transaction() as con:  # the process committed, then died
-        written = await bookings_db.write_confirmation(
-            con,
-            bookings_db.NewBooking(
-                reference=f"EVT-W{uuid.uuid4().hex[:7].upper()}",
-                event_id=uuid.UUID(event["id"]),
-                user_id=uuid.UUID(user.id),
-                hold_id=hold_id,
-                price=PriceBreakdown(
-                    subtotal_cents=24000, rate_bp=0, discount_cents=0, total_cents=24000
-                ),
-                discount_code=None,
-                group_name=None,
-                seat_ids=[uuid.UUID(s["id"]) for s in held["seats"]],
-                prices=[12000, 12000],
-                provider="scripted",
-                provider_ref="ch_dead",
-                notification_kind="booking_confirmed",
-            ),
-        )
-    assert not isinstance(written, str)
+    # The process committed, then died.
+    await write_booking_behind(
+        hub, uuid.UUID(event["id"]), uuid.UUID(user.id), hold_id, [s["id"] for s in held["seats"]]
+    )
     assert await expiry.reconcile_stuck(hub, [uuid.UUID(event["id"])], stuck_after_ms=0) == 1
     assert payments.refunds == 0 and not await _noted(hub, event, hold_id)
     now = statuses(await seat_map(client, event["id"]))

@@ -9,15 +9,21 @@ import uuid
 
 import httpx
 
-from engines.discounts import PriceBreakdown
 from engines.seats import SeatCode
 from hub.context import Hub
-from hub.db import bookings as bookings_db
 from hub.services import expiry
 from loadtest.client import WatchClient
 from tests.conftest import Account
 from tests.factories import make_event
-from tests.hub.api.booking_helpers import API, hold_ok, ids_in, iso_ms, seat_map, statuses
+from tests.hub.api.booking_helpers import (
+    API,
+    hold_ok,
+    ids_in,
+    iso_ms,
+    seat_map,
+    statuses,
+    write_booking_behind,
+)
 from tests.live import WsServer
 
 
@@ -73,27 +79,7 @@ async def test_confirmations_left_behind_are_settled_from_postgresql(
     for held in (lost, committed):
         started = await hub.inventory.begin_confirm(event_id, uuid.UUID(held["hold_id"]), owner)
         assert not isinstance(started, str)
-    async with hub.db.transaction() as con:
-        row = await bookings_db.write_confirmation(
-            con,
-            bookings_db.NewBooking(
-                reference=f"EVT-T{uuid.uuid4().hex[:7].upper()}",
-                event_id=event_id,
-                user_id=owner,
-                hold_id=uuid.UUID(committed["hold_id"]),
-                price=PriceBreakdown(
-                    subtotal_cents=24000, rate_bp=0, discount_cents=0, total_cents=24000
-                ),
-                discount_code=None,
-                group_name=None,
-                seat_ids=[uuid.UUID(s) for s in ids[2:]],
-                prices=[12000, 12000],
-                provider="test",
-                provider_ref="left-behind",
-                notification_kind="booking_confirmed",
-            ),
-        )
-    assert not isinstance(row, str)  # written
+    row = await write_booking_behind(hub, event_id, owner, uuid.UUID(committed["hold_id"]), ids[2:])
     # Not stuck yet: left alone.
     assert await expiry.reconcile_stuck(hub, [event_id]) == 0
     assert await expiry.reconcile_stuck(hub, [event_id], stuck_after_ms=0) == 2
