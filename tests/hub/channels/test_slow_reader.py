@@ -23,8 +23,11 @@ CHANGES_PER_ROUND = 50
 ROUNDS = 2
 GAP_SECONDS = 0.06  # above the 50 ms tick: each change goes out on its own, at once
 # Below this a p99 is scheduler noise on a shared 2-core box, not a cost of the stalled
-# client: the 2x bound is taken against at least this much.
-NOISE_FLOOR_SECONDS = 0.005
+# client: the 2x bound is taken against at least this much. (The readers' p99 without the
+# stalled client ranged 5-13 ms over runs of this test on one machine; a fresh-clone run
+# failed a 5 ms floor at 4.95 ms alone against 10.49 ms beside. A stalled client that cost
+# the others, e.g. snapshots written in the loop for its resync flood, shows in tens of ms.)
+NOISE_FLOOR_SECONDS = 0.010
 
 
 def _p99(samples: list[float]) -> float:
