@@ -130,10 +130,17 @@ async def settle_confirming(
         if seats is not None:
             await hub.inventory.finish_confirm(event_id, hold_id, seats, forget=True)
             return True, None
+        # Taken before the release, which deletes the hold's record, note and all; put back
+        # if the release fails, so the next settle still finds it.
         charge = await charges.take(hub, event_id, hold_id)
-        released = await hub.inventory.release(
-            event_id, hold_id, mode=ReleaseMode.FORCE, forget=placing.index_ttl_seconds(hub)
-        )
+        try:
+            released = await hub.inventory.release(
+                event_id, hold_id, mode=ReleaseMode.FORCE, forget=placing.index_ttl_seconds(hub)
+            )
+        except BaseException:
+            if charge is not None:
+                await charges.note(hub, event_id, hold_id, charge)
+            raise
     if isinstance(released, Released):
         await _after_release(hub, event_id, released, Outcome.RELEASED)
         await offer_free_seats(hub, event_id, prefer=released.seats)

@@ -121,3 +121,27 @@ async def test_a_note_is_taken_once_and_only_from_a_confirming_hold(
     assert not await charges.note(hub, event_id, gone, taken)
     key = hub.store.keys.event(event["id"], f"hold:{gone}")
     assert not await hub.store.client.exists(key)
+
+
+async def test_a_release_that_fails_keeps_the_note_for_the_next_settle(
+    client: httpx.AsyncClient,
+    hub: Hub,
+    admin: Account,
+    user: Account,
+    payments: ScriptedPayments,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = await make_event(client, admin, rows=1, seats_per_row=4)
+    event_id = uuid.UUID(event["id"])
+    hold_id, _ = await _confirming(client, hub, user, event)
+
+    async def failing(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("Redis failed between the take and the release")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(hub.inventory, "release", failing)
+        with pytest.raises(RuntimeError):
+            await expiry.reconcile_stuck(hub, [event_id], stuck_after_ms=0)
+    assert payments.refunds == 0 and await _noted(hub, event, hold_id)
+    assert await expiry.reconcile_stuck(hub, [event_id], stuck_after_ms=0) == 1
+    assert payments.refunds == 1
