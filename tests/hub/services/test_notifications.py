@@ -39,25 +39,27 @@ async def row_of(hub: Hub, marker: str) -> Any:
 
 async def test_sent_once_and_kept_through_an_outage(hub: Hub, user: Account) -> None:
     marker = uuid.uuid4().hex
-    async with hub.db.transaction() as con:
-        await notifications.notify(
-            con, Kind.BOOKING_CANCELLED, uuid.UUID(user.id), {"marker": marker}
-        )
-    # A rolled-back transaction queues nothing.
-    try:
-        async with hub.db.transaction() as con:
-            await notifications.notify(
-                con, Kind.BOOKING_CANCELLED, uuid.UUID(user.id), {"marker": marker}
-            )
-            raise RuntimeError("rollback")
-    except RuntimeError:
-        pass
-
     # The leader's outbox loop (running in this app) does the sending, through our senders.
+    # The outage starts before the row is queued: a pass between the commit and the swap
+    # would otherwise send it through the hub's own sender, and the breaker would see nothing.
     original = hub.sender
     async with quick_breakers(hub) as breakers:
         try:
             hub.sender = Recorder(fail=ConnectionError("mail server down"))
+            async with hub.db.transaction() as con:
+                await notifications.notify(
+                    con, Kind.BOOKING_CANCELLED, uuid.UUID(user.id), {"marker": marker}
+                )
+            # A rolled-back transaction queues nothing.
+            try:
+                async with hub.db.transaction() as con:
+                    await notifications.notify(
+                        con, Kind.BOOKING_CANCELLED, uuid.UUID(user.id), {"marker": marker}
+                    )
+                    raise RuntimeError("rollback")
+            except RuntimeError:
+                pass
+
             # An outage: the breaker counts it and opens; the row waits, no attempt counted.
             assert await eventually(lambda: breakers.email.state == "open", within=10)
             row = await row_of(hub, marker)
