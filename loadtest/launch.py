@@ -270,6 +270,7 @@ def start_local_servers(
 async def _fresh_database(admin_url: str, name: str) -> str:
     import asyncpg
 
+    from hub.db import with_database
     from hub.db.migrate import migrate
 
     con = await asyncpg.connect(admin_url)
@@ -277,7 +278,7 @@ async def _fresh_database(admin_url: str, name: str) -> str:
         await con.execute(f'CREATE DATABASE "{name}"')
     finally:
         await con.close()
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    url = with_database(admin_url, name)
     await migrate(url)
     return url
 
@@ -285,9 +286,11 @@ async def _fresh_database(admin_url: str, name: str) -> str:
 async def _drop_database(admin_url: str, url: str) -> None:
     import asyncpg
 
+    from hub.db import database_of
+
     con = await asyncpg.connect(admin_url)
     try:
-        await con.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await con.execute(f'DROP DATABASE IF EXISTS "{database_of(url)}" WITH (FORCE)')
     finally:
         await con.close()
 

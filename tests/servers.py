@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -60,11 +60,6 @@ def find_servers() -> TestServers:
     return TestServers(database_url, redis_url, embedded)
 
 
-def database_url_for(admin_url: str, name: str) -> str:
-    parts = urlsplit(admin_url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 def run_token() -> str:
     return uuid.uuid4().hex[:10]
 
@@ -74,13 +69,14 @@ async def scratch_database(servers: TestServers, prefix: str = "evently_t") -> A
     """A freshly migrated database of its own, dropped afterwards; yields its URL."""
     import asyncpg
 
+    from hub.db import with_database
     from hub.db.migrate import migrate
 
     name = f"{prefix}_{run_token()}"
     admin = await asyncpg.connect(servers.admin_database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    url = database_url_for(servers.admin_database_url, name)
+    url = with_database(servers.admin_database_url, name)
     try:
         await migrate(url)
         yield url

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
@@ -47,6 +48,17 @@ Connection = asyncpg.Connection
 Record = asyncpg.Record
 UniqueViolation = asyncpg.UniqueViolationError
 SerializationFailure = asyncpg.SerializationError
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming database ``name`` instead: its server, user, password and options
+    (``?host=/var/run/postgresql``, a Unix socket's directory, among them) kept."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def database_of(url: str) -> str:
+    """The database a DSN names."""
+    return unquote(urlsplit(url).path.lstrip("/"))
 
 
 class CommitUnknown(ServiceUnavailable):
