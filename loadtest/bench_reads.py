@@ -14,7 +14,8 @@ Setup and pinning are bench-holds' (``bench_holds.setup``: a private Redis, the 
 workers and rate limits off on a fresh database, the hub and the bare app on the first
 core, Redis and this client on the second). The bare app runs every level and mode first,
 then the hub, like bench-holds. ``--profile-hub FILE`` records one hub worker with py-spy
-(``--format raw``) over the whole hub phase: a diagnosis run, its figures perturbed.
+over the whole hub phase (a flame graph for a ``.svg`` name, else raw collapsed stacks): a
+diagnosis run, its figures perturbed.
 
 Output: a line per level, then a table per mode (``connections | bare req/s | hub req/s |
 ratio | bare p99 | hub p99 | p99 ratio``; medians over ``--runs``, with the spread) and a
@@ -74,7 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--profile-hub",
         type=Path,
         metavar="FILE",
-        help="record one hub worker with py-spy (raw collapsed stacks) over the hub phase",
+        help="record one hub worker with py-spy over the hub phase: a flame graph when FILE "
+        "ends in .svg, else raw collapsed stacks",
     )
 
 
@@ -269,7 +271,8 @@ def _profiled(out: Path | None, hub_pids: list[int]) -> Iterator[None]:
         return
     worker = _first_worker(hub_pids)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(PY_SPY), "record", "-p", str(worker), "--format", "raw", "-o", str(out)]
+    kind = "flamegraph" if out.suffix == ".svg" else "raw"
+    cmd = [str(PY_SPY), "record", "-p", str(worker), "--format", kind, "-o", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     print(f"  profiling hub worker {worker} with py-spy into {out}", flush=True)
     try:
