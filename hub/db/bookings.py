@@ -181,6 +181,18 @@ async def refund_failed(
     )
 
 
+async def users_who_booked(
+    con: Connection, event_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Which of ``user_ids`` have a booking of the event, cancelled ones included."""
+    rows = await con.fetch(
+        "SELECT DISTINCT user_id FROM bookings WHERE event_id = $1 AND user_id = ANY($2::uuid[])",
+        event_id,
+        list(user_ids),
+    )
+    return [row["user_id"] for row in rows]
+
+
 async def confirmed_of_event(
     con: Connection, event_id: uuid.UUID, *, for_update: bool = False
 ) -> list[Record]:

@@ -6,10 +6,14 @@ Every ``TICK_SECONDS``, for each event with a waiting room on that has opened:
    state) → every waiter's status becomes ``sold_out`` (``queue_sold_out.lua``) and the
    room admits no one more.
 2. Sessions whose time ran out end (``queue_session_end.lua``): one whose user neither
-   holds nor owns a seat of the event (the inventory's ``owned`` count) was never used,
-   becomes ``expired``, and is given back to the flow (one extra admission). Sessions still
-   running whose user holds and owns nothing yet are *idle*: load on its way that the p99
-   has not seen, which the controller counts against raising the rate.
+   holds nor owns a seat of the event (the inventory's ``owned`` count) and never booked
+   one (PostgreSQL's bookings, cancelled ones included) was never used, becomes
+   ``expired``, and is given back to the flow (one extra admission). Sessions still running
+   whose user holds, owns and booked nothing yet are *idle*: load on its way that the p99
+   has not seen, which the controller counts against raising the rate. (A buyer who booked
+   and cancelled is not idle: counting them held the seats they gave back from the queue
+   until their session ran out, ten minutes by default. While PostgreSQL cannot be asked,
+   the seats alone decide, as before.)
 3. The rate: the room's fixed ``admit_per_second``, or the adaptive controller
    (``engines.admission``) fed with the hold p99 of the last ``P99_WINDOW_SECONDS`` and the
    idle count, steering to ``SETPOINT_SHARE`` of ``EVENTLY_WAITING_ROOM_TARGET_P99_MS``.
@@ -63,6 +67,8 @@ from engines.admission import (
 )
 from hub import metrics, waiting_rooms
 from hub.context import Hub
+from hub.db import bookings as bookings_db
+from hub.errors import ServiceUnavailable
 from hub.leader import Fence, StaleLeader, current_fence
 from hub.services import waiting_room
 from hub.services.waiting_room import Room, RoomKeys
@@ -71,6 +77,8 @@ log = structlog.get_logger(__name__)
 
 TICK_SECONDS = 0.5
 P99_WINDOW_SECONDS = 2.0
+# How long a step waits for PostgreSQL's answer on who booked before going on without it.
+BOOKINGS_READ_SECONDS = 1.0
 # The request histogram's series of a hold (hub.api.holds).
 HOLD_REQUESTS = {"method": "POST", "route": "/api/v1/events/{event_id}/holds"}
 
@@ -260,11 +268,13 @@ async def _sessions(hub: Hub, room: Room) -> tuple[int, int]:
         return 0, 0
     users = [_s(u) for u, _ in sessions]
     owned = await client.hmget(hub.store.keys.event(room.event_id, "owned"), users)
+    unowned = [user for user, count in zip(users, owned, strict=True) if not int(count or 0)]
+    booked = await _booked(hub, room.event_id, unowned) if unowned else set()
     now = time.time()
     ended: list[str] = []
     idle = 0
     for (user, expires), count in zip(sessions, owned, strict=True):
-        used = int(count or 0) > 0
+        used = int(count or 0) > 0 or _s(user) in booked
         if expires <= now:
             ended += [_s(user), "1" if used else "0"]
         elif not used:
@@ -273,6 +283,20 @@ async def _sessions(hub: Hub, room: Room) -> tuple[int, int]:
     if ended:
         returned = int(await hub.queue_scripts.session_end([keys.sessions, keys.users], ended))
     return returned, idle
+
+
+async def _booked(hub: Hub, event_id: uuid.UUID, users: list[str]) -> set[str]:
+    """Which of ``users`` booked a seat of the event at some point; none while PostgreSQL
+    cannot be asked (the seats they own decide alone meanwhile)."""
+    try:
+        async with asyncio.timeout(BOOKINGS_READ_SECONDS), hub.db.connection() as con:
+            found = await bookings_db.users_who_booked(
+                con, event_id, [uuid.UUID(user) for user in users]
+            )
+    except (ServiceUnavailable, TimeoutError) as exc:
+        log.warning("admission_bookings_unread", event_id=str(event_id), error=repr(exc))
+        return set()
+    return {str(user) for user in found}
 
 
 def _s(value: object) -> str:

@@ -10,16 +10,19 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import numpy as np
 
 from hub.app import create_app
 from hub.context import Hub
-from hub.services import admission, bookings, holds, waiting_room
+from hub.db import Database
+from hub.services import admission, bookings, cancellation, holds, waiting_room
 from hub.services.bookings import BookingRequest
 from hub.settings import Settings
 from tests.conftest import Account, register
 from tests.factories import make_event
+from tests.live import free_port
 from tests.waiting import eventually
 
 # A rate so small that the leader admits nobody while a test looks at the queue.
@@ -232,6 +235,36 @@ async def test_no_one_is_admitted_beyond_the_free_seats(
     assert (await statuses()).count("admitted") == 3
 
 
+async def test_a_buyer_who_booked_and_cancelled_does_not_hold_back_the_queue(
+    hub: Hub, client: httpx.AsyncClient, admin: Account
+) -> None:
+    """An admitted buyer who booked and then cancelled owns nothing, but their session was
+    used: the seats they gave back go to the queue at once, not when their session ends."""
+    event = await make_event(client, admin, rows=1, seats_per_row=2)  # 4 seats
+    event_id = uuid.UUID(event["id"])
+    buyer = uuid.UUID((await register(client)).id)
+    await waiting_room.configure(hub, event_id, _in(600), TRICKLE, None)
+    await waiting_room.join(hub, buyer, event_id)
+    room = await waiting_room.read_room(hub, event_id)
+    assert room is not None and await waiting_room.admit(hub, room, [buyer]) == 1
+    token = (await waiting_room.place(hub, buyer, event_id))["token"]
+    held = await holds.place_hold(hub, buyer, event_id, quantity=2, admission_token=token)
+    booked = await bookings.confirm_hold(hub, buyer, uuid.UUID(str(held["hold_id"])))
+    await cancellation.cancel_booking(hub, buyer, False, uuid.UUID(str(booked["id"])))
+    waiters = [uuid.uuid4() for _ in range(6)]
+    for user in waiters:
+        await waiting_room.join(hub, user, event_id)
+    await waiting_room.configure(hub, event_id, _in(-0.001), 100.0, None)  # opens, 100/s
+
+    async def statuses() -> list[str]:
+        return [(await waiting_room.place(hub, u, event_id))["status"] for u in waiters]
+
+    # 4 seats free and nobody idle: four go in (three if the buyer counted as idle).
+    assert await eventually(lambda: _admitted(statuses, 4), within=10)
+    await asyncio.sleep(3 * admission.TICK_SECONDS)
+    assert (await statuses()).count("admitted") == 4
+
+
 async def _admitted(statuses: Any, count: int) -> bool:
     return (await statuses()).count("admitted") == count
 
@@ -254,3 +287,20 @@ async def test_the_controller_reads_whole_hold_requests(
     assert held.status_code == 201, held.text
     seen = p99.read()
     assert seen is not None and 0 < seen <= 10.0
+
+
+async def test_who_booked_is_not_asked_of_a_database_that_is_not_there(hub: Hub) -> None:
+    """The admission step asks PostgreSQL who booked; while it cannot, only the seats the
+    admitted buyers own count (as before), and the step goes on within its second."""
+    pool = await asyncpg.create_pool(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/nothing", min_size=0
+    )
+    kept = hub.db
+    hub.db = Database(pool)
+    try:
+        started = time.monotonic()
+        assert await admission._booked(hub, uuid.uuid4(), [str(uuid.uuid4())]) == set()
+        assert time.monotonic() - started < admission.BOOKINGS_READ_SECONDS + 0.5
+    finally:
+        hub.db = kept
+        await pool.close()
