@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -206,30 +207,15 @@ async def test_no_one_is_admitted_beyond_the_free_seats(
     """Letting buyers in while every seat is held would only meet conflicts: admissions
     stop at the free seats (less one for each admitted buyer who holds nothing yet), the
     others keep their places, and go in when held seats come back."""
-    event = await make_event(client, admin, rows=1, seats_per_row=2)  # 4 seats
-    event_id = uuid.UUID(event["id"])
-    buyer = uuid.UUID((await register(client)).id)
-    await waiting_room.configure(hub, event_id, _in(600), TRICKLE, None)
-    await waiting_room.join(hub, buyer, event_id)
-    room = await waiting_room.read_room(hub, event_id)
-    assert room is not None and await waiting_room.admit(hub, room, [buyer]) == 1
-    token = (await waiting_room.place(hub, buyer, event_id))["token"]
-    held = await holds.place_hold(hub, buyer, event_id, quantity=2, admission_token=token)
-    waiters = [uuid.uuid4() for _ in range(6)]
-    for user in waiters:
-        await waiting_room.join(hub, user, event_id)
-    await waiting_room.configure(hub, event_id, _in(-0.001), 100.0, None)  # opens, 100/s
-
-    async def statuses() -> list[str]:
-        return [(await waiting_room.place(hub, u, event_id))["status"] for u in waiters]
-
+    event_id, buyer, hold_id = await _one_buyer_holding_two(hub, client, admin)
+    statuses = await _open_to_waiters(hub, event_id)
     assert await eventually(lambda: _admitted(statuses, 2), within=10)
     await asyncio.sleep(3 * admission.TICK_SECONDS)  # nothing more: the free seats are spoken for
     now = await statuses()
     assert sorted(now) == ["admitted"] * 2 + ["waiting"] * 4, now  # (the places were drawn)
 
     # 4 seats free, 3 admitted buyers holding nothing (the first one let go): one more.
-    await holds.release_hold(hub, buyer, uuid.UUID(str(held["hold_id"])))
+    await holds.release_hold(hub, buyer, hold_id)
     assert await eventually(lambda: _admitted(statuses, 3), within=10)
     await asyncio.sleep(3 * admission.TICK_SECONDS)
     assert (await statuses()).count("admitted") == 3
@@ -240,6 +226,21 @@ async def test_a_buyer_who_booked_and_cancelled_does_not_hold_back_the_queue(
 ) -> None:
     """An admitted buyer who booked and then cancelled owns nothing, but their session was
     used: the seats they gave back go to the queue at once, not when their session ends."""
+    event_id, buyer, hold_id = await _one_buyer_holding_two(hub, client, admin)
+    booked = await bookings.confirm_hold(hub, buyer, hold_id)
+    await cancellation.cancel_booking(hub, buyer, False, uuid.UUID(str(booked["id"])))
+    statuses = await _open_to_waiters(hub, event_id)
+    # 4 seats free and nobody idle: four go in (three if the buyer counted as idle).
+    assert await eventually(lambda: _admitted(statuses, 4), within=10)
+    await asyncio.sleep(3 * admission.TICK_SECONDS)
+    assert (await statuses()).count("admitted") == 4
+
+
+async def _one_buyer_holding_two(
+    hub: Hub, client: httpx.AsyncClient, admin: Account
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A 4-seat event whose room has not opened, and one buyer let in early who holds 2 of
+    its seats: ``(event id, buyer, hold id)``."""
     event = await make_event(client, admin, rows=1, seats_per_row=2)  # 4 seats
     event_id = uuid.UUID(event["id"])
     buyer = uuid.UUID((await register(client)).id)
@@ -249,20 +250,23 @@ async def test_a_buyer_who_booked_and_cancelled_does_not_hold_back_the_queue(
     assert room is not None and await waiting_room.admit(hub, room, [buyer]) == 1
     token = (await waiting_room.place(hub, buyer, event_id))["token"]
     held = await holds.place_hold(hub, buyer, event_id, quantity=2, admission_token=token)
-    booked = await bookings.confirm_hold(hub, buyer, uuid.UUID(str(held["hold_id"])))
-    await cancellation.cancel_booking(hub, buyer, False, uuid.UUID(str(booked["id"])))
-    waiters = [uuid.uuid4() for _ in range(6)]
+    return event_id, buyer, uuid.UUID(str(held["hold_id"]))
+
+
+async def _open_to_waiters(
+    hub: Hub, event_id: uuid.UUID, count: int = 6
+) -> Callable[[], Awaitable[list[str]]]:
+    """``count`` waiters join and the room opens (100 a second); returns a reader of their
+    statuses."""
+    waiters = [uuid.uuid4() for _ in range(count)]
     for user in waiters:
         await waiting_room.join(hub, user, event_id)
-    await waiting_room.configure(hub, event_id, _in(-0.001), 100.0, None)  # opens, 100/s
+    await waiting_room.configure(hub, event_id, _in(-0.001), 100.0, None)
 
     async def statuses() -> list[str]:
         return [(await waiting_room.place(hub, u, event_id))["status"] for u in waiters]
 
-    # 4 seats free and nobody idle: four go in (three if the buyer counted as idle).
-    assert await eventually(lambda: _admitted(statuses, 4), within=10)
-    await asyncio.sleep(3 * admission.TICK_SECONDS)
-    assert (await statuses()).count("admitted") == 4
+    return statuses
 
 
 async def _admitted(statuses: Any, count: int) -> bool:
