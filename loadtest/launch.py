@@ -260,39 +260,13 @@ def start_local_servers(
 ) -> tuple[str, str]:
     """A fresh, migrated database on ``--pg-url``'s server and Redis at ``--redis-url``;
     appends to ``cleanup`` the steps that drop the database and the run's keys."""
+    from hub.db.migrate import create_migrated, drop_database
+
     redis_url = args.redis_url or LOCAL_REDIS
-    database_url = asyncio.run(_fresh_database(args.pg_url, f"evently_surge_{token}"))
-    cleanup.append(lambda: asyncio.run(_drop_database(args.pg_url, database_url)))
+    database_url = asyncio.run(create_migrated(args.pg_url, f"evently_surge_{token}"))
+    cleanup.append(lambda: asyncio.run(drop_database(args.pg_url, database_url)))
     cleanup.append(lambda: asyncio.run(_drop_keys(redis_url, prefix)))
     return database_url, redis_url
-
-
-async def _fresh_database(admin_url: str, name: str) -> str:
-    import asyncpg
-
-    from hub.db import with_database
-    from hub.db.migrate import migrate
-
-    con = await asyncpg.connect(admin_url)
-    try:
-        await con.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await con.close()
-    url = with_database(admin_url, name)
-    await migrate(url)
-    return url
-
-
-async def _drop_database(admin_url: str, url: str) -> None:
-    import asyncpg
-
-    from hub.db import database_of
-
-    con = await asyncpg.connect(admin_url)
-    try:
-        await con.execute(f'DROP DATABASE IF EXISTS "{database_of(url)}" WITH (FORCE)')
-    finally:
-        await con.close()
 
 
 async def _drop_keys(redis_url: str, prefix: str) -> None:

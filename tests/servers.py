@@ -67,20 +67,10 @@ def run_token() -> str:
 @contextlib.asynccontextmanager
 async def scratch_database(servers: TestServers, prefix: str = "evently_t") -> AsyncIterator[str]:
     """A freshly migrated database of its own, dropped afterwards; yields its URL."""
-    import asyncpg
+    from hub.db.migrate import create_migrated, drop_database
 
-    from hub.db import with_database
-    from hub.db.migrate import migrate
-
-    name = f"{prefix}_{run_token()}"
-    admin = await asyncpg.connect(servers.admin_database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = with_database(servers.admin_database_url, name)
+    url = await create_migrated(servers.admin_database_url, f"{prefix}_{run_token()}")
     try:
-        await migrate(url)
         yield url
     finally:
-        admin = await asyncpg.connect(servers.admin_database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(servers.admin_database_url, url)

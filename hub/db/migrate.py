@@ -77,3 +77,33 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[int]:
             await con.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     finally:
         await con.close()
+
+
+async def create_migrated(admin_url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``admin_url`` and migrate it; returns its
+    DSN (``admin_url``'s, naming it). A migration that fails drops it again."""
+    from hub.db import with_database
+
+    con = await asyncpg.connect(admin_url)
+    try:
+        await con.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await con.close()
+    url = with_database(admin_url, name)
+    try:
+        await migrate(url)
+    except BaseException:
+        await drop_database(admin_url, url)
+        raise
+    return url
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    """Drop the database ``url`` names, through ``admin_url``, whoever is connected to it."""
+    from hub.db import database_of
+
+    con = await asyncpg.connect(admin_url)
+    try:
+        await con.execute(f'DROP DATABASE IF EXISTS "{database_of(url)}" WITH (FORCE)')
+    finally:
+        await con.close()

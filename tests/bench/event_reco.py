@@ -46,10 +46,11 @@ from engines.recommend_eval import EPOCH, World, generate_world
 from hub.app import create_app
 from hub.auth import issue_token
 from hub.context import open_hub
+from hub.db.migrate import create_migrated, drop_database
 from hub.services import event_recommendations as reco
 from hub.settings import Settings
 from hub.tokens import Role
-from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_database, _drop_keys, _fresh_database
+from loadtest.launch import LOCAL_PG, LOCAL_REDIS, _drop_keys
 
 BUILD_TARGET_S = 60.0
 REQUEST_TARGET_MS = 20.0
@@ -303,7 +304,7 @@ async def run(args: argparse.Namespace) -> int:
     generated = time.perf_counter() - started
     token = secrets.token_hex(4)
     prefix = f"evently:recobench{token}:"
-    database_url = await _fresh_database(args.pg_url, f"evently_reco_{token}")
+    database_url = await create_migrated(args.pg_url, f"evently_reco_{token}")
     try:
         con = await asyncpg.connect(database_url)
         now = await con.fetchval("SELECT now()")
@@ -331,7 +332,7 @@ async def run(args: argparse.Namespace) -> int:
         built = await _time_builds(settings, not args.no_offload)
         served = await _time_requests(settings, user_ids, args.requests, args.seed)
     finally:
-        await _drop_database(args.pg_url, database_url)
+        await drop_database(args.pg_url, database_url)
         await _drop_keys(args.redis_url, prefix)
     return 0 if built and served else 1
 

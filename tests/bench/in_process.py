@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from hub.app import create_app
+from hub.db.migrate import create_migrated, drop_database
 from hub.settings import Settings
-from loadtest.launch import _drop_database, _drop_keys, _fresh_database
+from loadtest.launch import _drop_keys
 
 
 @asynccontextmanager
@@ -22,7 +23,7 @@ async def scratch_app(
     ``redis_url``, both named after ``name``; ``settings`` override the rest."""
     token = secrets.token_hex(4)
     prefix = f"evently:{name}bench{token}:"
-    database_url = await _fresh_database(pg_url, f"evently_{name}_{token}")
+    database_url = await create_migrated(pg_url, f"evently_{name}_{token}")
     try:
         app = create_app(
             Settings(
@@ -39,5 +40,5 @@ async def scratch_app(
         async with app.router.lifespan_context(app):
             yield app
     finally:
-        await _drop_database(pg_url, database_url)
+        await drop_database(pg_url, database_url)
         await _drop_keys(redis_url, prefix)
