@@ -268,16 +268,16 @@ async def _sessions(hub: Hub, room: Room) -> tuple[int, int]:
         return 0, 0
     users = [_s(u) for u, _ in sessions]
     owned = await client.hmget(hub.store.keys.event(room.event_id, "owned"), users)
-    unowned = [user for user, count in zip(users, owned, strict=True) if not int(count or 0)]
-    booked = await _booked(hub, room.event_id, unowned) if unowned else set()
+    owning = {user for user, count in zip(users, owned, strict=True) if int(count or 0) > 0}
+    unowned = [user for user in users if user not in owning]
+    used = owning | (await _booked(hub, room.event_id, unowned) if unowned else set())
     now = time.time()
     ended: list[str] = []
     idle = 0
-    for (user, expires), count in zip(sessions, owned, strict=True):
-        used = int(count or 0) > 0 or _s(user) in booked
+    for user, (_, expires) in zip(users, sessions, strict=True):
         if expires <= now:
-            ended += [_s(user), "1" if used else "0"]
-        elif not used:
+            ended += [user, "1" if user in used else "0"]
+        elif user not in used:
             idle += 1
     returned = 0
     if ended:
